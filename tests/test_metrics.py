@@ -1,0 +1,174 @@
+"""vaelab.metrics against scikit-image references and hand-computed values."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage import data, transform
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from vaelab import metrics as m
+
+
+def _sk_ssim(a, b):
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        data_range=255, channel_axis=-1,
+    )
+
+
+def _random_pair(shape=(3, 37, 52, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _astronaut_pair(frames=2, seed=0):
+    """Smooth natural image (downsized astronaut) vs. noisy copies, one per frame."""
+    img = transform.resize(data.astronaut(), (96, 128), anti_aliasing=True)
+    img = np.round(img * 255).astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    ref = np.stack([img] * frames)
+    noise = rng.normal(0, 6 * np.arange(1, frames + 1)[:, None, None, None], ref.shape)
+    rec = np.clip(ref + np.round(noise), 0, 255).astype(np.uint8)
+    return ref, rec
+
+
+PAIRS = [_random_pair(), _astronaut_pair()]
+
+
+@pytest.mark.parametrize("ref,rec", PAIRS, ids=["random", "astronaut"])
+def test_psnr_matches_skimage(ref, rec):
+    expected = [peak_signal_noise_ratio(a, b, data_range=255) for a, b in zip(ref, rec)]
+    got = m.psnr_per_frame(ref, rec)
+    assert got.shape == (len(ref),) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("ref,rec", PAIRS, ids=["random", "astronaut"])
+def test_ssim_matches_skimage(ref, rec):
+    expected = [_sk_ssim(a, b) for a, b in zip(ref, rec)]
+    got = m.ssim_per_frame(ref, rec)
+    assert got.shape == (len(ref),)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_ssim_distinguishes_frames():
+    ref, rec = _astronaut_pair(frames=3)
+    s = m.ssim_per_frame(ref, rec)
+    assert s[0] > s[1] > s[2]  # noise grows with the frame index
+
+
+def test_identical_frames():
+    ref, _ = _random_pair()
+    np.testing.assert_array_equal(m.psnr_per_frame(ref, ref), m.PSNR_CAP)
+    assert m.pooled_psnr(ref, ref) == m.PSNR_CAP
+    np.testing.assert_allclose(m.ssim_per_frame(ref, ref), 1.0, atol=1e-12)
+    assert not np.any(m.error_maps(ref, ref))
+    assert str(int(m.PSNR_CAP)) in m.CONVENTIONS["psnr"]
+
+
+def test_error_maps_values():
+    ref = np.zeros((2, 4, 5, 3), np.uint8)
+    rec = ref.copy()
+    rec[0, 1, 2] = (30, 0, 255)  # |diff| 30, 0, 255 -> mean 95
+    rec[1, 3, 4] = (10, 10, 10)
+    ref[1, 0, 0] = (200, 200, 201)  # rec darker than ref must still be positive
+    e = m.error_maps(ref, rec)
+    assert e.shape == (2, 4, 5) and e.dtype == np.float32
+    expected = np.zeros((2, 4, 5), np.float32)
+    expected[0, 1, 2], expected[1, 3, 4], expected[1, 0, 0] = 95, 10, 601 / 3
+    np.testing.assert_allclose(e, expected, rtol=1e-6)
+
+
+def test_pooled_vs_mean_psnr():
+    ref = np.full((2, 16, 16, 3), 128, np.uint8)
+    rec = ref.copy()
+    rec[0] += 1  # MSE 1
+    rec[1] += 10  # MSE 100
+    per_frame = m.psnr_per_frame(ref, rec)
+    np.testing.assert_allclose(per_frame, [10 * np.log10(255**2), 10 * np.log10(255**2 / 100)])
+    pooled = m.pooled_psnr(ref, rec)
+    assert pooled == pytest.approx(10 * np.log10(255**2 / 50.5))
+    assert abs(pooled - per_frame.mean()) > 1.0
+
+
+def test_temporal_flicker():
+    clip = np.zeros((3, 4, 4, 3), np.uint8)
+    clip[1] = 12
+    clip[2, :2] = 12  # half of the pixels go back to 0
+    np.testing.assert_allclose(m.temporal_flicker(clip), [0, 12, 6])
+
+
+def test_rejects_bad_inputs():
+    ref, rec = _random_pair()
+    with pytest.raises(ValueError):
+        m.psnr_per_frame(ref, rec[:, :-1])
+    with pytest.raises(ValueError):
+        m.ssim_per_frame(ref.astype(np.float32), rec.astype(np.float32))
+
+
+def test_clip_metrics_without_lpips_is_json_safe():
+    ref, rec = _astronaut_pair(frames=2)
+    cm = m.clip_metrics(ref, rec, with_lpips=False)
+    d = json.loads(json.dumps(cm.to_dict()))
+    assert d["lpips"] is None and d["lpips_mean"] is None
+    assert len(d["psnr"]) == len(d["ssim"]) == 2
+    assert d["psnr_mean"] == pytest.approx(np.mean(d["psnr"]))
+    assert d["ssim_mean"] == pytest.approx(np.mean(d["ssim"]))
+    assert d["pooled_psnr"] == pytest.approx(m.pooled_psnr(ref, rec))
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any attempt to download through torch.hub fails the test."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("network download attempted")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", boom)
+
+
+def test_lpips_unavailable(tmp_path, monkeypatch, no_download):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    ok, msg = m.lpips_status()
+    assert not ok
+    assert msg.startswith("LPIPS unavailable") and str(tmp_path / "checkpoints") in msg
+    ref, rec = _random_pair((2, 64, 64, 3))
+    assert m.lpips_per_frame(ref, rec) is None
+    cm = m.clip_metrics(ref, rec)
+    assert cm.lpips is None and cm.lpips_mean is None
+
+
+@pytest.fixture(scope="module")
+def random_alexnet_hub(tmp_path_factory):
+    """A torch hub dir holding a *randomly initialised* AlexNet under torchvision's filename."""
+    import torchvision
+
+    hub = tmp_path_factory.mktemp("hub")
+    name = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    (hub / "checkpoints").mkdir()
+    torch.manual_seed(0)
+    state = torchvision.models.alexnet().state_dict()
+    torch.save(state, hub / "checkpoints" / name)
+    return hub, state
+
+
+def test_lpips_available_code_path(random_alexnet_hub, monkeypatch, no_download):
+    """Exercises the LPIPS code path only: the backbone is random, so values are not LPIPS."""
+    hub, state = random_alexnet_hub
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    ok, msg = m.lpips_status()
+    assert ok, msg
+    ref, rec = _random_pair((3, 64, 64, 3))
+    d = m.lpips_per_frame(ref, rec, batch=2)  # batch < T exercises batching
+    assert d.shape == (3,) and np.all(np.isfinite(d)) and np.all(d > 0)
+    np.testing.assert_allclose(m.lpips_per_frame(ref, ref), 0.0, atol=1e-7)
+    # The trunk really holds the cached file's weights (not torchvision's own init).
+    trunk = m._get_lpips("cpu").net.state_dict()
+    assert len(trunk) == 10  # 5 conv layers x (weight, bias)
+    for key in ("slice1.0.weight", "slice3.6.bias", "slice5.10.weight"):
+        layer = key.split(".", 1)[1]
+        torch.testing.assert_close(trunk[key], state[f"features.{layer}"])
+    cm = m.clip_metrics(ref, rec)
+    assert cm.lpips == pytest.approx(d.tolist()) and cm.lpips_mean == pytest.approx(d.mean())

@@ -1,0 +1,31 @@
+"""Parameter and FLOP counts of a model's encoder and decoder (for the model cards and LiteVAE's claim)."""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _flops(fn, *args) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        fn(*args)
+    return int(counter.get_total_flops())
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_decoder_stats(name: str, size: int = 128) -> dict[str, float]:
+    """Params and FLOPs per ``size`` x ``size`` frame, split into encoder and decoder (random weights suffice)."""
+    from .. import models
+
+    model = models.build(name, models.training_record(name).get("config")).eval()
+    card = model.card
+    t = 1 if card.frame_rule in ("any", "1+4k") else 4
+    x = torch.zeros(1, 3, t, size, size)
+    with torch.no_grad():
+        z = model.encode(x)
+    enc_flops = _flops(model.encode, x) / t
+    dec_flops = _flops(model.decode, z) / t
+    enc_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("encoder", "quant_conv")))
+    return {"encoder_params": enc_params, "decoder_params": model.num_params() - enc_params,
+            "encoder_gflops": enc_flops / 1e9, "decoder_gflops": dec_flops / 1e9, "size": size}

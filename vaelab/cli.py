@@ -1,0 +1,170 @@
+"""``vaelab`` command line: serve, eval, train, models, bench.
+
+Errors a user can cause (bad clip, unknown model, missing weights) end in one line on stderr
+and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"vaelab: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _model_list(spec: str) -> list[str]:
+    from . import models
+
+    if spec in ("all", ""):
+        return models.names()
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in models.names()]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.names())}")
+    return names
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import models
+    from .io import VideoDecodeError, read_clip
+    from .pipeline import reconstruct_clip
+
+    try:
+        names = _model_list(args.models)
+        clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
+        comp = reconstruct_clip(clip.frames, names, device=args.device, with_lpips=not args.no_lpips,
+                                fps=clip.fps, clip_notes=clip.notes)
+    except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
+        return _fail(str(e))
+    report = comp.to_json()
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    for name, r in report["models"].items():
+        lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
+        print(f"{name:14s} PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}  LPIPS {lp}  latent {r['latent_shape']}  "
+              f"x{r['compression']:.0f}  enc {r['encode_s']:.2f}s dec {r['decode_s']:.2f}s")
+    if report["lpips_status"] and not any(r["lpips"] is not None for r in report["models"].values()):
+        print(report["lpips_status"], file=sys.stderr)
+    if args.output:
+        from .io import side_by_side, write_mp4
+
+        write_mp4(side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()],
+                               ["input"] + list(comp.results)), args.output, fps=clip.fps)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import models
+    from .train.loop import TrainConfig, train
+
+    if args.model not in models.names():
+        return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.names())}")
+    cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+                      threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight,
+                      frames=args.frames or TrainConfig.frames)
+    record = train(cfg)
+    print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
+                     indent=2))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    cards = [c.to_dict() for c in models.available()]
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    for c in cards:
+        held = c["training"].get("heldout", {})
+        psnr = f"{held['mean_psnr']:.2f} dB held-out" if "mean_psnr" in held else "untrained"
+        print(f"{c['name']:14s} {c['kind']:5s} {c['temporal_factor']}x{c['spatial_factor']}x{c['spatial_factor']} "
+              f"C={c['latent_channels']:<3d} params {c['params'] / 1e6:5.2f} M  {psnr}  ({c['family']})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .ui.app import launch
+
+    launch(host=args.host, port=args.port, workshop=args.workshop)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    try:
+        names = _model_list(args.models)
+    except ValueError as e:
+        return _fail(str(e))
+    report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaelab", description="See what image and video VAEs do to a clip.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="start the web app (same as python app.py)")
+    s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    s.add_argument("--workshop", action="store_true", help="preload models and the examples' results")
+    s.set_defaults(func=cmd_serve)
+
+    e = sub.add_parser("eval", help="reconstruct a clip with some models and report metrics")
+    e.add_argument("clip", help="video or image file")
+    e.add_argument("--models", default="all", help="'all' or comma-separated names")
+    e.add_argument("--frames", type=int, default=16, help="first N frames (default 16)")
+    e.add_argument("--size", type=int, default=128, help="short side in px, aspect kept (default 128)")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--json", help="write the full report here")
+    e.add_argument("--output", help="write a side-by-side MP4 here")
+    e.add_argument("--no-lpips", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train", help="train a model's lab weights on the offline data")
+    t.add_argument("model")
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=64)
+    t.add_argument("--frames", type=int, default=0, help="frames per sample (0 = model default)")
+    t.add_argument("--lr", type=float, default=4e-4)
+    t.add_argument("--gan-weight", type=float, default=0.0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--out", default="runs")
+    t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser("models", help="list the model cards")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="measure speed, FLOPs and memory; write JSON")
+    b.add_argument("--models", default="all")
+    b.add_argument("--size", type=int, default=128)
+    b.add_argument("--frames", type=int, default=8)
+    b.add_argument("--no-reference", action="store_true", help="skip the diffusers reference comparison")
+    b.add_argument("--json", help="write the report here")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

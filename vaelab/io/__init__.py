@@ -1,0 +1,25 @@
+"""Video and image input/output: decoding user clips, writing browser-playable MP4s."""
+
+from vaelab.io.examples import example_clips, example_images, example_path
+from vaelab.io.video import (
+    Clip,
+    VideoDecodeError,
+    VideoLimits,
+    probe,
+    read_clip,
+    side_by_side,
+    write_mp4,
+)
+
+__all__ = [
+    "Clip",
+    "VideoDecodeError",
+    "VideoLimits",
+    "example_clips",
+    "example_images",
+    "example_path",
+    "probe",
+    "read_clip",
+    "side_by_side",
+    "write_mp4",
+]

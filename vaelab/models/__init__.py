@@ -1,0 +1,155 @@
+"""Model registry: ``available()`` lists the cards, ``load(name)`` builds a family with its weights.
+
+Weights live in ``assets/weights/<name>.safetensors`` (fp16, with the model config in the
+safetensors metadata) next to ``<name>.json`` (training recipe and measured held-out numbers).
+Only safetensors or ``torch.load(weights_only=True)`` are ever used to read a checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import VAE, ModelCard
+
+# name -> (module, class). Order is the order shown in the app.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "vqgan": ("vqgan", "VQGAN"),
+    "sd-vae": ("sd_vae", "AutoencoderKL"),
+    "litevae": ("litevae", "LiteVAE"),
+}
+
+ASSETS = Path(os.environ.get("VAELAB_ASSETS", Path(__file__).resolve().parents[2] / "assets"))
+
+
+class WeightsError(RuntimeError):
+    """A checkpoint could not be used; the message says why in one line."""
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def model_class(name: str) -> type[VAE]:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}")
+    module, cls = _REGISTRY[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def lab_weights_path(name: str) -> Path:
+    return ASSETS / "weights" / f"{name}.safetensors"
+
+
+def training_record(name: str) -> dict[str, Any]:
+    path = ASSETS / "weights" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def card(name: str) -> ModelCard:
+    """The family's card with parameter count and training record filled in."""
+    cls = model_class(name)
+    c = copy.deepcopy(cls.card)
+    record = training_record(name)
+    c.training = record
+    c.params = int(record.get("params") or sum(p.numel() for p in cls(record.get("config")).parameters()))
+    c.weights = (f"lab weights trained by VAE Lab ({lab_weights_path(name).name})" if lab_weights_path(name).exists()
+                 else "no lab weights shipped yet")
+    return c
+
+
+def available() -> list[ModelCard]:
+    return [card(n) for n in _REGISTRY]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors (and safetensors metadata) without ever unpickling code."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path.name}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                return {k: f.get_tensor(k) for k in f.keys()}, meta
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, not our bug
+        raise WeightsError(f"could not read checkpoint {path.name}: {type(e).__name__}: {str(e)[:200]}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path.name} is not a state dict of tensors")
+    return obj, {}
+
+
+def load_weights(model: VAE, state: dict[str, torch.Tensor]) -> None:
+    """Strict load with a one-line message on mismatch, refusing NaN/Inf."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"checkpoint has NaN/Inf values in {len(bad)} tensor(s), e.g. {bad[0]}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+        raise WeightsError(f"checkpoint does not fit {model.card.name}: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def build(name: str, config: dict[str, Any] | None = None) -> VAE:
+    """A freshly initialised model (random weights): for training and tests only."""
+    return model_class(name)(config)
+
+
+def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> VAE:
+    """Build ``name`` and load weights: "lab" (ours, shipped in assets/), a local file path, or "random".
+
+    Returns the model in eval mode on ``device`` (default: the engine's auto choice).
+    """
+    cls = model_class(name)
+    if weights == "random" or weights is None:
+        model = cls(training_record(name).get("config"))
+    else:
+        path = lab_weights_path(name) if weights == "lab" else Path(weights)
+        if weights == "lab" and not path.exists():
+            raise WeightsError(f"no lab weights for {name}: {path.name} is missing (train them with `vaelab train {name}`)")
+        state, meta = read_checkpoint(path)
+        config = json.loads(meta["config"]) if "config" in meta else training_record(name).get("config")
+        model = cls(config)
+        load_weights(model, state)
+    model.weights_source = str(weights)
+    model.eval().requires_grad_(False)
+    if device is None:
+        from ..engine import auto_device
+
+        device = auto_device()
+    return model.to(device)
+
+
+def save_weights(model: VAE, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """fp16 safetensors with the config in the metadata (what ``load`` reads back)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(model.config), "vaelab_model": model.card.name})
+    return path

@@ -1,0 +1,150 @@
+"""What every VAE Lab model shares: its card, the (B, 3, T, H, W) contract, padding rules.
+
+Every family subclasses :class:`VAE`. Pixels are float in [-1, 1], shaped ``x_bcthw``.
+``encode`` returns the latent the family's paper would hand to a generator, ``decode``
+inverts it, and ``reconstruct`` pads the input to the family's frame/size rule, runs
+both and crops back, so callers never have to know the rule.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    venue: str
+    year: int
+    url: str = ""
+
+
+@dataclass
+class ModelCard:
+    """Static description of a family; ``params`` and ``training`` are filled when loaded."""
+
+    name: str
+    family: str
+    paper: Paper
+    kind: str  # "image" or "video"
+    spatial_factor: int
+    temporal_factor: int
+    latent_channels: int
+    causal: bool
+    frame_rule: str  # "any", "1+4k", "4k"
+    teaching: str
+    idea: str = ""
+    architecture: str = ""
+    params: int = 0
+    weights: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def latent_shape(self, t: int, h: int, w: int) -> tuple[int, int, int, int]:
+        """(C, T', H', W') for an input of t frames of h x w pixels, after padding to the rule."""
+        t_pad = pad_frames_to_rule(t, self.frame_rule)
+        if self.frame_rule == "1+4k":
+            t_lat = 1 + (t_pad - 1) // self.temporal_factor
+        else:
+            t_lat = t_pad // self.temporal_factor
+        f = self.spatial_factor
+        return (self.latent_channels, t_lat, math.ceil(h / f), math.ceil(w / f))
+
+    def compression(self, t: int, h: int, w: int) -> float:
+        """Input values per latent value (3*T*H*W / C*T'*H'*W')."""
+        c, tl, hl, wl = self.latent_shape(t, h, w)
+        return (3 * t * h * w) / (c * tl * hl * wl)
+
+
+def pad_frames_to_rule(t: int, rule: str) -> int:
+    """Smallest frame count >= t that satisfies ``rule`` ("any", "1+4k", "4k")."""
+    if rule == "any":
+        return t
+    if rule == "1+4k":
+        return 1 + 4 * math.ceil(max(t - 1, 0) / 4)
+    if rule == "4k":
+        return 4 * math.ceil(t / 4)
+    raise ValueError(f"unknown frame rule {rule!r}")
+
+
+def pad_to_rule(x_bcthw: torch.Tensor, spatial: int, frame_rule: str) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Replicate-pad frames at the end and pixels at bottom/right; returns the padded clip and (T, H, W) to crop back to."""
+    b, c, t, h, w = x_bcthw.shape
+    t2 = pad_frames_to_rule(t, frame_rule)
+    h2, w2 = math.ceil(h / spatial) * spatial, math.ceil(w / spatial) * spatial
+    if (t2, h2, w2) != (t, h, w):
+        # replicate, not zeros: a black border would show up as error at the crop edge
+        x_bcthw = F.pad(x_bcthw, (0, w2 - w, 0, h2 - h, 0, t2 - t), mode="replicate")
+    return x_bcthw, (t, h, w)
+
+
+class VAE(nn.Module):
+    """Base class. Subclasses set ``card`` and implement ``encode``/``decode``.
+
+    ``forward(x)`` is the training entry point: it returns ``(recon_bcthw, losses)``
+    where ``losses`` holds the family's regularisation terms (KL, VQ, ...), already
+    weighted as its paper does, so one training loop serves every family.
+    """
+
+    card: ModelCard
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.config = dict(config)
+
+    # --- the public contract -------------------------------------------------------
+    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reconstruct(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """Same shape as ``x_bcthw``: pad to the frame/size rule, encode, decode, crop."""
+        x_pad, (t, h, w) = pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)
+        return self.decode(self.encode(x_pad))[:, :, :t, :h, :w].clamp(-1, 1)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class ImageVAE(VAE):
+    """An image VAE sees a video as T independent frames: fold T into the batch."""
+
+    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        b, _, t, _, _ = x_bcthw.shape
+        z = self.encode_frames(fold_time(x_bcthw))
+        return unfold_time(z, b, t)
+
+    def decode(self, z_bcthw: torch.Tensor) -> torch.Tensor:
+        b, _, t, _, _ = z_bcthw.shape
+        return unfold_time(self.decode_frames(fold_time(z_bcthw)), b, t)
+
+
+def fold_time(x_bcthw: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W)."""
+    b, c, t, h, w = x_bcthw.shape
+    return x_bcthw.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+
+def unfold_time(x_nchw: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    """(B*T, C, H, W) -> (B, C, T, H, W)."""
+    _, c, h, w = x_nchw.shape
+    return x_nchw.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)

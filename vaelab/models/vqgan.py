@@ -1,0 +1,140 @@
+"""VQGAN (Esser, Rombach, Ommer, "Taming Transformers for High-Resolution Image Synthesis", CVPR 2021).
+
+A conv autoencoder whose bottleneck is a learned codebook: each latent vector is replaced by
+its nearest codebook entry, so an image becomes a grid of integer tokens. The gradient skips
+the non-differentiable lookup with the straight-through estimator ``z + (z_q - z).detach()``.
+
+    x (B*T, 3, H, W) -> encoder -> quant_conv -> z_e (B*T, e, H/8, W/8)
+      -> nearest code -> indices (B*T, H/8, W/8), z_q (B*T, e, H/8, W/8)
+      -> post_quant_conv -> decoder -> (B*T, 3, H, W)
+
+``legacy=True`` reproduces taming's ``VectorQuantizer2`` default, which (as its own comment
+admits) puts beta on the codebook term instead of the commitment term.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._blocks import Decoder, Encoder
+from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+
+LAB_CONFIG: dict[str, Any] = {
+    "block_out_channels": [32, 64, 64, 128],
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "z_channels": 64,
+    "embed_dim": 64,
+    "n_embed": 512,
+    "beta": 0.25,
+    "legacy": True,
+}
+
+CARD = ModelCard(
+    name="vqgan",
+    family="VQGAN",
+    paper=Paper("Taming Transformers for High-Resolution Image Synthesis", "CVPR", 2021,
+                "https://arxiv.org/abs/2012.09841"),
+    kind="image",
+    spatial_factor=8,
+    temporal_factor=1,
+    latent_channels=64,
+    causal=False,
+    frame_rule="any",
+    teaching=(
+        "A discrete latent: every 8x8 patch is replaced by one of 512 learned code vectors, so a frame becomes a "
+        "grid of integers a transformer can model like words. The codebook usage histogram shows how many codes "
+        "the model really uses (dead codes are the classic failure); perplexity is the effective vocabulary size."
+    ),
+    idea="Nearest-neighbour vector quantisation with a straight-through gradient, f=8, K=512 codes of dim 64.",
+    architecture="LDM conv encoder/decoder (same skeleton as sd-vae, no double_z) + quant_conv, codebook, post_quant_conv.",
+)
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour codebook lookup with a straight-through gradient (taming ``VectorQuantizer2``)."""
+
+    def __init__(self, n_embed: int, embed_dim: int, beta: float = 0.25, legacy: bool = True):
+        super().__init__()
+        self.n_embed, self.embed_dim, self.beta, self.legacy = n_embed, embed_dim, beta, legacy
+        self.embedding = nn.Embedding(n_embed, embed_dim)
+        self.embedding.weight.data.uniform_(-1.0 / n_embed, 1.0 / n_embed)
+
+    def indices(self, z_bchw: torch.Tensor) -> torch.Tensor:
+        """(B, e, h, w) -> (B, h, w) int64 in [0, n_embed)."""
+        z_nc = z_bchw.permute(0, 2, 3, 1).reshape(-1, self.embed_dim)
+        codes = self.embedding.weight
+        # ||z - e||^2 = ||z||^2 + ||e||^2 - 2 z.e, without forming the (N, K, e) difference tensor
+        d = z_nc.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * z_nc @ codes.t()
+        b, _, h, w = z_bchw.shape
+        return d.argmin(1).reshape(b, h, w)
+
+    def lookup(self, idx_bhw: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) -> (B, e, h, w)."""
+        return self.embedding(idx_bhw).permute(0, 3, 1, 2)
+
+    def forward(self, z_bchw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (z_q with straight-through gradient, loss, indices)."""
+        idx = self.indices(z_bchw)
+        z_q = self.lookup(idx)
+        commit = F.mse_loss(z_q.detach(), z_bchw)   # pulls the encoder to its code
+        codebook = F.mse_loss(z_q, z_bchw.detach())  # pulls the code to the encoder output
+        loss = commit + self.beta * codebook if self.legacy else codebook + self.beta * commit
+        z_q = z_bchw + (z_q - z_bchw).detach()
+        return z_q, loss, idx
+
+
+class VQGAN(ImageVAE):
+    card = CARD
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        cfg = {**LAB_CONFIG, **(config or {})}
+        super().__init__(cfg)
+        common = dict(block_out_channels=cfg["block_out_channels"], layers_per_block=cfg["layers_per_block"],
+                      norm_num_groups=cfg["norm_num_groups"])
+        self.encoder = Encoder(3, cfg["z_channels"], **common)
+        self.decoder = Decoder(cfg["z_channels"], 3, **common)
+        self.quant_conv = nn.Conv2d(cfg["z_channels"], cfg["embed_dim"], 1)
+        self.quantize = VectorQuantizer(cfg["n_embed"], cfg["embed_dim"], cfg["beta"], cfg["legacy"])
+        self.post_quant_conv = nn.Conv2d(cfg["embed_dim"], cfg["z_channels"], 1)
+
+    def encode_indices(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> token grid (B, T, H/8, W/8)."""
+        b, _, t, _, _ = x_bcthw.shape
+        idx = self.quantize.indices(self.quant_conv(self.encoder(fold_time(x_bcthw))))
+        return idx.reshape(b, t, *idx.shape[-2:])
+
+    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
+        """The quantised code vectors z_q (B, e, h, w): what the decoder sees."""
+        return self.quantize.lookup(self.quantize.indices(self.quant_conv(self.encoder(x_bchw))))
+
+    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(z_bchw))
+
+    def decode_indices(self, idx_bthw: torch.Tensor) -> torch.Tensor:
+        b, t = idx_bthw.shape[:2]
+        z = self.quantize.lookup(idx_bthw.flatten(0, 1))
+        return unfold_time(self.decode_frames(z), b, t)
+
+    def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        b, _, t, _, _ = x_bcthw.shape
+        z_q, vq_loss, idx = self.quantize(self.quant_conv(self.encoder(fold_time(x_bcthw))))
+        recon = unfold_time(self.decode_frames(z_q), b, t)
+        return recon, {"vq": vq_loss, "_indices": idx}
+
+    @torch.no_grad()
+    def codebook_usage(self, x_bcthw: torch.Tensor) -> dict[str, Any]:
+        """Counts of each code over a clip, codes used, and perplexity exp(H(p))."""
+        idx = self.encode_indices(x_bcthw)
+        return codebook_stats(idx, self.quantize.n_embed)
+
+
+def codebook_stats(idx: torch.Tensor, n_embed: int) -> dict[str, Any]:
+    counts = torch.bincount(idx.flatten(), minlength=n_embed).double()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"counts": counts.long().tolist(), "used": int((counts > 0).sum()), "n_embed": n_embed,
+            "perplexity": float(entropy.exp())}

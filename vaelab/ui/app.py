@@ -1,0 +1,226 @@
+"""Gradio wiring. Every computation lives in ``vaelab.pipeline`` / ``vaelab.viz``; this file only connects them.
+
+Endpoints (named after their functions, usable with gradio_client): ``/reconstruct``,
+``/show_frame``, ``/model_cards``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from .. import metrics, models, pipeline, viz
+from ..engine import auto_device, configure_threads
+from ..io import VideoDecodeError, side_by_side, write_mp4
+from . import text
+
+log = logging.getLogger("vaelab.ui")
+
+MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", 200))
+# Work cap per request (frames x pixels x models): keeps one CPU request well under a minute.
+MAX_WORK_CPU = 4_000_000
+MAX_WORK_GPU = 200_000_000
+QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
+OUT_DIR = Path(tempfile.gettempdir()) / "vaelab-out"
+OUT_TTL_S = 3600
+
+CSS = """
+#vaelab-notes {font-size: 0.9em}
+.vaelab-small {font-size: 0.85em; opacity: 0.85}
+"""
+
+
+def _fresh_output_path(suffix: str) -> Path:
+    """A new file in our output dir; files older than an hour are removed (Gradio keeps its own cached copy)."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUT_DIR.glob("*"):
+        try:
+            if now - old.stat().st_mtime > OUT_TTL_S:
+                old.unlink()
+        except OSError:
+            pass
+    return OUT_DIR / f"{uuid.uuid4().hex}{suffix}"
+
+
+def _table(comp: pipeline.Comparison) -> pd.DataFrame:
+    rows = []
+    for name, res in comp.results.items():
+        s = res.summary()
+        rows.append({
+            "model": name,
+            "latent (C,T,H,W)": "x".join(map(str, s["latent_shape"])),
+            "compression": f"x{s['compression']:.0f}",
+            "params": f"{s['params'] / 1e6:.2f} M",
+            "encode s": round(s["encode_s"], 3),
+            "decode s": round(s["decode_s"], 3),
+            "PSNR dB": round(s["psnr"], 2),
+            "pooled PSNR dB": round(s["pooled_psnr"], 2),
+            "SSIM": round(s["ssim"], 4),
+            "LPIPS": "unavailable" if s["lpips"] is None else round(s["lpips"], 4),
+        })
+    return pd.DataFrame(rows)
+
+
+def _frame_figure(comp: pipeline.Comparison, index: int):
+    t = int(np.clip(index, 0, len(comp.frames) - 1))
+    recons = {n: r.run.recon[t] for n, r in comp.results.items()}
+    errors = {n: comp.error_maps(n, t) for n in comp.results}
+    titles = {n: f"{n}: {r.metrics.psnr[t]:.2f} dB" for n, r in comp.results.items()}
+    return viz.frame_panel(comp.frames[t], recons, errors, t, titles=titles)
+
+
+def _notes(comp: pipeline.Comparison) -> str:
+    lines = []
+    if comp.clip_notes:
+        lines.append("**Input:** " + "; ".join(comp.clip_notes) + ".")
+    for name, res in comp.results.items():
+        if res.run.notes:
+            lines.append(f"**{name}:** " + "; ".join(res.run.notes) + ".")
+        if "codebook" in res.extras:
+            cb = res.extras["codebook"]
+            lines.append(f"**{name} codebook:** {cb['used']} of {cb['n_embed']} codes used on this clip, "
+                         f"perplexity {cb['perplexity']:.1f}.")
+    lines.append(text.conventions_md(metrics.CONVENTIONS, comp.lpips_message))
+    return "\n\n".join(lines)
+
+
+def reconstruct(upload, example, model_names, frames, size, device, progress=gr.Progress()):
+    """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
+    if not model_names:
+        raise gr.Error("Select at least one model.")
+    try:
+        progress(0.0, desc="decoding input")
+        clip = pipeline.load_input(upload, example, frames=frames, size=size)
+        t, h, w, _ = clip.frames.shape
+        dev = auto_device(device)
+        work = t * h * w * len(model_names)
+        cap = MAX_WORK_GPU if dev.type == "cuda" else MAX_WORK_CPU
+        if work > cap:
+            raise ValueError(f"This request is too heavy for {dev.type.upper()}: {t} frames x {w}x{h} px x "
+                             f"{len(model_names)} models. Lower the frames, the resolution or the number of models.")
+        comp = pipeline.reconstruct_clip(
+            clip.frames, list(model_names), device=str(dev), fps=clip.fps, clip_notes=clip.notes,
+            progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
+    except (VideoDecodeError, ValueError, models.WeightsError) as e:
+        raise gr.Error(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
+        log.exception("reconstruct failed")
+        raise gr.Error(f"Reconstruction failed ({type(e).__name__}). The server is fine; try smaller settings.") from None
+
+    progress(0.88, desc="encoding side-by-side video")
+    panel = side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()], ["input"] + list(comp.results))
+    video = write_mp4(panel, _fresh_output_path(".mp4"), fps=comp.fps)
+    progress(0.95, desc="plotting")
+    curves = viz.metric_curves(
+        {n: {"psnr": r.metrics.psnr, "ssim": r.metrics.ssim, "lpips": r.metrics.lpips, "flicker": r.flicker}
+         for n, r in comp.results.items()}, input_flicker=comp.input_flicker)
+    codebook = None
+    for res in comp.results.values():
+        if "codebook" in res.extras:
+            cb = res.extras["codebook"]
+            codebook = viz.codebook_usage(np.asarray(cb["counts"]), cb["perplexity"], cb["used"])
+    slider = gr.Slider(minimum=0, maximum=max(len(comp.frames) - 1, 1), value=0, step=1,
+                       interactive=len(comp.frames) > 1)
+    return (str(video), slider, _frame_figure(comp, 0), curves, _table(comp), _notes(comp),
+            gr.Plot(value=codebook, visible=codebook is not None), comp, model_cards(comp))
+
+
+def show_frame(state, index):
+    """Render input, reconstructions and error heatmaps for one frame of the last result."""
+    if state is None:
+        return None
+    return _frame_figure(state, int(index))
+
+
+def model_cards(state=None) -> str:
+    """All model cards as Markdown (with latent shapes for the last input, when there is one)."""
+    from ..analysis.complexity import encoder_decoder_stats
+
+    shape = None
+    if isinstance(state, pipeline.Comparison):
+        t, h, w, _ = state.frames.shape
+        shape = (t, h, w)
+    parts = []
+    for c in models.available():
+        try:
+            stats = encoder_decoder_stats(c.name)
+        except Exception:  # noqa: BLE001 - stats are a nicety; a card must still render
+            stats = None
+        parts.append(text.card_md(c, stats, shape))
+    return "\n\n---\n\n".join(parts)
+
+
+def build_app() -> gr.Blocks:
+    names = models.names()
+    examples = pipeline.example_names()
+    with gr.Blocks(title="VAE Lab", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(text.INTRO)
+        state = gr.State(None)
+        with gr.Tab("Reconstruct"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    upload = gr.File(label="Upload a video or an image (takes priority over the example)",
+                                     file_types=["video", "image"], type="filepath", elem_id="upload")
+                    example = gr.Dropdown(examples, value=examples[0] if examples else None, label="...or an example",
+                                          elem_id="example")
+                    chosen = gr.CheckboxGroup(names, value=names, label="Models", elem_id="models")
+                    with gr.Row():
+                        frames = gr.Slider(1, pipeline.MAX_FRAMES, value=pipeline.DEFAULT_FRAMES, step=1,
+                                           label="Frames (from the start)", elem_id="frames")
+                        size = gr.Slider(pipeline.MIN_SIZE, pipeline.MAX_SIZE, value=pipeline.DEFAULT_SIZE, step=16,
+                                         label="Working resolution (short side, px)", elem_id="size")
+                    device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="device")
+                    run = gr.Button("Reconstruct", variant="primary", elem_id="run")
+                    gr.Markdown(text.limits_text(pipeline.MAX_FRAMES, pipeline.MAX_SIZE, MAX_FILE_MB, 60.0),
+                                elem_classes=["vaelab-small"])
+                with gr.Column(scale=3):
+                    video = gr.Video(label="Input | reconstructions (synchronised)", elem_id="side-by-side",
+                                     autoplay=True, loop=True)
+                    frame_idx = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame")
+                    frame_plot = gr.Plot(label="Frame: input, reconstructions and |error| (one colour scale)",
+                                         elem_id="frame-plot")
+            curves = gr.Plot(label="Per-frame metrics", elem_id="curves")
+            table = gr.Dataframe(label="Per model", elem_id="table", interactive=False)
+            codebook = gr.Plot(label="VQGAN codebook usage", visible=False, elem_id="codebook")
+            notes = gr.Markdown(elem_id="vaelab-notes")
+        with gr.Tab("Models"):
+            cards = gr.Markdown(elem_id="cards")
+
+        run.click(reconstruct, [upload, example, chosen, frames, size, device],
+                  [video, frame_idx, frame_plot, curves, table, notes, codebook, state, cards],
+                  concurrency_limit=1, concurrency_id="compute")
+        frame_idx.release(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4)
+        demo.load(model_cards, None, cards)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def _warm() -> None:
+    """Load models and count FLOPs in the background so the first request doesn't pay for it."""
+    from ..analysis.complexity import encoder_decoder_stats
+    from ..engine import get_model
+
+    for name in models.names():
+        try:
+            get_model(name, "lab", "auto")
+            encoder_decoder_stats(name)
+        except Exception as e:  # noqa: BLE001 - a missing weight file is reported when a user picks the model
+            log.warning("warm-up of %s failed: %s", name, e)
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    configure_threads()
+    threading.Thread(target=_warm, daemon=True).start()
+    demo = build_app()
+    return demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_FILE_MB}mb",
+                       theme=gr.themes.Soft(), css=CSS, show_error=True, **kwargs)

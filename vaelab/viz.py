@@ -1,0 +1,221 @@
+"""Plotly figures built from metric data (no torch, no model code).
+
+Colours are keyed by model order (``PALETTE[i]`` for the i-th model), so the same model has
+the same colour in every figure built from the same ordered dict. All error heatmaps share
+one fixed scale, :data:`ERROR_COLORSCALE` over :data:`ERROR_RANGE`, so they are comparable
+across models, frames and clips.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import zlib
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+ERROR_COLORSCALE = "Inferno"
+ERROR_RANGE = (0, 64)  # mean |error| over RGB in 0..255 units; larger values saturate
+ERROR_COLORBAR_TITLE = f"mean |error|<br>(0-255, ≥{ERROR_RANGE[1]}<br>saturates)"
+HEATMAP_MAX_SIDE = 160  # heatmaps are block-averaged to at most this many px per side
+PALETTE = qualitative.Plotly
+INPUT_COLOUR = "#444444"
+TEMPLATE = "plotly_white"
+FONT = dict(size=13)
+
+
+def colour(i: int) -> str:
+    """Colour of the i-th model (cycles through :data:`PALETTE`)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def _style(fig: go.Figure, height: int, **layout) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, font=FONT, height=height, **layout)
+    return fig
+
+
+# --- metric curves ----------------------------------------------------------------------
+
+
+def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None = None) -> go.Figure:
+    """Per-frame metric curves, one subplot row per metric, x = frame index.
+
+    ``per_model[name]`` holds lists of length T: ``"psnr"``, ``"ssim"``, ``"lpips"`` (or None)
+    and optionally ``"flicker"``. Rows: PSNR (dB), SSIM, LPIPS (only if some model has it,
+    else an "LPIPS unavailable" note), temporal flicker (only if ``input_flicker`` or some
+    model's ``"flicker"`` is given; the input is drawn dashed grey). Each model has one
+    legend entry that toggles its traces in all rows.
+    """
+    has_lpips = any(m.get("lpips") is not None for m in per_model.values())
+    has_flicker = input_flicker is not None or any(m.get("flicker") is not None for m in per_model.values())
+    rows = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
+    rows += [("lpips", "LPIPS (lower is better)")] if has_lpips else []
+    rows += [("flicker", "temporal flicker (mean |Δ| to previous frame)")] if has_flicker else []
+
+    fig = make_subplots(
+        rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+        subplot_titles=[title for _, title in rows],
+    )
+    for i, (name, data) in enumerate(per_model.items()):
+        shown = False
+        for r, (key, _) in enumerate(rows, start=1):
+            values = data.get(key)
+            if values is None:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(len(values))), y=list(values), name=name, mode="lines",
+                    line=dict(color=colour(i), width=2), legendgroup=name, showlegend=not shown,
+                ),
+                row=r, col=1,
+            )
+            shown = True
+    if input_flicker is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(input_flicker))), y=list(input_flicker), name="input",
+                mode="lines", line=dict(color=INPUT_COLOUR, width=2, dash="dash"),
+                legendgroup="input",
+            ),
+            row=len(rows), col=1,
+        )
+    if not has_lpips:
+        fig.add_annotation(
+            text="LPIPS unavailable", xref="paper", yref="paper", x=0, y=1.02,
+            xanchor="left", yanchor="bottom", showarrow=False, font=dict(color="gray"),
+        )
+    fig.update_xaxes(title_text="frame index", row=len(rows), col=1)
+    return _style(
+        fig, height=min(600, 150 * len(rows) + 100), hovermode="x unified",
+        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.12),
+    )
+
+
+# --- frame panel ------------------------------------------------------------------------
+
+
+def _png_data_uri(img: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB -> ``data:image/png;base64,...`` (stdlib-only PNG encoder)."""
+    img = np.ascontiguousarray(img, dtype=np.uint8)
+    h, w = img.shape[:2]
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), img.reshape(h, w * 3)], axis=1)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _block_mean(err: np.ndarray, max_side: int = HEATMAP_MAX_SIDE):
+    """Average (H, W) into stride x stride blocks so the long side is <= max_side.
+
+    Returns (z, x, y, stride): z is (ceil(H/s), ceil(W/s)) float32, x/y are block centres in
+    original pixel coordinates (so the heatmap lines up with the full-size images).
+    """
+    stride = max(1, math.ceil(max(err.shape) / max_side))
+    ys, xs = np.arange(0, err.shape[0], stride), np.arange(0, err.shape[1], stride)
+    sums = np.add.reduceat(np.add.reduceat(err.astype(np.float64), ys, axis=0), xs, axis=1)
+    nh, nw = np.diff(np.r_[ys, err.shape[0]]), np.diff(np.r_[xs, err.shape[1]])
+    z = (sums / np.outer(nh, nw)).astype(np.float32)
+    return z, xs + (nw - 1) / 2, ys + (nh - 1) / 2, stride
+
+
+def frame_panel(
+    input_frame: np.ndarray,
+    recons: dict[str, np.ndarray],
+    errors: dict[str, np.ndarray],
+    frame_index: int,
+    titles: dict[str, str] | None = None,
+) -> go.Figure:
+    """Input, reconstructions and error heatmaps for one frame.
+
+    ``input_frame`` and ``recons[name]`` are (H, W, 3) uint8; ``errors[name]`` is (H, W) mean
+    |error| over RGB (0..255, e.g. one frame of ``metrics.error_maps``). Row 1: input then
+    one reconstruction per model; row 2: empty under the input, then each model's error
+    heatmap on the fixed shared scale (one colourbar). Images are embedded as PNG; heatmaps
+    are block-averaged to at most ``HEATMAP_MAX_SIDE`` px per side. All panels share zoom.
+    """
+    titles = titles or {}
+    names = list(recons)
+    n = 1 + len(names)
+    fig = make_subplots(
+        rows=2, cols=n, horizontal_spacing=0.01, vertical_spacing=0.06,
+        subplot_titles=[f"input · frame {frame_index}"] + [titles.get(k, k) for k in names]
+        + [""] + [f"|error| {titles.get(k, k)}" for k in names],
+    )
+    fig.add_trace(
+        go.Image(source=_png_data_uri(input_frame), name="input",
+                 hovertemplate="x %{x}, y %{y}<extra>input</extra>"),
+        row=1, col=1,
+    )
+    for c, name in enumerate(names, start=2):
+        fig.add_trace(
+            go.Image(source=_png_data_uri(recons[name]), name=name,
+                     hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"),
+            row=1, col=c,
+        )
+        z, x, y, stride = _block_mean(np.asarray(errors[name]))
+        block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=x, y=y, zmin=ERROR_RANGE[0], zmax=ERROR_RANGE[1], coloraxis="coloraxis",
+                name=name,
+                hovertemplate=f"x %{{x}}, y %{{y}}<br>error %{{z:.1f}} ({block})<extra>{name}</extra>",
+            ),
+            row=2, col=c,
+        )
+    # One shared view: every panel follows the first one's zoom; equal pixel aspect.
+    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False,
+                     zeroline=False)
+    fig.update_layout(xaxis_matches=None, yaxis_matches=None)  # the first panel leads
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_xaxes(visible=False, matches=None, row=2, col=1)
+    fig.update_yaxes(visible=False, matches=None, row=2, col=1)
+    return _style(
+        fig, height=520, margin=dict(l=10, r=10, t=40, b=10),
+        coloraxis=dict(
+            colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
+            colorbar=dict(title=dict(text=ERROR_COLORBAR_TITLE), thickness=14, len=0.5, y=0.25),
+        ),
+    )
+
+
+# --- bar charts -------------------------------------------------------------------------
+
+
+def codebook_usage(counts: np.ndarray, perplexity: float, used: int) -> go.Figure:
+    """Bar chart of (N,) code counts sorted by count (rank on x, code id in hover)."""
+    counts = np.asarray(counts)
+    order = np.argsort(-counts, kind="stable")
+    fig = go.Figure(
+        go.Bar(
+            x=np.arange(len(counts)), y=counts[order], customdata=order,
+            marker=dict(color=colour(0), line=dict(width=0)),
+            hovertemplate="rank %{x}: code %{customdata}, count %{y}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="codes sorted by count")
+    fig.update_yaxes(title_text="count")
+    return _style(
+        fig, height=320, bargap=0, margin=dict(l=60, r=20, t=50, b=50),
+        title=f"Codebook usage: used {used} of {len(counts)} codes, perplexity {perplexity:.1f}",
+    )
+
+
+def bars(categories: list[str], series: dict[str, list[float]], title: str, yaxis: str) -> go.Figure:
+    """Grouped bars: one trace per ``series`` key (coloured by order), one group per category."""
+    fig = go.Figure(
+        [
+            go.Bar(x=list(categories), y=list(values), name=name, marker_color=colour(i))
+            for i, (name, values) in enumerate(series.items())
+        ]
+    )
+    fig.update_yaxes(title_text=yaxis)
+    return _style(fig, height=360, barmode="group", title=title, margin=dict(l=60, r=20, t=50, b=50))
