@@ -8,7 +8,8 @@ explains every number. The short version (also in the report under ``"convention
   one untimed warm-up call; the reported value is the median over ``repeats`` calls.
 * **FLOPs**: counted once by ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add of
   conv / matmul / attention; norms, activations, resampling and other elementwise ops are not
-  counted), divided by the number of frames.
+  counted) on a copy of the model on the meta device (shapes only: no compute, and attention is
+  counted, which the fused CPU attention kernel is not), divided by the number of frames.
 * **achieved GFLOP/s**: counted FLOPs / median seconds; **peak ratio**: that over this machine's
   fp32 matmul GFLOP/s (:func:`matmul_peak_gflops`, best of ``repeats``) measured in the same run.
 * **memory**: on CUDA, ``torch.cuda.max_memory_allocated`` during the stage minus what was
@@ -51,7 +52,8 @@ CONVENTIONS: dict[str, str] = {
                 "after one untimed warm-up call, under torch.inference_mode; CUDA is synchronised around each call",
     "times_s": "every timed call, in order",
     "frames_per_s": "frames / median_s for that stage alone; reconstruct_frames_per_s uses encode + decode",
-    "flops_per_frame": "FLOPs counted by torch.utils.flop_counter.FlopCounterMode for one call on the clip, / frames; "
+    "flops_per_frame": "FLOPs counted by torch.utils.flop_counter.FlopCounterMode for one call on the clip, / frames, "
+                       "on a meta-device copy of the model (same shapes, no compute; see flops_counted_on); "
                        "2 FLOPs per multiply-add of conv, matmul and attention; norms, activations, resampling, "
                        "the Haar transform and other elementwise ops are not counted, so it is a lower bound",
     "achieved_gflops": "counted FLOPs / median_s / 1e9",
@@ -149,6 +151,29 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     return int(counter.get_total_flops())
 
 
+def _meta_count(make: Callable[[], Any], encode: Callable[[Any, torch.Tensor], torch.Tensor],
+                decode: Callable[[Any, torch.Tensor], torch.Tensor], x_shape) -> tuple[int, int]:
+    """Encode and decode FLOPs of a model built by ``make()`` on the meta device (shapes only, no compute).
+
+    Why meta: on CPU, ``scaled_dot_product_attention`` runs a fused kernel that FlopCounterMode has no formula
+    for, so attention would count as 0 there; on meta it decomposes into counted matmuls, and the count is the
+    same whatever device the timings ran on.
+    """
+    with torch.device("meta"):
+        m = make()
+        x = torch.empty(tuple(x_shape))
+        enc = count_flops(encode, m, x)
+        z = encode(m, x)
+        dec = count_flops(decode, m, z)
+    return enc, dec
+
+
+def model_flops(name: str, config: dict[str, Any], x_shape) -> tuple[int, int]:
+    """(encode, decode) FLOPs of family ``name`` with ``config`` for an input of ``x_shape`` (B, 3, T, H, W)."""
+    cls = models.model_class(name)
+    return _meta_count(lambda: cls(config).eval(), lambda m, x: m.encode(x), lambda m, z: m.decode(z), x_shape)
+
+
 # --- CPU memory: /proc/self/status in a fresh subprocess ------------------------------------
 
 def _status_kib(field: str) -> int | None:
@@ -160,7 +185,11 @@ def _status_kib(field: str) -> int | None:
 
 
 def _reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible.
+
+    ``VAELAB_BENCH_NO_HWM_RESET=1`` pretends it is not, to exercise the one-process-per-stage fallback."""
+    if os.environ.get("VAELAB_BENCH_NO_HWM_RESET") == "1":
+        return False
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -327,11 +356,13 @@ def _precision_variants(name: str, model: VAE, x: torch.Tensor, y_fp32: torch.Te
 
 
 def bench_model(name: str, size: int = 128, frames: int = 8, repeats: int = 3, weights: str = "lab",
-                device: str | torch.device | None = None, peak: dict | None = None, memory: bool = True) -> dict:
+                device: str | torch.device | None = None, peak: dict | None = None, memory: bool = True,
+                precisions: bool = True) -> dict:
     """Encode and decode timings, counted FLOPs, efficiency and peak memory of one model on a random clip.
 
     ``peak`` is a :func:`matmul_peak_gflops` result from the same run (measured here when None);
-    ``memory=False`` skips the memory measurement (on CPU it costs a subprocess).
+    ``memory=False`` skips the memory measurement (on CPU it costs a subprocess); on CUDA,
+    ``precisions`` adds fp16/bf16 autocast timings (and fp16 + fp32 decoder for ``DECODER_UPCAST``).
     """
     dev = _device(device)
     notes: list[str] = []
@@ -342,16 +373,21 @@ def bench_model(name: str, size: int = 128, frames: int = 8, repeats: int = 3, w
     t_in = x.shape[2]
     if t_in != frames:
         notes.append(f"{frames} frames padded to {t_in} ({model.card.frame_rule} rule); rates use {t_in} frames")
+    try:
+        flops_enc, flops_dec = model_flops(name, model.config, x.shape)
+        flops_method = "meta device"
+    except Exception as e:  # noqa: BLE001 - an op without a meta kernel: count on the real device instead
+        with torch.inference_mode():
+            flops_enc = count_flops(model.encode, x)
+            flops_dec = count_flops(model.decode, model.encode(x))
+        flops_method = f"{dev.type} (meta failed: {type(e).__name__}); fused attention kernels may count as 0"
     with torch.inference_mode():
-        z = model.encode(x)
-        flops_enc = count_flops(model.encode, x)
-        flops_dec = count_flops(model.decode, z)
         te, td, z, y = _time_pair(lambda: model.encode(x), model.decode, repeats, dev)
         result: dict[str, Any] = {
             "name": name, "weights": used, "notes": notes, "device": str(dev), "dtype": "float32",
             "threads": torch.get_num_threads() if dev.type == "cpu" else None,
             "input_shape": list(x.shape), "latent_shape": list(z.shape), "params": model.num_params(),
-            "matmul_peak_gflops": peak["gflops"],
+            "matmul_peak_gflops": peak["gflops"], "flops_counted_on": flops_method,
             "encode": _stage(te, flops_enc, t_in, peak["gflops"]),
             "decode": _stage(td, flops_dec, t_in, peak["gflops"]),
         }
@@ -359,6 +395,7 @@ def bench_model(name: str, size: int = 128, frames: int = 8, repeats: int = 3, w
         if memory and dev.type == "cuda":
             result["encode"]["memory"], z = _cuda_memory(lambda: model.encode(x), dev)
             result["decode"]["memory"], _ = _cuda_memory(lambda: model.decode(z), dev)
+        if precisions and dev.type == "cuda":
             result["precisions"] = _precision_variants(name, model, x, y.float(), repeats, dev, result)
     if memory and dev.type == "cpu":
         probe = measure_memory_cpu(name, size, frames, weights=used, threads=torch.get_num_threads())
@@ -417,10 +454,6 @@ def bench_reference_sd(size: int = 256, repeats: int = 2, config: dict[str, Any]
         y = {k: dec(z[k]) for k, (_, dec) in fns.items()}
         latent_diff = float((z["ours"] - z["diffusers"]).abs().max())
         max_abs_diff = float((y["ours"] - y["diffusers"]).abs().max())
-        flops = {}
-        if count:
-            for k, (enc, dec) in fns.items():
-                flops[k] = {"encode": count_flops(enc), "decode": count_flops(dec, z[k])}
         for r in range(max(1, repeats)):
             order = ["ours", "diffusers"] if r % 2 == 0 else ["diffusers", "ours"]
             for stage in ("encode", "decode"):
@@ -428,6 +461,15 @@ def bench_reference_sd(size: int = 256, repeats: int = 2, config: dict[str, Any]
                     enc, dec = fns[k]
                     dt, _ = _timed(enc if stage == "encode" else (lambda: dec(z[k])), dev)
                     times[k][stage].append(dt)
+    flops = {}
+    if count:
+        shape = x.shape
+        flops["ours"] = dict(zip(("encode", "decode"), _meta_count(
+            lambda: models.build("sd-vae", cfg).eval(), lambda m, x: m.encode_frames(x),
+            lambda m, z: m.decode_frames(z), shape)))
+        flops["diffusers"] = dict(zip(("encode", "decode"), _meta_count(
+            lambda: _diffusers_autoencoder(cfg, size), lambda m, x: m.encode(x).latent_dist.mode(),
+            lambda m, z: m.decode(z).sample, shape)))
     med = {k: {s: statistics.median(v) for s, v in st.items()} for k, st in times.items()}
     procs = getattr(ref, "attn_processors", {}) or {}
     result = {
@@ -508,6 +550,10 @@ def machine_info() -> dict:
         "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    if info["cuda"]:
+        info["cuda_runtime"] = torch.version.cuda
+        info["tf32"] = {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                        "cudnn": bool(torch.backends.cudnn.allow_tf32)}
     try:
         import diffusers
 
@@ -533,11 +579,19 @@ def run_bench(names: list[str], size: int = 128, frames: int = 8, reference: boo
     ``threads`` sets torch's intra-op threads (None: the app's choice, ``engine.configure_threads``);
     the reference runs at ``reference_size`` (default ``size``).
     """
+    prev_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     else:
         configure_threads()
-    dev = _device(device)
+    try:
+        return _run_bench(names, size, frames, reference, repeats, weights, memory, _device(device),
+                          reference_size, reference_repeats)
+    finally:
+        torch.set_num_threads(prev_threads)  # a library call should not leave the process's thread count changed
+
+
+def _run_bench(names, size, frames, reference, repeats, weights, memory, dev, reference_size, reference_repeats):
     load_start = _loadavg()
     t0 = time.perf_counter()
     peak = matmul_peak_gflops(device=dev)

@@ -34,6 +34,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .io import VideoDecodeError, read_clip
     from .pipeline import reconstruct_clip
 
+    if args.frames < 1 or args.size < 2:
+        return _fail("--frames must be >= 1 and --size >= 2")
+    for out in (args.json, args.output):
+        if out and not Path(out).resolve().parent.is_dir():
+            return _fail(f"cannot write {out}: its directory does not exist")
     try:
         names = _model_list(args.models)
         clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
@@ -42,9 +47,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     report = comp.to_json()
-    text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as e:
+            return _fail(f"could not write {args.json}: {e.strerror or e}")
     for name, r in report["models"].items():
         lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
         print(f"{name:14s} PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}  LPIPS {lp}  latent {r['latent_shape']}  "
@@ -54,8 +61,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.output:
         from .io import side_by_side, write_mp4
 
-        write_mp4(side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()],
-                               ["input"] + list(comp.results)), args.output, fps=clip.fps)
+        try:
+            write_mp4(side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()],
+                                   ["input"] + list(comp.results)), args.output, fps=clip.fps)
+        except OSError as e:
+            return _fail(f"could not write {args.output}: {e.strerror or e}")
     return 0
 
 

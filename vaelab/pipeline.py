@@ -129,7 +129,10 @@ def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT
     """
     from .io import Clip, example_images, example_path, read_clip
 
-    frames, size = int(frames), int(size)
+    try:
+        frames, size = int(frames), int(size)
+    except (TypeError, ValueError):
+        raise ValueError("Frames and working resolution must be numbers.") from None
     if not 1 <= frames <= MAX_FRAMES:
         raise ValueError(f"Frames must be between 1 and {MAX_FRAMES} (got {frames}).")
     if not MIN_SIZE <= size <= MAX_SIZE:

@@ -128,7 +128,9 @@ class VQGAN(ImageVAE):
     @torch.no_grad()
     def codebook_usage(self, x_bcthw: torch.Tensor) -> dict[str, Any]:
         """Counts of each code over a clip, codes used, and perplexity exp(H(p))."""
-        idx = self.encode_indices(x_bcthw)
+        from .base import pad_to_rule
+
+        idx = self.encode_indices(pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)[0])
         return codebook_stats(idx, self.quantize.n_embed)
 
 

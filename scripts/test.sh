@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the test tools (Debian chromium for the browser tests, the package with its [test] extra)
+# and run every test. This is the README's second command; .ci/run runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+python3 -m pip install -q -e ".[test]"
+
+export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 VAELAB_REQUIRE_BROWSER=1
+exec python3 -m pytest -q "$@"

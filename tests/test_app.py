@@ -1,0 +1,173 @@
+"""The app's API through gradio_client, against a live ``python app.py`` (see conftest.app_server).
+
+Uses the default model assets (assets/weights, or VAELAB_ASSETS). Reconstructions are kept few
+and tiny; no PSNR value is hard-coded (the weights may be anything that loads).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import require_lab_weights
+from vaelab import models
+from vaelab.io import probe
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+N_OUTPUTS = 8  # video, frame slider, frame plot, curves, table, notes, codebook plot, cards (gr.State is not in the API)
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def upload_result(client, small_clip):
+    """One reconstruction of the uploaded clip with two models, shared by the tests below."""
+    require_lab_weights("sd-vae", "litevae")
+    return client.predict(handle_file(str(small_clip)), None, ["sd-vae", "litevae"], 4, 64, "cpu",
+                          api_name="/reconstruct")
+
+
+def _outputs(result):
+    assert isinstance(result, (list, tuple)) and len(result) == N_OUTPUTS, result
+    video, slider, frame_plot, curves, table, notes, codebook, cards = result
+    return dict(video=video, slider=slider, frame_plot=frame_plot, curves=curves, table=table, notes=notes,
+                codebook=codebook, cards=cards)
+
+
+def _rows(table: dict) -> list[dict]:
+    return [dict(zip(table["headers"], row)) for row in table["data"]]
+
+
+def _assert_playable_mp4(path) -> dict:
+    path = Path(path)
+    assert path.is_file() and path.stat().st_size > 0, path
+    info = probe(path)
+    assert info["codec"] == "h264", info
+    assert info["pix_fmt"] == "yuv420p", info
+    assert "mp4" in info["format"], info
+    return info
+
+
+# --------------------------------------------------------------------------- API shape
+
+
+def test_api_lists_endpoints(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    endpoints = api["named_endpoints"]
+    assert {"/reconstruct", "/show_frame", "/model_cards"} <= set(endpoints)
+    params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
+    assert params == ["upload", "example", "model_names", "frames", "size", "device"]
+
+
+def test_model_cards_lists_every_model(client):
+    md = client.predict(api_name="/model_cards")
+    assert isinstance(md, str)
+    for name in models.names():
+        assert f"### {name}" in md, name
+    assert "Parameters" in md and "Weights" in md
+
+
+# --------------------------------------------------------------------------- reconstruct
+
+
+def test_reconstruct_upload_video(upload_result, small_clip):
+    out = _outputs(upload_result)
+
+    info = _assert_playable_mp4(out["video"])
+    # input | sd-vae | litevae side by side, each 96x64 (the clip's own size at short side 64) + label strip
+    assert info["width"] >= 3 * 96 and info["height"] > 64, info
+
+    slider = out["slider"]
+    assert slider.get("maximum") == 3 and slider.get("value") == 0  # 4 frames -> indices 0..3
+
+    for key in ("frame_plot", "curves"):
+        assert out[key] and out[key]["type"] == "plotly" and out[key]["plot"], key
+
+    rows = _rows(out["table"])
+    assert [r["model"] for r in rows] == ["sd-vae", "litevae"]
+    for r in rows:
+        for col in ("PSNR dB", "pooled PSNR dB", "SSIM"):
+            v = r[col]
+            assert isinstance(v, (int, float)) and math.isfinite(v), (col, v)
+        assert 0 < r["PSNR dB"] <= 100
+        assert -1 <= r["SSIM"] <= 1
+        assert r["latent (C,T,H,W)"].count("x") == 3
+
+    notes = out["notes"]
+    assert "How the numbers are computed" in notes
+    for key in ("psnr", "ssim", "lpips"):
+        assert f"*{key}*" in notes, key
+    assert "LPIPS" in notes  # available, or why not
+
+    assert out["codebook"].get("visible") is False  # no VQGAN selected
+    for name in models.names():
+        assert f"### {name}" in out["cards"]
+    assert "Latent for the current input" in out["cards"]
+
+
+def test_show_frame_uses_session_state(client, upload_result):
+    fig = client.predict(2, api_name="/show_frame")
+    assert fig and fig["type"] == "plotly"
+    assert "litevae" in fig["plot"] and "sd-vae" in fig["plot"]
+
+
+def test_reconstruct_example_without_upload(client):
+    require_lab_weights("litevae")
+    out = _outputs(client.predict(None, "bikes", ["litevae"], 2, 64, "cpu", api_name="/reconstruct"))
+    _assert_playable_mp4(out["video"])
+    rows = _rows(out["table"])
+    assert [r["model"] for r in rows] == ["litevae"]
+    assert math.isfinite(rows[0]["PSNR dB"])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is a text file, not a video\n" * 20)
+    return {"empty": empty, "text": text}
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "the file is empty"),
+    ("text", "not a video or image"),
+    ("no_models", "Select at least one model"),
+    ("nothing", "Upload a video or image, or pick an example"),
+    ("too_heavy", "too heavy"),
+])
+def test_bad_input_gives_clear_error(client, small_clip, bad_files, case, expected):
+    args = {
+        "empty": (handle_file(str(bad_files["empty"])), None, ["litevae"], 2, 64, "cpu"),
+        "text": (handle_file(str(bad_files["text"])), None, ["litevae"], 2, 64, "cpu"),
+        "no_models": (handle_file(str(small_clip)), None, [], 2, 64, "cpu"),
+        "nothing": (None, None, ["litevae"], 2, 64, "cpu"),
+        # 6 frames x 768x512 x 3 models is over the CPU work cap; refused before any model runs
+        "too_heavy": (handle_file(str(small_clip)), None, models.names(), 6, 512, "cpu"),
+    }[case]
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name="/reconstruct")
+    msg = str(info.value)
+    assert expected in msg, msg
+    assert "Traceback" not in msg and "/tmp/" not in msg and "Reconstruction failed" not in msg, msg
+
+
+def test_server_survives_bad_input(client, small_clip, bad_files):
+    require_lab_weights("litevae")
+    with pytest.raises(AppError):
+        client.predict(handle_file(str(bad_files["text"])), None, ["litevae"], 1, 32, "cpu",
+                       api_name="/reconstruct")
+    out = _outputs(client.predict(handle_file(str(small_clip)), None, ["litevae"], 1, 32, "cpu",
+                                  api_name="/reconstruct"))
+    _assert_playable_mp4(out["video"])
+    assert [r["model"] for r in _rows(out["table"])] == ["litevae"]
