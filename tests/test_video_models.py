@@ -101,7 +101,7 @@ def _first_changed(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-9) -> int:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("t", [1, 3, 4, 5, 8, 13])
 def test_encoder_is_causal_between_groups(built64, name, t):
-    """Perturbing frame t (group ceil(t/4)) leaves latents 0 .. ceil(t/4) - 1 bit-identical and changes latent ceil(t/4).
+    """Perturbing frame t (group ceil(t/4)) leaves latents 0 .. ceil(t/4) - 1 unchanged and changes latent ceil(t/4).
 
     For IV-VAE this is exactly what group causality promises: latent j depends on frames <= 4j, the
     whole of its own group included. (Inside a group IV-VAE is two-sided; see the GCConv test.)

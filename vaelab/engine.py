@@ -19,6 +19,7 @@ from .models import VAE
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str, str], VAE] = {}
+_MODEL_LOCKS: dict[int, threading.Lock] = {}
 
 
 def auto_device(pref: str = "auto") -> torch.device:
@@ -79,39 +80,99 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _model_lock(model: VAE) -> threading.Lock:
+    """Streaming keeps per-layer caches inside the (shared, cached) model: one clip at a time per model."""
+    with _LOCK:
+        return _MODEL_LOCKS.setdefault(id(model), threading.Lock())
+
+
+def _frame_index(t: int, rule: str) -> np.ndarray:
+    """Source frame for each padded frame: the frame rule is met by repeating the last frame."""
+    from .models.base import pad_frames_to_rule
+
+    return np.minimum(np.arange(pad_frames_to_rule(t, rule)), t - 1)
+
+
 @torch.inference_mode()
-def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8,
+def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_latents: int = 4,
               progress: Callable[[float], None] | None = None) -> RunResult:
-    """Reconstruct a clip. Image models run ``frame_batch`` frames at a time (memory bound, same result)."""
+    """Reconstruct a uint8 clip (T, H, W, 3), with memory bounded by the chunk, not the clip.
+
+    * image models: ``frame_batch`` frames at a time (frames are independent: same result);
+    * causal video models: streamed, frame 0 alone then ``4 * chunk_latents`` frames per chunk, with
+      per-layer caches (``vaelab.streaming``): equal to one-shot to float rounding;
+    * other video models: one shot over the clip.
+    Frame and size rules are met by padding (last frame repeated, edge pixels replicated) and cropped back.
+    """
+    from .models.base import pad_to_rule
+
     device = next(model.parameters()).device
     card = model.card
     t, h, w, _ = frames_thwc.shape
+    idx = _frame_index(t, card.frame_rule)
     notes = []
-    latent = card.latent_shape(t, h, w)
     if (h % card.spatial_factor) or (w % card.spatial_factor):
         notes.append(f"padded {w}x{h} to a multiple of {card.spatial_factor} (edge replicate), then cropped back")
-    from .models.base import pad_frames_to_rule, pad_to_rule
+    if len(idx) != t:
+        notes.append(f"{t} frames padded to {len(idx)} ({card.frame_rule} rule, last frame repeated), then cropped")
+    streamed = card.kind == "video" and card.causal and hasattr(model, "encode_chunk")
+    if card.kind == "image":
+        chunks = [(a, min(a + frame_batch, len(idx))) for a in range(0, len(idx), frame_batch)]
+    elif streamed:
+        from .streaming import frame_chunks
 
-    if pad_frames_to_rule(t, card.frame_rule) != t:
-        notes.append(f"{t} frames padded to {pad_frames_to_rule(t, card.frame_rule)} ({card.frame_rule} rule), then cropped")
+        chunks = frame_chunks(len(idx), chunk_latents)
+        notes.append(f"streamed causally: frame 0, then {4 * chunk_latents}-frame chunks with layer caches")
+    else:
+        chunks = [(0, len(idx))]
+
+    def tensor(a: int, b: int) -> torch.Tensor:
+        return pad_to_rule(to_tensor(frames_thwc[idx[a:b]], device), card.spatial_factor, "any")[0]
+
     enc_s = dec_s = 0.0
-    out = []
-    step = frame_batch if card.kind == "image" else t
-    for start in range(0, t, step):
-        x = to_tensor(frames_thwc[start:start + step], device)
-        x_pad, (tt, hh, ww) = pad_to_rule(x, card.spatial_factor, card.frame_rule)
-        _sync(device)
-        t0 = time.perf_counter()
-        z = model.encode(x_pad)
-        _sync(device)
-        t1 = time.perf_counter()
-        y = model.decode(z)[:, :, :tt, :hh, :ww]
-        _sync(device)
-        enc_s += t1 - t0
-        dec_s += time.perf_counter() - t1
-        out.append(to_uint8(y))
-        if progress:
-            progress(min(1.0, (start + step) / t))
-    recon = np.concatenate(out, 0)
-    return RunResult(card.name, recon, latent, card.compression(t, h, w), model.num_params(), enc_s, dec_s,
-                     str(device), notes)
+    out: list[np.ndarray] = []
+    with _model_lock(model):
+        if streamed:
+            from .streaming import latent_chunks, streaming
+
+            zs = []
+            with streaming(model):
+                for i, (a, b) in enumerate(chunks):
+                    x = tensor(a, b)
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    zs.append(model.encode_chunk(x))
+                    _sync(device)
+                    enc_s += time.perf_counter() - t0
+                    if progress:
+                        progress(0.5 * (i + 1) / len(chunks))
+            z = torch.cat(zs, 2)
+            lat = latent_chunks(z.shape[2], chunk_latents)
+            with streaming(model):
+                for i, (a, b) in enumerate(lat):
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    y = model.decode_chunk(z[:, :, a:b])
+                    _sync(device)
+                    dec_s += time.perf_counter() - t0
+                    out.append(to_uint8(y[:, :, :, :h, :w]))
+                    if progress:
+                        progress(0.5 + 0.5 * (i + 1) / len(lat))
+        else:
+            for i, (a, b) in enumerate(chunks):
+                x = tensor(a, b)
+                _sync(device)
+                t0 = time.perf_counter()
+                z = model.encode(x)
+                _sync(device)
+                t1 = time.perf_counter()
+                y = model.decode(z)[:, :, :, :h, :w]
+                _sync(device)
+                enc_s += t1 - t0
+                dec_s += time.perf_counter() - t1
+                out.append(to_uint8(y))
+                if progress:
+                    progress((i + 1) / len(chunks))
+    recon = np.concatenate(out, 0)[:t]
+    return RunResult(card.name, recon, card.latent_shape(t, h, w), card.compression(t, h, w), model.num_params(),
+                     enc_s, dec_s, str(device), notes)

@@ -148,7 +148,8 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
                 sh, sw = Fraction(y.shape[-2], th), Fraction(y.shape[-1], tw)
                 out = y.new_zeros(*y.shape[:-2], _scaled(h, sh, "height"), _scaled(w, sw, "width"))
                 weight = y.new_zeros(out.shape[-2:])
-                ohh, oww = _scaled(oh, sh, "overlap") if len(ys) > 1 else 0, _scaled(ow, sw, "overlap") if len(xs) > 1 else 0
+                ohh = _scaled(oh, sh, "overlap") if len(ys) > 1 else 0  # overlaps in output pixels
+                oww = _scaled(ow, sw, "overlap") if len(xs) > 1 else 0
             oy, ox = _scaled(y0, sh, "tile offset"), _scaled(x0, sw, "tile offset")
             ny, nx = y.shape[-2:]
             wy = _ramp(ny, ohh if y0 > 0 else 0, ohh if y0 + th < h else 0, y.device)

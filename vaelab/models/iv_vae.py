@@ -44,9 +44,11 @@ conv on, so a zeroed half does not give a clean "keyframes only" video; it shows
 picture each half of the latent carries.
 
 Lab deviations: trained from scratch (the paper initialises the keyframe half from a z/2 image
-VAE); one ResNet per encoder level instead of two; PAC dilations (1, 3, 6) instead of
-(1, 3, 6, 9, 12) at our small latent sizes; one attention block per half in the mid block instead
-of seven; no 1x1 quant/post-quant convs (they fold into PAC's fuse conv and the decoder's conv_in).
+VAE); branch width 12 instead of 64/96; one ResNet per encoder level (two per decoder level)
+instead of two (three); the up-sampler's conv narrows channels to the next level's width; PAC
+dilations (1, 3, 6) instead of (1, 3, 6, 9, 12) at our small latent sizes; one attention block per
+half in the mid block instead of seven; no 1x1 quant/post-quant convs (they fold into PAC's fuse
+conv and the decoder's conv_in).
 """
 from __future__ import annotations
 
@@ -402,7 +404,8 @@ class IVVAE(CausalVideoVAE):
         super().__init__(cfg)
         tdown = cfg["temporal_downsample"]
         if len(tdown) != len(cfg["dim_mult"]) - 1 or 2 ** len(tdown) != CARD.spatial_factor or 2 ** sum(tdown) != 4:
-            raise ValueError("iv-vae config must keep 4 levels with 2 temporal down-samplings (4x8x8), as its card says")
+            raise ValueError("iv-vae config must keep 4 levels with 2 temporal down-samplings (4x8x8), "
+                             "as its card says")
         if cfg["latent_channels"] != CARD.latent_channels:
             raise ValueError(f"iv-vae's card fixes latent_channels = {CARD.latent_channels}")
         self.encoder = KTCEncoder(cfg)
