@@ -219,3 +219,34 @@ def bars(categories: list[str], series: dict[str, list[float]], title: str, yaxi
     )
     fig.update_yaxes(title_text=yaxis)
     return _style(fig, height=360, barmode="group", title=title, margin=dict(l=60, r=20, t=50, b=50))
+
+
+# --- wavelets ---------------------------------------------------------------------------
+
+
+def image_row(images: dict[str, np.ndarray], title: str = "", height: int = 340) -> go.Figure:
+    """A row of uint8 RGB images (e.g. wavelet mosaics of input and reconstructions), one subplot each."""
+    fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.01)
+    for i, img in enumerate(images.values(), start=1):
+        fig.add_trace(go.Image(source=_png_data_uri(img), hoverinfo="skip"), row=1, col=i)
+    fig.update_xaxes(visible=False)
+    for i in range(1, len(images) + 1):
+        fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    return _style(fig, height=height, title=title, margin=dict(l=10, r=10, t=60, b=10))
+
+
+def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[str, list[float]],
+              error: dict[str, list[float]]) -> go.Figure:
+    """Two rows: energy per band (input vs each model, log scale) and error per band (sums to the MSE)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("energy per band (mean squared coefficient, log scale)",
+                                        "error per band (bars of one model sum to its MSE, [0,1] units)"))
+    fig.add_trace(go.Bar(x=names, y=input_energy, name="input", marker_color=INPUT_COLOUR, legendgroup="input"),
+                  row=1, col=1)
+    for i, model in enumerate(recon_energy):
+        fig.add_trace(go.Bar(x=names, y=recon_energy[model], name=model, marker_color=colour(i), legendgroup=model),
+                      row=1, col=1)
+        fig.add_trace(go.Bar(x=names, y=error[model], name=model, marker_color=colour(i), legendgroup=model,
+                             showlegend=False), row=2, col=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    return _style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))

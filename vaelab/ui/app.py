@@ -141,6 +141,34 @@ def show_frame(state, index):
     return _frame_figure(state, int(index))
 
 
+def wavelets(state, mode, frame):
+    """Haar band view of the last Reconstruct result: mosaics for one frame and per-band energy/error bars."""
+    from ..analysis import wavelet_view as wv
+
+    if not isinstance(state, pipeline.Comparison):
+        raise gr.Error("Run Reconstruct first: this tab analyses its input and reconstructions.")
+    recons = {n: r.run.recon for n, r in state.results.items()}
+    t = int(np.clip(int(frame or 0), 0, len(state.frames) - 1))
+    three_d = str(mode).startswith("3D")
+    if three_d:
+        tl = t // 2
+        mosaics = {"input": wv.subband_mosaic_3d(state.frames, tl)[0]}
+        mosaics |= {n: wv.subband_mosaic_3d(r, tl)[0] for n, r in recons.items()}
+        title = (f"3D Haar sub-bands at latent time {tl} (frames {2 * tl}-{2 * tl + 1}); tiles, left to right: "
+                 "LLL LLH LHL LHH / HLL HLH HHL HHH (letters: time, rows, columns)")
+    else:
+        mosaics = {"input": wv.mallat_mosaic(state.frames[t])} | {n: wv.mallat_mosaic(r[t]) for n, r in recons.items()}
+        title = f"2D Haar, 3 levels, frame {t}: LL top-left, |LH| right, |HL| below, |HH| diagonal (x4)"
+    rep = wv.band_report(state.frames, recons, mode="3d" if three_d else "2d")
+    bars = viz.band_bars(rep.names, rep.input_energy, rep.recon_energy, rep.error)
+    lines = [text.WAVELETS_HELP]
+    for n in recons:
+        share = dict(zip(rep.names, rep.error_share(n)))
+        top = max(share, key=share.get)
+        lines.append(f"- **{n}**: {100 * share[top]:.0f} % of its error is in band {top}.")
+    return viz.image_row(mosaics, title), bars, "\n".join(lines)
+
+
 def model_cards(state=None) -> str:
     """All model cards as Markdown (with latent shapes for the last input, when there is one)."""
     from ..analysis.complexity import encoder_decoder_stats
@@ -192,6 +220,17 @@ def build_app() -> gr.Blocks:
             table = gr.Dataframe(label="Per model", elem_id="table", interactive=False)
             codebook = gr.Plot(label="VQGAN codebook usage", visible=False, elem_id="codebook")
             notes = gr.Markdown(elem_id="vaelab-notes")
+        with gr.Tab("Wavelets"):
+            gr.Markdown("Haar wavelet bands of the input and of each reconstruction from the last **Reconstruct** "
+                        "run: which frequencies does each VAE keep, and where does its error live?")
+            with gr.Row():
+                wmode = gr.Radio(["2D per frame (3 levels)", "3D over time (1 level)"], value="2D per frame (3 levels)",
+                                 label="Transform", elem_id="wavelet-mode")
+                wframe = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame", elem_id="wavelet-frame")
+                wrun = gr.Button("Show bands", variant="primary", elem_id="wavelet-run")
+            wmosaic = gr.Plot(elem_id="wavelet-mosaic", show_label=False)
+            wbars = gr.Plot(elem_id="wavelet-bars", show_label=False)
+            wnotes = gr.Markdown(elem_id="wavelet-notes")
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
@@ -199,6 +238,7 @@ def build_app() -> gr.Blocks:
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         frame_idx.release(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4)
+        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes], concurrency_limit=2)
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo

@@ -14,6 +14,15 @@ quality of the published checkpoints.
 """
 
 
+WAVELETS_HELP = (
+    "The Haar transform is orthonormal, so each model's squared error splits exactly over the bands: the "
+    "error bars of one model add up to its MSE. Low-pass bands (LL, LLL) hold the coarse image; the others hold "
+    "edges (LH vertical, HL horizontal, HH diagonal) and, in 3D, change over time (bands starting with H). "
+    "A VAE that blurs loses energy in the fine (level-1) detail bands. Levels 1-3 of the 2D transform of the "
+    "input are exactly what LiteVAE's encoder receives (its 12-channel pyramid)."
+)
+
+
 def limits_text(max_frames: int, max_size: int, max_mb: int, max_seconds: float) -> str:
     return (f"**Limits:** files up to {max_mb} MB; up to {max_frames} frames from the start of the clip; "
             f"working resolution (short side) up to {max_size} px; decoding stops after {max_seconds:g} s of "
