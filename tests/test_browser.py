@@ -173,3 +173,26 @@ def test_models_tab_shows_cards(page):
     expect(cards).to_contain_text("LiteVAE", timeout=60_000)
     expect(cards).to_contain_text("VQGAN")
     expect(cards).to_contain_text("Parameters")
+
+
+def test_wavelets_tab_after_a_run(page, tmp_path):
+    from playwright.sync_api import expect
+
+    require_lab_weights("sd-vae")
+    set_slider(page, "frames", 4)
+    set_slider(page, "size", 64)
+    choose_models(page, ["sd-vae"])
+    choose_cpu(page)
+    run_and_wait(page)
+
+    page.get_by_role("tab", name="Wavelets").click()
+    page.locator("#wavelet-run").click()
+    page.wait_for_selector("#wavelet-bars .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator("#wavelet-mosaic .js-plotly-plot")).to_have_count(1)
+    expect(page.locator("#wavelet-notes")).to_contain_text("of its error is in band")
+    # the 3D transform over time, on the same result
+    page.locator("#wavelet-mode input[value^='3D']").check()
+    page.locator("#wavelet-run").click()
+    expect(page.locator("#wavelet-bars")).to_contain_text("HHH", timeout=RENDER_TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / "wavelets.png"), full_page=True)
+    assert not page.js_errors, page.js_errors
