@@ -145,7 +145,7 @@ def test_traversal_tricks_are_refused(app_server, raw):
     assert b"root:" not in body
 
 
-def test_cached_files_are_served_but_raw_outputs_are_not(app_server, small_clip):
+def test_cached_files_are_served_but_raw_outputs_are_not(app_server, small_clip, tmp_path, monkeypatch):
     """Positive control: what Gradio handed out is served (200), so the 403s above are real refusals.
     Our own output dir (vaelab-out) is not servable; only Gradio's cached copy is."""
     from gradio_client import Client, handle_file
@@ -156,7 +156,9 @@ def test_cached_files_are_served_but_raw_outputs_are_not(app_server, small_clip)
     status, _, body = http("GET", f"{app_server}/gradio_api/file={cached}")
     assert status == 200 and body == small_clip.read_bytes()
 
-    client = Client(app_server, verbose=False)
+    # gradio_client leaves an empty directory per download in tempfile.gettempdir(): keep it in tmp_path.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client = Client(app_server, verbose=False, download_files=str(tmp_path / "downloads"))
     out = client.predict(handle_file(str(small_clip)), None, ["sd-vae"], 1, 32, "cpu", api_name="/reconstruct")
     video = Path(out[0])
     assert video.is_file() and video.stat().st_size > 0
@@ -260,6 +262,8 @@ def test_analytics_off_and_loopback_only_without_env(limited_app):
     """app.py itself defaults GRADIO_ANALYTICS_ENABLED to False and binds to 127.0.0.1."""
     _, _, body = http("GET", limited_app["url"] + "/config")
     assert json.loads(body)["analytics_enabled"] is False
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("reading listening sockets needs Linux /proc")
     addresses = listening_addresses(limited_app["port"])
     assert addresses, "no listening socket found"
     loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1

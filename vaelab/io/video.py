@@ -12,6 +12,7 @@ import functools
 import math
 import struct
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -166,6 +167,7 @@ def read_clip(
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
     path = Path(path)
     _check_file(path, limits.max_bytes)
+    _check_image_header(path, limits)
     frame_cap = limits.max_frames if max_frames is None else min(max_frames, limits.max_frames)
     cap_reason = "limit" if max_frames is None or max_frames >= limits.max_frames else "requested"
     deadline = time.monotonic() + limits.timeout_s
@@ -198,6 +200,7 @@ def probe(path: str | PathLike) -> dict:
     """
     path = Path(path)
     _check_file(path, max_bytes=None)
+    _check_image_header(path, VideoLimits())
     with contextlib.ExitStack() as stack:
         container = _open_container(path, stack)
         streams = _video_streams(container)
@@ -246,6 +249,30 @@ def _check_file(path: Path, max_bytes: int | None) -> None:
         raise VideoDecodeError(
             f"The file is too large ({_megabytes(n_bytes)}); the limit is {_megabytes(max_bytes)}."
         )
+
+
+def _check_image_header(path: Path, limits: VideoLimits) -> None:
+    """Refuse an oversized still image from its header alone.
+
+    FFmpeg's image demuxers learn an image's size by decoding it while the file is opened,
+    so a 2 MB PNG claiming 16000x16000 would cost ~2 GB and seconds before ``_check_size``
+    sees it. Pillow reads only the header here; anything it does not know is left to FFmpeg.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=_PIL_FORMATS) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise VideoDecodeError(
+            f"The image is too large; the limit is {limits.max_side} pixels per side "
+            f"and {limits.max_pixels / 1e6:.1f} megapixels."
+        ) from None
+    except (*_DECODER_ERRORS, Image.UnidentifiedImageError):
+        return  # not an image Pillow knows: FFmpeg decides
+    _check_size(width, height, limits)
 
 
 def _megabytes(n_bytes: int) -> str:
@@ -511,6 +538,12 @@ def _decode(
         if geometry is None:
             _check_size(frame.width, frame.height, limits)  # the header may have lied
             geometry = _plan_geometry(frame, source, size, notes)
+            out_w, out_h = geometry.decode_size
+            if max(out_w, out_h) > limits.max_side or out_w * out_h > limits.max_pixels:
+                raise VideoDecodeError(
+                    f"The requested size is too large ({out_w}x{out_h} after resizing); the limit is "
+                    f"{limits.max_side} pixels per side and {limits.max_pixels / 1e6:.1f} megapixels."
+                )
             notes.extend(_format_notes(frame))
         if len(frames) == frame_cap:
             stop_note = f"stopped at {frame_cap} frames ({cap_reason})"

@@ -10,6 +10,7 @@ import copy
 import importlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, not our bug
-        raise WeightsError(f"could not read checkpoint {path.name}: {type(e).__name__}: {str(e)[:200]}") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(e).split()))  # one line, no ANSI colours
+        if "Weights only load failed" in text:  # torch's text is long and explains how to turn the safety off
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            what = f"it references {found.group(1)}, not only tensors" if found else "not a plain tensor checkpoint"
+            raise WeightsError(f"refused checkpoint {path.name}: {what} (nothing was executed); "
+                               "use a .safetensors file") from None
+        raise WeightsError(f"could not read checkpoint {path.name}: {type(e).__name__}: {text[:200]}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

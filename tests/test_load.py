@@ -1,0 +1,257 @@
+"""Load on the live app (the session's ``app_server``): concurrent clients, the queue bound,
+cancellation, and the server's peak memory.
+
+Latencies and throughput are printed, not asserted: they depend on the machine (the numbers in
+docs/RELIABILITY.md come from a 2-core machine busy with three training jobs). Correctness is
+asserted: every request completes with a playable video and its table row.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+N_CLIENTS = 8
+REQUESTS_PER_CLIENT = 2
+MODEL = "sd-vae"
+ARGS = dict(frames=2, size=32)
+RSS_BUDGET_GIB = 6.0
+EXPECTED_QUEUE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def server_pid(base_url: str) -> int:
+    """The pid listening on the app's port: socket inode from /proc/net/tcp*, then /proc/*/fd."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("finding the server process needs Linux /proc")
+    port = int(base_url.rsplit(":", 1)[1])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                inodes.add(f"socket:[{fields[9]}]")
+    assert inodes, f"nothing listens on port {port}"
+    # Our own children first (app_server is started by this pytest process), then everyone.
+    pids = sorted((p for p in os.listdir("/proc") if p.isdigit()),
+                  key=lambda p: _ppid(p) != os.getpid())
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+            except OSError:
+                continue
+    pytest.skip(f"could not find the process listening on port {port}")
+
+
+def _ppid(pid: str) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in status.splitlines())
+            if k in ("VmRSS", "VmHWM")}
+
+
+def check_output(out, frames: int = ARGS["frames"]) -> None:
+    """A completed /reconstruct: a decodable side-by-side video and one table row for MODEL."""
+    from vaelab.io import read_clip
+
+    video = Path(out[0])
+    assert video.is_file() and video.stat().st_size > 0, out[0]
+    clip = read_clip(video)
+    assert clip.frames.shape[0] == frames, clip.frames.shape
+    rows = out[4]["data"]
+    assert [row[0] for row in rows] == [MODEL], rows
+    assert np.isfinite(float(rows[0][out[4]["headers"].index("PSNR dB")]))
+
+
+class RssSampler(threading.Thread):
+    """Samples the server's VmRSS every 0.2 s while a test runs."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self._stop_event = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.peak_kib = max(self.peak_kib, memory_kib(self.pid)["VmRSS"])
+            except OSError:
+                return
+            self._stop_event.wait(0.2)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join(timeout=5)
+        return self.peak_kib
+
+
+@pytest.fixture(scope="module", autouse=True)
+def downloads(tmp_path_factory):
+    """gradio_client downloads every output file and leaves an empty directory per download in
+    tempfile.gettempdir(): keep both under this module's tmp dir, not the system temp dir."""
+    scratch = tmp_path_factory.mktemp("load-client")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "tempdir", str(scratch))
+        yield str(scratch / "downloads")
+
+
+def new_client(base_url: str, downloads: str):
+    from gradio_client import Client
+
+    return Client(base_url, verbose=False, download_files=downloads)
+
+
+@pytest.fixture(scope="module")
+def client(app_server, downloads):
+    return new_client(app_server, downloads)
+
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print("\n" + text)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_concurrent_clients_all_complete(app_server, small_clip, downloads, capsys):
+    from gradio_client import handle_file
+
+    pid = server_pid(app_server)
+    sampler = RssSampler(pid)
+    sampler.start()
+    # Connect every client first, so the timed part is the requests themselves.
+    clients = [new_client(app_server, downloads) for _ in range(N_CLIENTS)]
+    barrier = threading.Barrier(N_CLIENTS)
+
+    def work(index: int) -> list[float]:
+        barrier.wait(timeout=60)
+        latencies = []
+        for _ in range(REQUESTS_PER_CLIENT):
+            start = time.perf_counter()
+            out = clients[index].predict(handle_file(str(small_clip)), None, [MODEL], ARGS["frames"],
+                                         ARGS["size"], "cpu", api_name="/reconstruct")
+            latencies.append(time.perf_counter() - start)
+            check_output(out)
+        return latencies
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(N_CLIENTS) as pool:
+        results = list(pool.map(work, range(N_CLIENTS), timeout=600))
+    wall = time.perf_counter() - start
+    peak_rss_gib = sampler.stop() / 1024**2
+
+    latencies = np.array([x for per_client in results for x in per_client])
+    assert len(latencies) == N_CLIENTS * REQUESTS_PER_CLIENT
+    report(capsys, json.dumps({
+        "load_test": f"{N_CLIENTS} clients x {REQUESTS_PER_CLIENT} requests, {MODEL}, "
+                     f"{ARGS['frames']} frames, short side {ARGS['size']} px, cpu, upload {small_clip.name}",
+        "requests": int(len(latencies)),
+        "wall_s": round(wall, 2),
+        "throughput_req_per_s": round(len(latencies) / wall, 3),
+        "latency_p50_s": round(float(np.percentile(latencies, 50)), 2),
+        "latency_p95_s": round(float(np.percentile(latencies, 95)), 2),
+        "latency_min_s": round(float(latencies.min()), 2),
+        "latency_max_s": round(float(latencies.max()), 2),
+        "server_peak_rss_during_gib": round(peak_rss_gib, 3),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }))
+
+
+def test_queue_is_bounded(app_server, client, capsys):
+    """One slow job occupies the single 'compute' slot; a burst behind it overflows the queue
+    (max_size EXPECTED_QUEUE): the overflow is refused with 'Queue is full', the rest are served."""
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import QueueError
+
+    slow = client.submit(None, "bikes", [MODEL], 16, 64, "cpu", api_name="/reconstruct")  # a few seconds
+    deadline = time.monotonic() + 60
+    while slow.status().code.name not in ("PROCESSING", "PROGRESS", "FINISHED") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    burst = EXPECTED_QUEUE + 4
+    # An empty model list is refused at once by reconstruct, so the burst costs no compute.
+    with concurrent.futures.ThreadPoolExecutor(burst) as pool:
+        jobs = list(pool.map(lambda _: client.submit(None, "bikes", [], 2, 32, "cpu", api_name="/reconstruct"),
+                             range(burst)))
+        outcomes = []
+        for job in jobs:
+            try:
+                job.result(timeout=300)
+                outcomes.append("ok")
+            except QueueError as e:
+                outcomes.append(f"queue-full: {e}")
+            except AppError as e:
+                outcomes.append(f"app-error: {e}")
+    check_output(slow.result(timeout=300), frames=16)
+
+    full = [o for o in outcomes if o.startswith("queue-full")]
+    served = [o for o in outcomes if o.startswith("app-error")]
+    report(capsys, f"queue: burst of {burst} behind a running job -> {len(served)} queued and served, "
+                   f"{len(full)} refused ({full[0] if full else 'none'})")
+    assert full, f"no request was refused with a queue of {EXPECTED_QUEUE}: {outcomes}"
+    assert len(served) <= EXPECTED_QUEUE, outcomes
+    assert all("Select at least one model" in o for o in served), served
+    assert "ok" not in outcomes
+
+
+def test_cancelled_requests_leave_the_server_serving(app_server, client, small_clip, downloads):
+    from gradio_client import handle_file
+
+    # Cancelled while running: the job finishes upstream (not a generator) but the client stops waiting.
+    running = client.submit(handle_file(str(small_clip)), None, [MODEL], 6, 64, "cpu", api_name="/reconstruct")
+    deadline = time.monotonic() + 60
+    while running.status().code.name not in ("PROCESSING", "PROGRESS") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Cancelled while still waiting in the queue behind it: it must never run.
+    other = new_client(app_server, downloads)
+    queued = other.submit(handle_file(str(small_clip)), None, [MODEL], 6, 64, "cpu", api_name="/reconstruct")
+    time.sleep(0.5)
+    assert queued.cancel()
+    assert running.cancel()
+
+    start = time.perf_counter()
+    out = client.predict(handle_file(str(small_clip)), None, [MODEL], ARGS["frames"], ARGS["size"], "cpu",
+                         api_name="/reconstruct")
+    check_output(out)
+    assert time.perf_counter() - start < 120
+    with urllib.request.urlopen(app_server + "/gradio_api/queue/status", timeout=30) as r:
+        status = json.loads(r.read())
+    assert status.get("queue_size", 0) == 0, status
+
+
+def test_server_peak_rss_within_budget(app_server, capsys):
+    """VmHWM of the app process over the whole session so far (bad inputs, security, load)."""
+    pid = server_pid(app_server)
+    mem = memory_kib(pid)
+    peak_gib = mem["VmHWM"] / 1024**2
+    report(capsys, f"server pid {pid}: peak RSS (VmHWM) {peak_gib:.3f} GiB, current RSS "
+                   f"{mem['VmRSS'] / 1024**2:.3f} GiB (budget {RSS_BUDGET_GIB} GiB)")
+    assert peak_gib < RSS_BUDGET_GIB
