@@ -23,9 +23,13 @@ def _model_list(spec: str) -> list[str]:
     if spec in ("all", ""):
         return models.names()
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in models.names()]
+    unknown = [n for n in names if n not in models.all_names()]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.names())}")
+    untrained = [n for n in names if n not in models.names()]
+    if untrained:
+        raise ValueError(f"no lab weights shipped for {', '.join(untrained)} yet (train with `vaelab train NAME`); "
+                         f"trained: {', '.join(models.names())}")
     return names
 
 
@@ -73,8 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import models
     from .train.loop import TrainConfig, train
 
-    if args.model not in models.names():
-        return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.names())}")
+    if args.model not in models.all_names():
+        return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.all_names())}")
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight,
                       frames=args.frames or TrainConfig.frames)

@@ -18,11 +18,17 @@ import torch
 
 from .base import VAE, ModelCard
 
-# name -> (module, class). Order is the order shown in the app.
+# name -> (module, class), every family we implement. Order is the order shown in the app.
 _REGISTRY: dict[str, tuple[str, str]] = {
     "vqgan": ("vqgan", "VQGAN"),
     "sd-vae": ("sd_vae", "AutoencoderKL"),
     "litevae": ("litevae", "LiteVAE"),
+    "cv-vae": ("cv_vae", "CVVAE"),
+    "iv-vae": ("iv_vae", "IVVAE"),
+    "videovae-plus": ("videovae_plus", "VideoVAEPlus"),
+    "hvdm": ("hvdm", "HVDM"),
+    "vidtwin": ("vidtwin", "VidTwin"),
+    "walt": ("walt", "WALTTokenizer"),
 }
 
 ASSETS = Path(os.environ.get("VAELAB_ASSETS", Path(__file__).resolve().parents[2] / "assets"))
@@ -32,8 +38,18 @@ class WeightsError(RuntimeError):
     """A checkpoint could not be used; the message says why in one line."""
 
 
-def names() -> list[str]:
+def all_names() -> list[str]:
+    """Every implemented family (buildable and trainable)."""
     return list(_REGISTRY)
+
+
+def names() -> list[str]:
+    """The families that ship trained lab weights: the ones the app and ``vaelab eval`` offer.
+
+    A family without weights still has a card (``available()``) saying so; we never run random weights
+    as if they were a result.
+    """
+    return [n for n in _REGISTRY if lab_weights_path(n).exists()]
 
 
 def model_class(name: str) -> type[VAE]:
@@ -65,7 +81,9 @@ def card(name: str) -> ModelCard:
 
 
 def available() -> list[ModelCard]:
-    return [card(n) for n in _REGISTRY]
+    """Cards of every implemented family, trained ones first; ``card.weights`` says which ship weights."""
+    trained = names()
+    return [card(n) for n in trained + [n for n in _REGISTRY if n not in trained]]
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -102,6 +102,11 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
     model = models.build(cfg.model, cfg.model_config or None)
+    if hasattr(model, "attach_image_decoder"):
+        # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
+        image_vae = models.load("sd-vae", device="cpu")
+        model.inflate_from_sd(image_vae.state_dict())
+        model.attach_image_decoder(image_vae)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None

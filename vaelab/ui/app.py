@@ -178,9 +178,10 @@ def model_cards(state=None) -> str:
         t, h, w, _ = state.frames.shape
         shape = (t, h, w)
     parts = []
+    trained = models.names()
     for c in models.available():
         try:
-            stats = encoder_decoder_stats(c.name)
+            stats = encoder_decoder_stats(c.name) if c.name in trained else None
         except Exception:  # noqa: BLE001 - stats are a nicety; a card must still render
             stats = None
         parts.append(text.card_md(c, stats, shape))

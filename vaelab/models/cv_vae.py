@@ -1,0 +1,582 @@
+"""CV-VAE (Zhao et al., "CV-VAE: A Compatible Video VAE for Latent Generative Video Models", NeurIPS 2024).
+
+Text-to-image diffusion models already speak the SD image VAE's latent language. CV-VAE builds a
+video VAE (4x in time, 8x in space) that speaks the *same* language, so those models can be
+fine-tuned on truly time-compressed video latents. Two ingredients:
+
+1. Inflation. The video VAE is SD's VAE with most 2D convs turned into 3D ones ("half-3D":
+   in each ResNet conv1 becomes 3x3x3, conv2 stays a per-frame 2D conv) and the same parameter
+   names. ``inflate_from_sd`` copies every 2D kernel into the temporal slice that sees the
+   *current* frame (last slice of a causal conv, centre of a symmetric one) and zeros the rest;
+   the time up-sampler (a conv with 2C outputs) gets the kernel in both halves. Right after
+   inflation the stride-2 temporal down-samplers just pick frames 0, 2, 4, ..., so the video
+   latent of frames 0, 4, 8, ... *is* the SD latent of those frames, and the decoder holds each
+   latent for its group of 4 frames.
+2. A latent regulariser through the frozen image decoder. ``forward`` decodes every video latent
+   frame with the attached, frozen SD decoder and pulls it (L1) towards the matching input frame:
+   frame 0 for latent 0 and, for latent j >= 1, a random frame of its group 4j-3 .. 4j (the
+   paper's ``random`` target). Gradients reach only the 3D encoder, through z: the encoder is
+   taught to keep emitting latents the image decoder can read while the 3D decoder learns motion.
+
+Shapes (widths ``block_out_channels`` = SD's, L = 4 levels):
+
+    x (B, 3, 1 + 4k, H, W)                                   H, W multiples of 8
+      -> causal conv_in (3x3x3)
+      -> per level: half-3D ResNet (causal conv1 3x3x3, per-frame conv2 3x3),
+         down-sampler (causal 3x3x3, stride 2 in space; stride 2 in time at levels 0 and 2:
+         1 + 4k -> 1 + 2k -> 1 + k)
+      -> mid: ResNet, per-frame spatial attention, ResNet -> conv_out -> quant_conv
+      -> moments (B, 8, 1 + k, H/8, W/8) -> z (B, 4, 1 + k, H/8, W/8)
+      -> post_quant_conv -> symmetric (non-causal) conv_in -> mid: ResNet, spatial attention,
+         temporal attention, ResNet
+      -> per level: half-3D ResNets, up-sampler (nearest x2 in space, 3x3x3 conv; on time-up
+         levels the conv emits 2C channels = two sub-frames, first frame dropped: 1 + k -> 1 + 2k)
+      -> (B, 3, 1 + 4k, H, W)
+
+Frame rule 1 + 4k: latent frame 0 codes frame 0 alone (an image is a 1-frame video, which is
+what makes latent 0 directly comparable to the SD latent); latent j >= 1 codes frames 4j-3 .. 4j.
+
+What is causal. The encoder: latent j depends on frames <= 4j only. The decoder is not (as in the
+paper): its symmetric temporal convs and temporal attention see the whole latent clip.
+
+Chunking (the paper's 16 + 1 scheme, ``encode_chunked`` / ``decode_chunked``) is approximate:
+windows ``x[16n : 16n + 17]`` are encoded independently, each restarting the causal padding at its
+own first frame (which duplicates the previous window's last frame, so its latent is dropped).
+What holds: window 0 (latents 0..4) equals one-shot exactly, because the encoder is causal and
+normalises per frame; on a static clip every window is exact (the replicated first frame *is*
+the past). What does not: a later window's first latents differ from one-shot, since the
+replicated first frame stands in for the real past frames the one-shot receptive field sees.
+Decoding windows of 4 + 1 latents is approximate everywhere: the decoder's symmetric convs and
+temporal attention see across window edges. With the paper's GroupNorm over (T, H, W)
+(``encoder_norm_over_time`` / ``decoder_norm_over_time`` True) the statistics differ per window
+too, and even window 0 is no longer exact. There are no per-layer caches (no ``encode_chunk``,
+so the engine runs it one-shot): exact streaming is not what this design offers.
+
+Lab deviations (stated): GroupNorm normalises each frame on its own (= SD's GroupNorm on every
+frame); the paper's GroupNorm pools over (T, H, W), which makes latent 0 depend on later frames
+(breaking the causality above) and makes the inflated model differ from SD. Both are config
+switches. With per-frame norms the inflated model is exactly SD: the encoder gives the SD latent
+of frames 0, 4, 8, ... and the decoder decodes every latent like SD, holding it for its group.
+SD's 1x1 quant/post-quant convs are kept (as 1x1x1 convs) so the inflated model equals SD
+exactly; CV-VAE folds them away. The constraint is a plain weighted L1
+(the paper divides it by its own learned log-variance); no LPIPS/GAN here (the lab loop adds
+L1 + wavelet). Lab widths are our sd-vae's [32, 64, 128, 128], one ResNet per encoder level.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._blocks import Attention, DiagonalGaussian, _groups
+from .base import VAE, ModelCard, Paper, pad_to_rule
+from .sd_vae import convert_legacy_attention
+
+LAB_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "block_out_channels": [32, 64, 128, 128],  # = sd-vae LAB_CONFIG, so the trained sd-vae inflates into it
+    "layers_per_block": 1,  # encoder; the decoder has layers_per_block + 1 per level (as SD)
+    "latent_channels": 4,
+    "norm_num_groups": 8,
+    "temporal_downsample": [True, False, True],  # per encoder down-sampler (levels 0 and 2, as CV-VAE)
+    # GroupNorm statistics per frame (= SD on every frame). True = the paper's GroupNorm over (T, H, W): in the
+    # encoder that breaks causality and exact inflation; in the decoder it only breaks "inflated decoder == SD".
+    "encoder_norm_over_time": False,
+    "decoder_norm_over_time": False,
+    "kl_weight": 1e-6,
+    "compat_weight": 1.0,  # the paper's rec2d_weight: L1 through the frozen image decoder
+    "compat_target": "random",  # "random" (paper's released config), "slice" (frame 4j) or "mean" (group mean)
+    "scaling_factor": 1.0,  # replaced after training by 1/std of training latents
+}
+
+CARD = ModelCard(
+    name="cv-vae",
+    family="CV-VAE",
+    paper=Paper("CV-VAE: A Compatible Video VAE for Latent Generative Video Models", "NeurIPS", 2024,
+                "https://arxiv.org/abs/2405.20279"),
+    kind="video",
+    spatial_factor=8,
+    temporal_factor=4,
+    latent_channels=4,
+    causal=True,  # the encoder (the latent); the decoder is not causal
+    frame_rule="1+4k",
+    teaching=(
+        "A video VAE grown out of the sd-vae image VAE: same widths, same parameter names, 2D kernels inflated to "
+        "3D. Its latent is meant to stay readable by the *image* decoder: during training every latent frame is "
+        "also decoded by the frozen sd-vae decoder and compared with its input frame. Decode the video latent "
+        "with the image decoder (the compatibility meter) to see how well a T2I model's latent space survived "
+        "4x temporal compression; the 3D decoder alone usually reconstructs better."
+    ),
+    idea="SD VAE inflated to a causal-encoder 4x8x8 video VAE (half-3D ResNets), trained with a latent "
+         "regulariser that decodes the video latent with the frozen SD image decoder; 4 latent channels.",
+    architecture="Encoder: causal 3x3x3 conv_in, per level a half-3D ResNet (conv1 causal 3x3x3, conv2 per-frame "
+                 "3x3) + causal stride-2 down-sampler (time /2 at levels 0 and 2), mid ResNet-spatial attention-"
+                 "ResNet, quant conv. Decoder: non-causal mirror with mid spatial + temporal attention and "
+                 "sub-pixel (2C-channel) temporal up-sampling at two levels (1 + k -> 1 + 2k -> 1 + 4k).",
+)
+
+
+# --- layers ------------------------------------------------------------------------------------------
+
+def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Apply a 2D module to every frame: (B, C, T, H, W) -> (B, C', T, H', W')."""
+    b, c, t, h, w = x.shape
+    y = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
+    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
+
+
+class GroupNorm3D(nn.GroupNorm):
+    """GroupNorm on (B, C, T, H, W): statistics per frame (``over_time=False``, = SD's GroupNorm on
+    every frame) or over (C/g, T, H, W) (``over_time=True``, CV-VAE's)."""
+
+    def __init__(self, channels: int, groups: int, over_time: bool, eps: float = 1e-6):
+        super().__init__(_groups(channels, groups), channels, eps=eps)
+        self.over_time = over_time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.over_time or x.dim() != 5:
+            return super().forward(x)
+        return per_frame(super().forward, x)
+
+
+class Conv3dT(nn.Conv3d):
+    """3D conv padded in time by replicating edge frames: ``causal`` pads k_t - 1 frames in front only
+    (output t sees inputs <= t), otherwise (k_t - 1) / 2 on each side. Space: zero "same" padding
+    (``space_pad`` False: none, the caller pads). Its weight is [out, in, k_t, k, k], the 2D name kept."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, causal: bool = True,
+                 stride: tuple[int, int, int] = (1, 1, 1), space_pad: bool = True):
+        p = kernel // 2 if space_pad else 0
+        super().__init__(in_ch, out_ch, kernel, stride=stride, padding=(0, p, p))
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kt = self.kernel_size[0]
+        if kt > 1:
+            front, back = (kt - 1, 0) if self.causal else ((kt - 1) // 2, kt // 2)
+            x = F.pad(x, (0, 0, 0, 0, front, back), mode="replicate")
+        return super().forward(x)
+
+
+class ResnetBlock3D(nn.Module):
+    """Half-3D ResNet: norm -> SiLU -> conv1 3x3x3 (causal or symmetric) -> norm -> SiLU -> conv2 3x3 per frame,
+    plus a 1x1x1 skip. (B, C_in, T, H, W) -> (B, C_out, T, H, W). Names = diffusers' ResnetBlock2D."""
+
+    def __init__(self, in_ch: int, out_ch: int, groups: int, causal: bool, norm_over_time: bool):
+        super().__init__()
+        self.norm1 = GroupNorm3D(in_ch, groups, norm_over_time)
+        self.conv1 = Conv3dT(in_ch, out_ch, 3, causal=causal)
+        self.norm2 = GroupNorm3D(out_ch, groups, norm_over_time)
+        self.dropout = nn.Dropout(0.0)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv_shortcut = Conv3dT(in_ch, out_ch, 1, causal=causal) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = per_frame(self.conv2, self.dropout(F.silu(self.norm2(h))))
+        return (self.conv_shortcut(x) if self.conv_shortcut is not None else x) + h
+
+
+class Downsample3D(nn.Module):
+    """Zero-pad right/bottom by one, replicate 2 frames in front, 3x3x3 conv with stride (2 or 1, 2, 2).
+
+    With ``time``: 1 + 2k -> 1 + k frames, output j reads frames 2j - 2 .. 2j (output 0: frame 0 alone)."""
+
+    def __init__(self, channels: int, time: bool):
+        super().__init__()
+        self.time = time
+        self.conv = Conv3dT(channels, channels, 3, causal=True, stride=(2 if time else 1, 2, 2), space_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+def depth_to_time(x: torch.Tensor, r: int = 2) -> torch.Tensor:
+    """(B, r*C, T, H, W) -> (B, C, r*T, H, W): channel block i becomes sub-frame i of every frame."""
+    b, rc, t, h, w = x.shape
+    return x.view(b, r, rc // r, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, rc // r, r * t, h, w)
+
+
+class Upsample3D(nn.Module):
+    """Nearest x2 in space, then a symmetric 3x3x3 conv; with ``time`` the conv emits 2C channels that become two
+    sub-frames per frame and the first frame is dropped: 1 + k -> 1 + 2k (k -> 2k - 1 in general)."""
+
+    def __init__(self, channels: int, time: bool):
+        super().__init__()
+        self.time = time
+        self.conv = Conv3dT(channels, channels * (2 if time else 1), 3, causal=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        x = x[:, :, :, :, None, :, None].expand(b, c, t, h, 2, w, 2).reshape(b, c, t, 2 * h, 2 * w)
+        x = self.conv(x)
+        return depth_to_time(x)[:, :, 1:] if self.time else x
+
+
+class SpatialAttention(Attention):
+    """diffusers' single-head spatial self-attention (same names), applied to every frame on its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return per_frame(super().forward, x)
+
+
+class TemporalAttention(nn.Module):
+    """Single-head self-attention over T at every pixel: LayerNorm -> q, k, v -> softmax(qk^T/sqrt(C)) v -> out,
+    residual. The output projection starts at zero, so a freshly inflated decoder is unchanged by it."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.to_q = nn.Linear(channels, channels)
+        self.to_k = nn.Linear(channels, channels)
+        self.to_v = nn.Linear(channels, channels)
+        self.to_out = nn.ModuleList([nn.Linear(channels, channels), nn.Dropout(0.0)])
+        nn.init.zeros_(self.to_out[0].weight)
+        nn.init.zeros_(self.to_out[0].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        seq = self.norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))
+        out = F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
+        out = self.to_out[1](self.to_out[0](out))
+        return x + out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+
+
+class MidBlock3D(nn.Module):
+    """ResNet -> spatial attention (-> temporal attention, decoder) -> ResNet at the lowest resolution."""
+
+    def __init__(self, channels: int, groups: int, causal: bool, norm_over_time: bool, temporal_attention: bool):
+        super().__init__()
+        self.resnets = nn.ModuleList([ResnetBlock3D(channels, channels, groups, causal, norm_over_time)
+                                      for _ in range(2)])
+        self.attentions = nn.ModuleList([SpatialAttention(channels, groups)])
+        self.temporal_attentions = nn.ModuleList([TemporalAttention(channels)] if temporal_attention else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attentions[0](self.resnets[0](x))
+        for attn in self.temporal_attentions:
+            x = attn(x)
+        return self.resnets[1](x)
+
+
+class DownEncoderBlock3D(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, norm_over_time: bool,
+                 downsample: bool, time: bool):
+        super().__init__()
+        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, True, norm_over_time)
+                                     for i in range(layers))
+        self.downsamplers = nn.ModuleList([Downsample3D(out_ch, time)]) if downsample else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for r in self.resnets:
+            x = r(x)
+        return self.downsamplers[0](x) if self.downsamplers is not None else x
+
+
+class UpDecoderBlock3D(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, norm_over_time: bool,
+                 upsample: bool, time: bool):
+        super().__init__()
+        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, False, norm_over_time)
+                                     for i in range(layers))
+        self.upsamplers = nn.ModuleList([Upsample3D(out_ch, time)]) if upsample else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for r in self.resnets:
+            x = r(x)
+        return self.upsamplers[0](x) if self.upsamplers is not None else x
+
+
+class Encoder3D(nn.Module):
+    """Causal: x (B, 3, 1 + 4k, H, W) -> moments (B, 2C, 1 + k, H/8, W/8) (before quant_conv)."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        chs, g, over_t = cfg["block_out_channels"], cfg["norm_num_groups"], cfg["encoder_norm_over_time"]
+        tdown = cfg["temporal_downsample"]
+        self.conv_in = Conv3dT(cfg["in_channels"], chs[0], 3, causal=True)
+        self.down_blocks = nn.ModuleList(
+            DownEncoderBlock3D(chs[max(i - 1, 0)], chs[i], cfg["layers_per_block"], g, over_t,
+                               downsample=i < len(chs) - 1, time=i < len(chs) - 1 and tdown[i])
+            for i in range(len(chs)))
+        self.mid_block = MidBlock3D(chs[-1], g, True, over_t, temporal_attention=False)
+        self.conv_norm_out = GroupNorm3D(chs[-1], g, over_t)
+        self.conv_out = Conv3dT(chs[-1], 2 * cfg["latent_channels"], 3, causal=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for block in self.down_blocks:
+            h = block(h)
+        h = self.mid_block(h)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+class Decoder3D(nn.Module):
+    """Non-causal: z (B, C, 1 + k, h, w) -> x (B, 3, 1 + 4k, 8h, 8w)."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        rev, g = list(reversed(cfg["block_out_channels"])), cfg["norm_num_groups"]
+        over_t = cfg["decoder_norm_over_time"]
+        tdown = cfg["temporal_downsample"]
+        n = len(rev)
+        self.conv_in = Conv3dT(cfg["latent_channels"], rev[0], 3, causal=False)
+        self.mid_block = MidBlock3D(rev[0], g, False, over_t, temporal_attention=True)
+        # up block k mirrors encoder down-sampler n - 2 - k
+        self.up_blocks = nn.ModuleList(
+            UpDecoderBlock3D(rev[max(k - 1, 0)], rev[k], cfg["layers_per_block"] + 1, g, over_t,
+                             upsample=k < n - 1, time=k < n - 1 and tdown[n - 2 - k])
+            for k in range(n))
+        self.conv_norm_out = GroupNorm3D(rev[-1], g, over_t)
+        self.conv_out = Conv3dT(rev[-1], cfg["out_channels"], 3, causal=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.mid_block(self.conv_in(z))
+        for block in self.up_blocks:
+            h = block(h)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        return self.conv_out.weight
+
+
+# --- inflation ------------------------------------------------------------------------------------
+
+def inflate_from_sd(cv: "CVVAE", sd_state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Load an sd-vae (diffusers-named) state dict into ``cv``, inflating 2D kernels to 3D.
+
+    Same-shape tensors are copied. A 2D kernel [O, I, k, k] goes into the temporal slice of the 3D
+    kernel [O, I, k_t, k, k] that sees the current frame: the last slice for a causal conv, the
+    centre for a symmetric one; the other slices are zero. A time up-sampler ([2O, I, k_t, k, k])
+    gets it in both output halves (and its bias twice), i.e. starts as "repeat each frame".
+    Returns {"copied", "inflated", "new"}: keys copied as-is, inflated, and left at their init
+    (the decoder's temporal attention). Raises ValueError when the widths do not match.
+    """
+    sd_state = convert_legacy_attention(dict(sd_state))
+    own = cv.state_dict()
+    convs = {name: m for name, m in cv.named_modules() if isinstance(m, Conv3dT)}
+    new: dict[str, torch.Tensor] = {}
+    report: dict[str, list[str]] = {"copied": [], "inflated": [], "new": []}
+    problems = []
+    for key, v in sd_state.items():
+        if key not in own:
+            problems.append(f"unexpected key {key}")
+            continue
+        tgt = own[key]
+        v = v.to(tgt.dtype)
+        if tuple(v.shape) == tuple(tgt.shape):
+            new[key] = v.clone()
+            report["copied"].append(key)
+            continue
+        mod_name, _, pname = key.rpartition(".")
+        conv = convs.get(mod_name)
+        reps = tgt.shape[0] // max(v.shape[0], 1)
+        if conv is not None and pname == "weight" and v.dim() == 4 and tgt.dim() == 5 \
+                and tgt.shape[0] == reps * v.shape[0] and tuple(tgt.shape[1:2] + tgt.shape[3:]) == tuple(v.shape[1:]):
+            kt = tgt.shape[2]
+            s = kt - 1 if conv.causal else kt // 2
+            w = torch.zeros_like(tgt)
+            for r in range(reps):
+                w[r * v.shape[0]:(r + 1) * v.shape[0], :, s] = v
+            new[key] = w
+            report["inflated"].append(key)
+        elif conv is not None and pname == "bias" and v.dim() == 1 and tgt.shape[0] == reps * v.shape[0]:
+            new[key] = v.repeat(reps)
+            report["inflated"].append(key)
+        else:
+            problems.append(f"{key}: image VAE {tuple(v.shape)} vs video VAE {tuple(tgt.shape)}")
+    if problems:
+        raise ValueError(f"image VAE state dict does not inflate into cv-vae ({len(problems)} problem(s)), e.g. "
+                         f"{problems[0]}; build cv-vae with the sd-vae's block_out_channels / layers_per_block / "
+                         "norm_num_groups / latent_channels")
+    report["new"] = [k for k in own if k not in new]
+    cv.load_state_dict({**own, **new})
+    return report
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for [-1, 1] images over all but the leading dims (peak-to-peak 2, = the uint8 convention)."""
+    mse = (a.float() - b.float()).pow(2).flatten(-3).mean(-1)
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
+
+
+class CVVAE(VAE):
+    card = CARD
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        cfg = {**LAB_CONFIG, **(config or {})}
+        n = len(cfg["block_out_channels"])
+        if len(cfg["temporal_downsample"]) != n - 1 or sum(map(bool, cfg["temporal_downsample"])) != 2:
+            raise ValueError("temporal_downsample needs one flag per down-sampler and exactly two True (4x in time)")
+        if cfg["compat_target"] not in ("random", "slice", "mean"):
+            raise ValueError(f"compat_target must be random, slice or mean, got {cfg['compat_target']!r}")
+        super().__init__(cfg)
+        z = cfg["latent_channels"]
+        self.encoder = Encoder3D(cfg)
+        self.decoder = Decoder3D(cfg)
+        self.quant_conv = Conv3dT(2 * z, 2 * z, 1)
+        self.post_quant_conv = Conv3dT(z, z, 1, causal=False)
+        self._warned = False
+
+    # --- the image VAE: inflation source and frozen compatibility decoder -----------------------------
+    def inflate_from_sd(self, sd_state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+        """See :func:`inflate_from_sd`."""
+        return inflate_from_sd(self, sd_state)
+
+    def attach_image_decoder(self, image_vae: nn.Module) -> "CVVAE":
+        """Use ``image_vae`` (an sd-vae, e.g. ``models.load("sd-vae")``) as the frozen image decoder.
+
+        It is frozen (eval, requires_grad False) and kept *outside* this module's tree: it is not in
+        ``parameters()`` (so no optimiser sees it), ``state_dict()`` or saved weights, and ``.to()``
+        does not move it (it is moved to the latent's device on use).
+        """
+        z = getattr(image_vae, "config", {}).get("latent_channels")
+        if not hasattr(image_vae, "decode_frames") or z != self.config["latent_channels"]:
+            raise ValueError("the image decoder must be an sd-vae-like model with the same latent_channels")
+        image_vae.eval().requires_grad_(False)
+        self.__dict__["_image_vae"] = image_vae
+        return self
+
+    def detach_image_decoder(self) -> None:
+        self.__dict__.pop("_image_vae", None)
+
+    @property
+    def image_vae(self) -> nn.Module | None:
+        return self.__dict__.get("_image_vae")
+
+    def _image_vae_on(self, ref: torch.Tensor) -> nn.Module:
+        sd = self.image_vae
+        if sd is None:
+            raise RuntimeError("no image decoder attached: call attach_image_decoder(models.load('sd-vae')) first")
+        p = next(sd.parameters())
+        if p.device != ref.device or p.dtype != ref.dtype:
+            sd.to(device=ref.device, dtype=ref.dtype)
+        return sd
+
+    def decode_with_image_decoder(self, z: torch.Tensor) -> torch.Tensor:
+        """Each latent frame through the frozen image decoder: (B, C, T', h, w) -> (B, 3, T', 8h, 8w)."""
+        sd = self._image_vae_on(z)
+        return per_frame(sd.decode_frames, z)
+
+    # --- VAE contract ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check(x: torch.Tensor) -> None:
+        t, h, w = x.shape[2:]
+        if (t - 1) % 4 or h % 8 or w % 8:
+            raise ValueError(f"cv-vae needs 1 + 4k frames and H, W multiples of 8, got {t}x{h}x{w}; use reconstruct() "
+                             "(it pads and crops) or vaelab.models.base.pad_to_rule")
+
+    def posterior(self, x_bcthw: torch.Tensor) -> DiagonalGaussian:
+        self._check(x_bcthw)
+        return DiagonalGaussian(self.quant_conv(self.encoder(x_bcthw)))
+
+    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 1 + 4k, H, W) -> posterior mean (B, 4, 1 + k, H/8, W/8)."""
+        return self.posterior(x_bcthw).mode()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 4, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w) with the 3D decoder."""
+        return self.decoder(self.post_quant_conv(z))
+
+    def compat_targets(self, x_pad: torch.Tensor, t_lat: int,
+                       mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input frames matched to latent frames: (B, 3, T', H, W) and the frame index per (B, T').
+
+        Latent 0 <-> frame 0; latent j >= 1 <-> its group 4j-3 .. 4j: a random frame ("random"),
+        frame 4j ("slice", what the inflated encoder sees at init) or the group mean ("mean").
+        """
+        mode = mode or self.config["compat_target"]
+        b = x_pad.shape[0]
+        base = torch.arange(t_lat, device=x_pad.device) * 4  # 0, 4, 8, ...
+        if mode == "mean":
+            groups = [x_pad[:, :, :1]] + [x_pad[:, :, 4 * j - 3:4 * j + 1].mean(2, keepdim=True)
+                                          for j in range(1, t_lat)]
+            return torch.cat(groups, 2), base.expand(b, -1)
+        idx = base.expand(b, -1).clone()
+        if mode == "random" and t_lat > 1:
+            idx[:, 1:] -= torch.randint(0, 4, (b, t_lat - 1), device=x_pad.device)
+        gather = idx[:, None, :, None, None].expand(-1, x_pad.shape[1], -1, *x_pad.shape[-2:])
+        return x_pad.gather(2, gather), idx
+
+    def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training: pad to 1 + 4k / multiples of 8, sample z, decode; losses "kl" and (with an image decoder
+        attached) "compat" = compat_weight * L1(image_decoder(z), matching input frames)."""
+        x_pad, (t, h, w) = pad_to_rule(x_bcthw, 8, "1+4k")
+        post = self.posterior(x_pad)
+        z = post.sample()
+        recon = self.decode(z)[:, :, :t, :h, :w]
+        tp, hp, wp = x_pad.shape[2:]
+        losses = {"kl": self.config["kl_weight"] * post.kl().mean() / (3 * tp * hp * wp)}
+        if self.image_vae is not None and self.config["compat_weight"] > 0:
+            target, _ = self.compat_targets(x_pad, z.shape[2])
+            img = self.decode_with_image_decoder(z)
+            losses["compat"] = self.config["compat_weight"] * (img - target).abs().mean()
+        elif self.training and self.config["compat_weight"] > 0 and not self._warned:
+            warnings.warn("cv-vae is training without its image decoder: no compatibility loss "
+                          "(call attach_image_decoder(models.load('sd-vae')))", stacklevel=2)
+            self._warned = True
+        return recon, losses
+
+    @torch.no_grad()
+    def compatibility_psnr(self, x_bcthw: torch.Tensor) -> dict[str, Any]:
+        """The compatibility meter: how well the image decoder reads this model's latents.
+
+        Encodes the clip (posterior mean), decodes every latent frame with the frozen image decoder and
+        compares with frames 0, 4, 8, ... (the frames an inflated encoder starts from). Returns PSNRs in
+        dB (peak-to-peak 2 on [-1, 1], = 255 on uint8): ``psnr`` (image decoder on the video latent),
+        ``per_frame``, ``video_psnr`` (this model's own 3D decoder on the same frames) and
+        ``image_vae_psnr`` (the image VAE coding those frames itself: the ceiling), plus ``frames``.
+        """
+        x_pad, (t, h, w) = pad_to_rule(x_bcthw, 8, "1+4k")
+        z = self.encode(x_pad)
+        frames = [4 * j for j in range(z.shape[2]) if 4 * j < t]
+        target = x_pad[:, :, frames, :h, :w]
+        img = self.decode_with_image_decoder(z[:, :, :len(frames)])[:, :, :, :h, :w].clamp(-1, 1)
+        video = self.decode(z)[:, :, frames, :h, :w].clamp(-1, 1)
+        sd = self._image_vae_on(z)
+        ceiling = per_frame(lambda f: sd.decode_frames(sd.encode_frames(f)), x_pad[:, :, frames])[:, :, :, :h, :w]
+        per = _psnr(img.transpose(1, 2), target.transpose(1, 2))  # (B, F)
+        return {
+            "psnr": float(per.mean()),
+            "per_frame": [float(v) for v in per.mean(0)],
+            "frames": frames,
+            "video_psnr": float(_psnr(video.transpose(1, 2), target.transpose(1, 2)).mean()),
+            "image_vae_psnr": float(_psnr(ceiling.clamp(-1, 1).transpose(1, 2), target.transpose(1, 2)).mean()),
+        }
+
+    # --- the paper's 16 + 1 chunking (approximate; see the module docstring) --------------------------
+    def encode_chunked(self, x_bcthw: torch.Tensor, window: int = 16) -> torch.Tensor:
+        """Encode windows ``x[window*n : window*(n+1) + 1]`` independently; drop the first latent of later windows.
+
+        Same shape as ``encode(x)``. Window 0 (latents 0 .. window/4) equals one-shot exactly; later
+        latents are approximate (each window restarts the causal padding at its first frame).
+        """
+        self._check(x_bcthw)
+        if window < 4 or window % 4:
+            raise ValueError(f"window must be a positive multiple of 4, got {window}")
+        t = x_bcthw.shape[2]
+        out = []
+        for n, s in enumerate(range(0, max(t - 1, 1), window)):
+            z = self.encode(x_bcthw[:, :, s:s + window + 1])
+            out.append(z if n == 0 else z[:, :, 1:])
+        return torch.cat(out, 2)
+
+    def decode_chunked(self, z: torch.Tensor, window: int = 4) -> torch.Tensor:
+        """Decode latent windows ``z[window*n : window*(n+1) + 1]`` independently; drop the first frame of later
+        windows. Same shape as ``decode(z)``; approximate everywhere (the decoder is not causal)."""
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        tl = z.shape[2]
+        out = []
+        for n, s in enumerate(range(0, max(tl - 1, 1), window)):
+            y = self.decode(z[:, :, s:s + window + 1])
+            out.append(y if n == 0 else y[:, :, 1:])
+        return torch.cat(out, 2)
+
