@@ -97,7 +97,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
 EXAMPLE_PHOTO_SUFFIX = " (photo)"
 
 # UI limits (documented in the README): CPU-friendly defaults, hard caps per request.
-DEFAULT_FRAMES, MAX_FRAMES = 16, 64
+DEFAULT_FRAMES, MAX_FRAMES = 8, 64
 DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 128, 32, 512
 
 
