@@ -45,7 +45,12 @@ def get_model(name: str, weights: str = "lab", device: str | torch.device = "aut
     key = (name, str(weights), str(dev))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = models.load(name, weights=weights, device=dev)
+            model = models.load(name, weights=weights, device=dev)
+            if model.card.kind == "image":
+                # NHWC lets oneDNN/cuDNN pick faster conv kernels (~1.3x on this CPU for the sd-vae decoder);
+                # outputs match NCHW to float rounding (see docs/PERFORMANCE.md)
+                model = model.to(memory_format=torch.channels_last)
+            _CACHE[key] = model
         return _CACHE[key]
 
 
