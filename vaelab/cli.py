@@ -125,6 +125,55 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latents(args: argparse.Namespace) -> int:
+    """Collect video / image / reference latents of a clip, write them with 2D coordinates, print distances."""
+    import numpy as np
+
+    from . import models
+    from .analysis import latents
+    from .engine import get_model
+    from .io import VideoDecodeError, read_clip
+
+    if args.frames < 1 or args.size < 2 or args.cap < 1:
+        return _fail("--frames and --cap must be >= 1 and --size >= 2")
+    if not Path(args.out).resolve().parent.is_dir():
+        return _fail(f"cannot write {args.out}: its directory does not exist")
+    try:
+        names = _model_list(args.models)
+        if args.models in ("all", ""):
+            names = [n for n in names if models.model_class(n).card.kind == "video"]
+        image = [n for n in names if models.model_class(n).card.kind != "video"]
+        if image:
+            raise ValueError(f"{', '.join(image)}: image model(s); --models takes video models "
+                             "(the image model is --reference)")
+        if not names:
+            raise ValueError("no video model with lab weights to compare")
+        ref = None if args.reference in ("none", "") else _model_list(args.reference)
+        if ref and (len(ref) != 1 or models.model_class(ref[0]).card.kind != "image"):
+            raise ValueError(f"--reference must be one image model or 'none', got {args.reference!r}")
+        clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
+        lset = latents.collect(clip.frames, [get_model(n, device=args.device) for n in names],
+                               get_model(ref[0], device=args.device) if ref else None)
+        table = latents.distance_table(lset)
+        sub = lset.subsample(args.cap, args.seed)
+        coords = latents.embed(sub, args.method, seed=args.seed)
+        out = sub.to_npz(args.out, coords=np.asarray(coords), method=np.array(args.method),
+                         distances=np.array(json.dumps(table)), n_full=np.array(len(lset)))
+    except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
+        return _fail(str(e))
+    for note in lset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for d in table:
+        if d["frechet"] is None:
+            print(f"{d['model']:14s} {d['a']} vs {d['b']:18s} C={d['channels']}  n/a ({d['reason']})")
+        else:
+            print(f"{d['model']:14s} {d['a']} vs {d['b']:18s} C={d['channels']}  Frechet {d['frechet']:.4g}  "
+                  f"sliced-W2 {d['sliced_w2']:.4g}  (n {d['n_a']}/{d['n_b']})")
+    print(f"wrote {out}: {len(sub)} of {len(lset)} vectors with {args.method} coordinates "
+          "(distances use all vectors)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaelab", description="See what image and video VAEs do to a clip.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -169,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-reference", action="store_true", help="skip the diffusers reference comparison")
     b.add_argument("--json", help="write the report here")
     b.set_defaults(func=cmd_bench)
+
+    lt = sub.add_parser("latents", help="UMAP/PCA of image-vs-video latents of a clip; write an npz, print distances")
+    lt.add_argument("clip", help="video or image file")
+    lt.add_argument("--models", default="all", help="'all' (every video model with weights) or comma-separated")
+    lt.add_argument("--reference", default="sd-vae", help="image model to compare with, or 'none' (default sd-vae)")
+    lt.add_argument("--frames", type=int, default=8, help="first N frames (default 8)")
+    lt.add_argument("--size", type=int, default=128, help="short side in px, aspect kept (default 128)")
+    lt.add_argument("--out", default="latents.npz", help="npz to write (default latents.npz)")
+    lt.add_argument("--method", default="umap", choices=["umap", "pca"])
+    lt.add_argument("--cap", type=int, default=5000, help="max vectors embedded and written (stratified; default 5000)")
+    lt.add_argument("--seed", type=int, default=0)
+    lt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    lt.set_defaults(func=cmd_latents)
     return p
 
 

@@ -1,0 +1,336 @@
+"""Latent-space comparison (``vaelab.analysis.latents``, ``vaelab.viz_latents``, ``vaelab latents``).
+
+Random-init small models (``models.build``): the checks are about shapes, labels, bookkeeping and the
+maths of the distances, not about what trained models' latents look like. UMAP runs once on ~300
+points (plus a repeat for determinism); the first call pays numba compilation (tens of seconds cold).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from conftest import moving_gradient
+from vaelab import cli, engine, models
+from vaelab.analysis import latents as L
+from vaelab.models.base import pad_to_rule
+from vaelab import viz_latents as VL
+
+H, W = 32, 48  # not square, so a y/x swap would show
+VIDEO = ("walt", "iv-vae", "hvdm", "vidtwin", "cv-vae", "videovae-plus")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def built():
+    torch.manual_seed(0)
+    return {n: models.build(n).eval().requires_grad_(False) for n in VIDEO + ("sd-vae",)}
+
+
+def _frames(name: str) -> int:
+    return 8 if models.model_class(name).card.frame_rule == "4k" else 5
+
+
+def _x(frames: np.ndarray) -> torch.Tensor:
+    return engine.to_tensor(frames)
+
+
+# --- collection ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_collect_shapes_and_labels(built, name):
+    model, sd = built[name], built["sd-vae"]
+    card = model.card
+    t = _frames(name)
+    frames = moving_gradient(t, H, W)
+    s = L.collect(frames, [model], sd)
+    c = card.latent_channels
+    assert s.vectors.dtype == np.float32 and s.vectors.shape == (len(s), max(c, 4))
+    for (m, src), width in {(name, "video"): c, (name, "image"): c, ("sd-vae", "reference"): 4}.items():
+        i = s.group_index(m, src)
+        assert (s.channels[i] == width).all() and np.isfinite(s.vectors[i, :width]).all()
+        assert s.vectors_of(m, src).shape == (len(i), width)
+    assert s.groups() == [(name, "video"), (name, "image"), ("sd-vae", "reference")]
+    for k in ("source", "model", "t", "frame", "y", "x"):
+        assert getattr(s, k).shape == (len(s),)
+    assert s.patch.shape == (len(s), 4)
+
+    sf = card.spatial_factor
+    hl, wl = math.ceil(H / sf), math.ceil(W / sf)
+    _, tl, _, _ = card.latent_shape(t, H, W)
+    n_img = 1 if not hasattr(card, "num_queries") else card.num_queries  # VidTwin keeps its n_q slots
+    assert len(s.group_index(name, "video")) == tl * hl * wl
+    assert len(s.group_index(name, "image")) == t * n_img * hl * wl
+    assert len(s.group_index("sd-vae", "reference")) == t * (H // 8) * (W // 8)
+
+    # labels: positions in range, boxes = the latent cell in input pixels (y0, x0, y1, x1)
+    for src in ("video", "image"):
+        i = s.group_index(name, src)
+        assert s.y[i].max() == hl - 1 and s.x[i].max() == wl - 1
+        box = np.stack([s.y[i] * sf, s.x[i] * sf, np.minimum(s.y[i] * sf + sf, H), np.minimum(s.x[i] * sf + sf, W)], 1)
+        np.testing.assert_array_equal(s.patch[i], box)
+        assert 0 <= s.frame[i].min() and s.frame[i].max() < t
+    iv = s.group_index(name, "video")
+    assert sorted(set(s.t[iv].tolist())) == list(range(tl))
+    ii = s.group_index(name, "image")
+    assert sorted(set(s.frame[ii].tolist())) == list(range(t))
+    if card.frame_rule == "1+4k":
+        assert dict(zip(s.t[iv].tolist(), s.frame[iv].tolist())) == {0: 0, 1: 1}
+    if card.frame_rule == "4k":
+        assert dict(zip(s.t[iv].tolist(), s.frame[iv].tolist())) == {0: 0, 1: 4}
+
+    # vectors are the latent at (t, y, x) with channels as features (checked against encode directly)
+    with torch.inference_mode():
+        xp, _ = pad_to_rule(_x(frames), sf, card.frame_rule)
+        z = model.encode(xp)
+        z = z.structure if hasattr(z, "structure") else z
+        row = iv[(s.t[iv] == tl - 1) & (s.y[iv] == hl - 1) & (s.x[iv] == 0)][0]
+        np.testing.assert_allclose(s.vectors[row], z[0, :, tl - 1, hl - 1, 0].numpy(), atol=2e-4, rtol=1e-3)
+        # "image": frame 3 alone as a 1-frame clip (padded per the rule), latent frame 0
+        x3, _ = pad_to_rule(_x(frames[3:4]), sf, card.frame_rule)
+        z3 = model.encode(x3)
+        z3 = z3.structure if hasattr(z3, "structure") else z3
+        row = ii[(s.frame[ii] == 3) & (s.t[ii] == 0) & (s.y[ii] == 0) & (s.x[ii] == wl - 1)][0]
+        np.testing.assert_allclose(s.vectors[row], z3[0, :, 0, 0, wl - 1].numpy(), atol=2e-4, rtol=1e-3)
+
+
+def test_mixed_channels_are_kept_apart(built):
+    frames = moving_gradient(5, H, W)
+    s = L.collect(frames, [built["walt"], built["hvdm"]], built["sd-vae"])
+    assert {c: len(i) for c, i in s.channel_groups().items()} == {
+        8: len(s.group_index("walt", "video")) + len(s.group_index("walt", "image")),
+        4: len(s) - len(s.group_index("walt", "video")) - len(s.group_index("walt", "image"))}
+    four = s.channels == 4
+    assert s.vectors.shape[1] == 8 and np.isnan(s.vectors[four, 4:]).all() and np.isfinite(s.vectors[four, :4]).all()
+    assert any("channel counts differ" in n for n in s.notes)
+    rows = {(d["model"], d["a"], d["b"]): d for d in L.distance_table(s)}
+    assert rows[("walt", "video", "reference sd-vae")]["frechet"] is None
+    assert "C=8" in rows[("walt", "video", "reference sd-vae")]["reason"]
+    for key in [("walt", "video", "image"), ("hvdm", "video", "image"), ("hvdm", "image", "reference sd-vae")]:
+        assert rows[key]["frechet"] >= 0 and rows[key]["sliced_w2"] >= 0
+    coords = L.embed(s, "pca")
+    assert coords.shape == (len(s), 2) and np.isfinite(coords).all()
+    stats = L.channel_stats(s)
+    assert stats[("walt", "video")]["mean"].shape == (8,) and stats[("sd-vae", "reference")]["std"].shape == (4,)
+
+
+def test_collect_rejects_bad_input(built):
+    with pytest.raises(ValueError, match="uint8"):
+        L.collect(np.zeros((2, 8, 8, 3), np.float32), [built["hvdm"]], None)
+    with pytest.raises(ValueError, match="image_reference"):
+        L.collect(moving_gradient(1, 16, 16), [built["sd-vae"]], None)
+
+
+# --- subsampling -------------------------------------------------------------------------------
+
+def _synthetic(sizes: dict[tuple[str, str], int], c: int = 4, seed: int = 0, shift: float = 0.0) -> L.LatentSet:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, ((model, source), n) in enumerate(sizes.items()):
+        v = (rng.standard_normal((n, c)) + shift * k).astype(np.float32)
+        z = np.zeros(n, np.int32)
+        parts.append(L.LatentSet(v, np.full(n, c), np.full(n, source), np.full(n, model), z, z, z, z,
+                                 np.zeros((n, 4), np.int32)))
+    return L.concat(parts)
+
+
+def test_subsample_keeps_every_group_and_the_cap():
+    sizes = {("a", "video"): 5, ("a", "image"): 1000, ("b", "video"): 90, ("sd-vae", "reference"): 700}
+    s = _synthetic(sizes)
+    sub = s.subsample(300, seed=1)
+    assert len(sub) == 300
+    got = {g: len(sub.group_index(*g)) for g in sub.groups()}
+    assert set(got) == set(sizes)
+    assert got[("a", "video")] == 5 and got[("b", "video")] == 90  # small groups whole
+    assert abs(got[("a", "image")] - got[("sd-vae", "reference")]) <= 1  # the rest share equally
+    again = s.subsample(300, seed=1)
+    np.testing.assert_array_equal(sub.vectors, again.vectors)
+    assert not np.array_equal(sub.vectors, s.subsample(300, seed=2).vectors)
+    assert len(s.subsample(10_000)) == len(s)
+    with pytest.raises(ValueError, match="groups"):
+        s.subsample(3)
+    # rows of the subsample are rows of the set, labels aligned
+    full = {tuple(v) for v in s.vectors.tolist()}
+    assert all(tuple(v) in full for v in sub.vectors.tolist())
+
+
+def test_npz_round_trip(tmp_path):
+    s = _synthetic({("a", "video"): 20, ("a", "image"): 30})
+    path = s.to_npz(tmp_path / "x.npz", coords=np.zeros((50, 2), np.float32))
+    with np.load(path) as f:  # no pickle needed
+        assert f["vectors"].shape == (50, 4) and f["coords"].shape == (50, 2)
+        assert list(f["source"][:1]) == ["video"] and f["patch"].shape == (50, 4)
+        assert "notes" in json.loads(str(f["meta"]))
+
+
+# --- distances ---------------------------------------------------------------------------------
+
+def test_distances_zero_for_identical_and_growing_with_shift():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 4)) @ rng.standard_normal((4, 4))
+    assert L.frechet_distance(a, a) < 1e-8
+    assert L.sliced_wasserstein(a, a) == 0.0
+    d = np.array([1.0, -0.5, 0.25, 0.0])
+    f1, f2 = L.frechet_distance(a, a + 0.5 * d), L.frechet_distance(a, a + 2 * d)
+    s1, s2 = L.sliced_wasserstein(a, a + 0.5 * d), L.sliced_wasserstein(a, a + 2 * d)
+    assert 0 < f1 < f2 and 0 < s1 < s2
+    assert f1 == pytest.approx(0.25 * d @ d, rel=1e-6)  # a pure mean shift: |d|^2, covariances cancel
+    b = rng.standard_normal((150, 4)) * 2 + 1
+    assert L.frechet_distance(a, b) == L.frechet_distance(b, a)  # symmetric
+    assert L.sliced_wasserstein(a, b) == pytest.approx(L.sliced_wasserstein(b, a))
+    with pytest.raises(ValueError):
+        L.frechet_distance(a, b[:, :3])
+
+
+def test_frechet_survives_degenerate_covariance():
+    a = np.zeros((50, 4))
+    a[:, 0] = np.linspace(0, 1, 50)  # rank 1
+    assert L.frechet_distance(a, a) < 1e-8
+    assert L.frechet_distance(a[:1], a[:1] + 1) == pytest.approx(4.0)
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+def _blobs(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    lab = np.arange(n) % 2
+    return (rng.standard_normal((n, 4)) * 0.3 + lab[:, None] * 3).astype(np.float32), lab
+
+
+def test_pca_2d():
+    v, lab = _blobs()
+    p = L.pca_2d(v)
+    assert p.shape == (300, 2) and p.dtype == np.float32
+    np.testing.assert_array_equal(p, L.pca_2d(v.copy()))
+    assert p[:, 0].var() >= p[:, 1].var()
+    assert abs(p[lab == 0, 0].mean() - p[lab == 1, 0].mean()) > 4  # the blobs split along axis 1
+    assert L.pca_2d(v[:, :1]).shape == (300, 2) and L.pca_2d(v[:1]).shape == (1, 2)
+
+
+def test_umap_2d_shape_and_determinism():
+    v, lab = _blobs()
+    threads = torch.get_num_threads()
+    a = L.umap_2d(v, seed=0)
+    assert torch.get_num_threads() == threads  # numba's OpenMP start-up must not change torch's threads
+    assert a.shape == (300, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_allclose(L.umap_2d(v, seed=0), a)
+    centre0, centre1 = a[lab == 0].mean(0), a[lab == 1].mean(0)
+    assert np.linalg.norm(centre0 - centre1) > a[lab == 0].std(0).max()  # two blobs stay apart
+    assert L.umap_2d(v[:10]).shape == (10, 2)  # too few points: PCA fallback
+
+
+def test_embed_cache():
+    s = _synthetic({("a", "video"): 40, ("a", "image"): 60}, shift=2.0)
+    c1 = L.embed(s, "pca")
+    assert L.embed(s, "pca") is c1 and not c1.flags.writeable
+    s2 = s.take(np.arange(len(s)))
+    s2.vectors = s2.vectors + 1
+    assert L.embed(s2, "pca") is not c1  # same key, different vectors: no stale hit
+    with pytest.raises(ValueError):
+        L.embed(s, "tsne")
+
+
+# --- figures and table ----------------------------------------------------------------------------
+
+def test_scatter_table_and_bars(built):
+    frames = moving_gradient(5, H, W)
+    s = L.collect(frames, [built["hvdm"], built["walt"]], built["sd-vae"])
+    fig = VL.latent_scatter(L.embed(s, "pca"), s, "latents")
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == len(s.groups()) == 5 and all(isinstance(tr, go.Scattergl) for tr in fig.data)
+    by = {tr.name: tr for tr in fig.data}
+    assert by["hvdm · video"].marker.color == by["hvdm · image"].marker.color != by["walt · video"].marker.color
+    assert by["hvdm · image"].marker.symbol == "circle-open" and by["hvdm · video"].marker.symbol == "circle"
+    assert by["sd-vae · reference"].marker.color == VL.REFERENCE_COLOUR
+    assert "latent frame" in by["walt · video"].hovertemplate and "position" in by["walt · video"].hovertemplate
+    assert by["walt · video"].xaxis != by["hvdm · video"].xaxis  # C=8 and C=4 in separate panels
+    rows = VL.latent_stats_table(L.distance_table(s), L.channel_stats(s))
+    assert rows and all(len(r) == len(VL.LATENT_TABLE_HEADERS) for r in rows)
+    assert any(r[1] == "video vs image" for r in rows) and rows[-1][0] == "sd-vae"
+    bars = VL.channel_bars(L.channel_stats(s))
+    assert all(isinstance(tr, go.Bar) for tr in bars.data) and len(bars.data) == 2 + 3  # walt: 2, hvdm: 2 + ref
+    with pytest.raises(ValueError):
+        VL.latent_scatter(np.zeros((3, 2)), s)
+
+
+# --- compatibility --------------------------------------------------------------------------------
+
+def test_compatibility(built):
+    frames = moving_gradient(5, H, W)
+    sd = built["sd-vae"]
+    cv = L.compatibility(frames, built["cv-vae"], sd)
+    assert cv["method"].startswith("cv-vae") and math.isfinite(cv["psnr"]) and cv["frames"] == [0, 4]
+    assert built["cv-vae"].image_vae is None  # attached only for the call
+    hv = L.compatibility(frames, built["hvdm"], sd)
+    assert math.isfinite(hv["psnr"]) and hv["frames"] == list(range(5)) and len(hv["per_frame"]) == 5
+    assert {"video_psnr", "image_vae_psnr"} <= set(hv)
+    walt = L.compatibility(frames, built["walt"], sd)
+    assert walt["psnr"] is None and "channels" in walt["reason"]
+    assert L.compatibility(frames, built["vidtwin"], sd)["psnr"] is None
+    assert L.compatibility(frames, built["hvdm"], None)["psnr"] is None
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def standin_assets(tmp_path, monkeypatch):
+    """VAELAB_ASSETS with random-init stand-in weights for walt, hvdm and sd-vae (and a fresh engine cache)."""
+    weights = tmp_path / "assets" / "weights"
+    for name in ("walt", "hvdm", "sd-vae"):
+        m = models.build(name)
+        models.save_weights(m, weights / f"{name}.safetensors")
+        (weights / f"{name}.json").write_text(json.dumps(
+            {"config": m.config, "params": m.num_params(), "heldout": {"mean_psnr": 0}}))
+    monkeypatch.setenv("VAELAB_ASSETS", str(tmp_path / "assets"))
+    monkeypatch.setattr(models, "ASSETS", tmp_path / "assets")  # read at import; set both
+    monkeypatch.setattr(engine, "_CACHE", {})
+    return weights
+
+
+def test_cli_latents_writes_npz(small_clip, standin_assets, tmp_path, capsys):
+    assert {"walt", "hvdm", "sd-vae"} <= set(models.names())
+    out = tmp_path / "lat.npz"
+    rc = cli.main(["latents", str(small_clip), "--models", "walt,hvdm", "--frames", "5", "--size", "32",
+                   "--out", str(out), "--method", "pca", "--cap", "150", "--device", "cpu"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "hvdm" in cap.out and "Frechet" in cap.out and "video vs image" in cap.out and "wrote" in cap.out
+    with np.load(out) as f:
+        n = len(f["vectors"])
+        assert n <= 150 and f["coords"].shape == (n, 2) and np.isfinite(f["coords"]).all()
+        assert set(f["source"].tolist()) == {"video", "image", "reference"}
+        assert set(f["model"].tolist()) == {"walt", "hvdm", "sd-vae"}
+        assert int(f["n_full"]) > n and str(f["method"]) == "pca"
+        table = json.loads(str(f["distances"]))
+        assert any(d["model"] == "hvdm" and d["frechet"] is not None for d in table)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "nope"], "unknown model"),
+    (["--models", "sd-vae"], "image model"),
+    (["--models", "walt", "--reference", "hvdm"], "--reference"),
+    (["--models", "walt", "--cap", "0"], "--cap"),
+    (["--models", "walt", "--out", "/nonexistent-dir/x.npz"], "directory does not exist"),
+])
+def test_cli_latents_errors(small_clip, standin_assets, capsys, argv, message):
+    rc = cli.main(["latents", str(small_clip), "--frames", "2", "--size", "32", *argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("vaelab: error:") and message in lines[0], err
+
+
+def test_cli_latents_missing_clip(standin_assets, tmp_path, capsys):
+    rc = cli.main(["latents", str(tmp_path / "nope.mp4"), "--models", "walt"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("vaelab: error:") and "Traceback" not in err
