@@ -238,7 +238,8 @@ def build_app() -> gr.Blocks:
         run.click(reconstruct, [upload, example, chosen, frames, size, device],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
-        frame_idx.release(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4)
+        # typed values and drags both arrive as .input; only the latest pending one is rendered
+        frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
         wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes], concurrency_limit=2)
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
