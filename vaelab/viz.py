@@ -85,8 +85,8 @@ def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None 
         )
     if not has_lpips:
         fig.add_annotation(
-            text="LPIPS unavailable", xref="paper", yref="paper", x=0, y=1.02,
-            xanchor="left", yanchor="bottom", showarrow=False, font=dict(color="gray"),
+            text="LPIPS unavailable (AlexNet backbone not cached)", xref="paper", yref="paper", x=1, y=1.02,
+            xanchor="right", yanchor="bottom", showarrow=False, font=dict(color="gray"),
         )
     fig.update_xaxes(title_text="frame index", row=len(rows), col=1)
     return _style(
