@@ -81,6 +81,17 @@ def moving_gradient(t: int = 6, h: int = 64, w: int = 96) -> np.ndarray:
 # --------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's torch work on one thread (tiny test models gain nothing from more), then restore."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
     """Path of the system Chromium. Skips browser tests when it is missing, except under

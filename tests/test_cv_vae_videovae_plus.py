@@ -24,12 +24,7 @@ VV_TINY = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4, "temporal_h
            "text_heads": 2, "text_layers": 1, "text_vocab": 256, "cross_heads": 2, "cross_head_dim": 8}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest and deterministic
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,7 @@ VIDTWIN_TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1,
 HVDM_TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "wavelet_channels": [8, 16, 32]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest and deterministic
 
 
 @pytest.fixture(scope="module")

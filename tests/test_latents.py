@@ -24,12 +24,7 @@ H, W = 32, 48  # not square, so a y/x swap would show
 VIDEO = ("walt", "iv-vae", "hvdm", "vidtwin", "cv-vae", "videovae-plus")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest and deterministic
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,7 @@ BUILDERS = {"walt": lambda: WALTTokenizer(WALT_TINY), "iv-vae": lambda: IVVAE(IV
 NAMES = list(BUILDERS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest and deterministic
 
 
 @pytest.fixture(scope="module")
