@@ -43,6 +43,7 @@ def main() -> None:
             + f"; **mean {held['mean_psnr']:.2f} dB / SSIM {held['mean_ssim']:.4f}**",
             f"- Protocol: {held['protocol']}",
             f"- Reproduce: `vaelab train {card.name} --steps {tr['steps']} --threads {r['threads']}`",
+            *([f"- Notes: {tr['notes']}"] if tr.get("notes") else []),
         ]))
     table = "\n".join(["| name | family | paper | kind | compression (TxHxW) | latent C | lab params | held-out PSNR / SSIM |",
                        "|---|---|---|---|---|---|---|---|", *rows])

@@ -154,11 +154,11 @@ def wavelets(state, mode, frame):
         tl = t // 2
         mosaics = {"input": wv.subband_mosaic_3d(state.frames, tl)[0]}
         mosaics |= {n: wv.subband_mosaic_3d(r, tl)[0] for n, r in recons.items()}
-        title = (f"3D Haar sub-bands at latent time {tl} (frames {2 * tl}-{2 * tl + 1}); tiles, left to right: "
-                 "LLL LLH LHL LHH / HLL HLH HHL HHH (letters: time, rows, columns)")
+        title = (f"3D Haar sub-bands at time step {tl} (frames {2 * tl}-{2 * tl + 1}); tiles, left to right: "
+                 "LLL LLH LHL LHH / HLL HLH HHL HHH (letters: time, rows, columns; detail = sqrt(2|c|))")
     else:
         mosaics = {"input": wv.mallat_mosaic(state.frames[t])} | {n: wv.mallat_mosaic(r[t]) for n, r in recons.items()}
-        title = f"2D Haar, 3 levels, frame {t}: LL top-left, |LH| right, |HL| below, |HH| diagonal (x4)"
+        title = f"2D Haar, 3 levels, frame {t}: LL top-left, then LH right, HL below, HH diagonal (detail = sqrt(2|c|))"
     rep = wv.band_report(state.frames, recons, mode="3d" if three_d else "2d")
     bars = viz.band_bars(rep.names, rep.input_energy, rep.recon_energy, rep.error)
     lines = [text.WAVELETS_HELP]
