@@ -7,6 +7,7 @@ Only safetensors or ``torch.load(weights_only=True)`` are ever used to read a ch
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import json
 import os
@@ -74,10 +75,16 @@ def card(name: str) -> ModelCard:
     c = copy.deepcopy(cls.card)
     record = training_record(name)
     c.training = record
-    c.params = int(record.get("params") or sum(p.numel() for p in cls(record.get("config")).parameters()))
+    c.params = int(record.get("params") or _param_count(name))
     c.weights = (f"lab weights trained by VAE Lab ({lab_weights_path(name).name})" if lab_weights_path(name).exists()
                  else "no lab weights shipped yet")
     return c
+
+
+@functools.lru_cache(maxsize=None)
+def _param_count(name: str) -> int:
+    """Parameters of a family's lab config (built once per process; cards are rendered on every request)."""
+    return sum(p.numel() for p in model_class(name)(training_record(name).get("config")).parameters())
 
 
 def available() -> list[ModelCard]:

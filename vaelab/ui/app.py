@@ -257,6 +257,7 @@ def _warm() -> None:
             encoder_decoder_stats(name)
         except Exception as e:  # noqa: BLE001 - a missing weight file is reported when a user picks the model
             log.warning("warm-up of %s failed: %s", name, e)
+    model_cards()  # the remaining cards' parameter counts
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
