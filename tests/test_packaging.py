@@ -57,3 +57,21 @@ def test_weights_are_small_fp16_safetensors():
         with safe_open(str(f), framework="pt") as st:
             dtypes = {str(st.get_slice(k).get_dtype()) for k in st.keys()}
         assert dtypes <= {"F16", "I64"}, (f.name, dtypes)
+
+
+def test_readme_has_valid_spaces_metadata():
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
+    major, minor = (int(v) for v in str(meta["sdk_version"]).split(".")[:2])
+    assert (major, minor) >= (6, 16), "the Space must run a Gradio with the file-handling fixes"
+    assert 0 < len(meta["short_description"]) <= 60
+    assert (ROOT / "requirements.txt").read_text().splitlines()[-1].strip() == "."
+
+
+def test_app_binds_to_the_space_host_and_port():
+    src = (ROOT / "app.py").read_text()
+    assert 'os.environ.get("GRADIO_SERVER_NAME"' in src and 'os.environ.get("GRADIO_SERVER_PORT"' in src

@@ -93,6 +93,18 @@ def _notes(comp: pipeline.Comparison) -> str:
     return "\n\n".join(lines)
 
 
+def _zero_gpu(fn):
+    """On a ZeroGPU Space, borrow a GPU for each call (``spaces.GPU``); elsewhere the function is unchanged."""
+    if os.environ.get("SPACES_ZERO_GPU"):
+        try:
+            import spaces
+        except ImportError:
+            return fn
+        return spaces.GPU(duration=120)(fn)
+    return fn
+
+
+@_zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
