@@ -32,7 +32,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "walt": ("walt", "WALTTokenizer"),
 }
 
-ASSETS = Path(os.environ.get("VAELAB_ASSETS", Path(__file__).resolve().parents[2] / "assets"))
+ASSETS = Path(os.environ.get("VAELAB_ASSETS") or Path(__file__).resolve().parents[2] / "assets")
 
 
 class WeightsError(RuntimeError):
