@@ -87,9 +87,14 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         if hasattr(model, "codebook_usage"):
             from .engine import to_tensor
 
-            extras["codebook"] = model.codebook_usage(to_tensor(frames[:32], next(model.parameters()).device))
+            n = min(len(frames), CODEBOOK_FRAMES)
+            extras["codebook"] = model.codebook_usage(to_tensor(frames[:n], next(model.parameters()).device)) | {
+                "frames": n}
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
     return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))
+
+
+CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (one encoder pass, bounded memory)
 
 
 # --- inputs -------------------------------------------------------------------------------------

@@ -87,8 +87,8 @@ def _notes(comp: pipeline.Comparison) -> str:
             lines.append(f"**{name}:** " + "; ".join(res.run.notes) + ".")
         if "codebook" in res.extras:
             cb = res.extras["codebook"]
-            lines.append(f"**{name} codebook:** {cb['used']} of {cb['n_embed']} codes used on this clip, "
-                         f"perplexity {cb['perplexity']:.1f}.")
+            lines.append(f"**{name} codebook:** {cb['used']} of {cb['n_embed']} codes used on the first "
+                         f"{cb['frames']} frame(s), perplexity {cb['perplexity']:.1f}.")
     lines.append(text.conventions_md(metrics.CONVENTIONS, comp.lpips_message))
     return "\n\n".join(lines)
 
