@@ -63,7 +63,9 @@ def test_api_lists_endpoints(client):
     endpoints = api["named_endpoints"]
     assert {"/reconstruct", "/show_frame", "/model_cards"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
-    assert params == ["upload", "example", "model_names", "frames", "size", "device"]
+    assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap"]
+    optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
+    assert {"tiling", "tile", "overlap"} <= optional, "old 6-argument clients keep working"
 
 
 def test_model_cards_lists_every_model(client):
@@ -171,3 +173,11 @@ def test_server_survives_bad_input(client, small_clip, bad_files):
                                   api_name="/reconstruct"))
     _assert_playable_mp4(out["video"])
     assert [r["model"] for r in _rows(out["table"])] == ["litevae"]
+
+
+def test_tiling_reports_seams(client, small_clip):
+    require_lab_weights("sd-vae")
+    out = client.predict(handle_file(str(small_clip)), None, ["sd-vae"], 2, 64, "cpu", True, 32, 0,
+                         api_name="/reconstruct")
+    notes = out[5]
+    assert "sd-vae tiling:" in notes and "seam score" in notes

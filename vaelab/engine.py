@@ -100,6 +100,7 @@ def _frame_index(t: int, rule: str) -> np.ndarray:
 
 @torch.inference_mode()
 def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_latents: int = 4,
+              tile: int | None = None, overlap: int = 0,
               progress: Callable[[float], None] | None = None) -> RunResult:
     """Reconstruct a uint8 clip (T, H, W, 3), with memory bounded by the chunk, not the clip.
 
@@ -108,6 +109,10 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
       per-layer caches (``vaelab.streaming``): equal to one-shot to float rounding;
     * other video models: one shot over the clip.
     Frame and size rules are met by padding (last frame repeated, edge pixels replicated) and cropped back.
+
+    ``tile`` (px) runs encoder and decoder on overlapping spatial tiles blended linearly over ``overlap`` px
+    (``vaelab.streaming.tiled``; the diffusers recipe), for non-streamed models; both are rounded down to
+    multiples of the spatial factor. The result then carries ``extras["seam_score"]`` (1 = no seams).
     """
     from .models.base import pad_to_rule
 
@@ -130,6 +135,20 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         notes.append(f"streamed causally: frame 0, then {4 * chunk_latents}-frame chunks with layer caches")
     else:
         chunks = [(0, len(idx))]
+
+    f = card.spatial_factor
+    encode, decode = model.encode, model.decode
+    if tile and not streamed:
+        from .streaming import tiled
+
+        tile, overlap = max(f, tile // f * f), max(0, overlap // f * f)
+        overlap = min(overlap, tile - f)
+        encode = lambda x: tiled(model.encode, x, tile, overlap)  # noqa: E731
+        decode = lambda z: tiled(model.decode, z, tile // f, overlap // f)  # noqa: E731
+        notes.append(f"tiled: {tile} px tiles, {overlap} px overlap, linear blending (encoder and decoder)")
+    elif tile:
+        notes.append("tiling skipped: causal streaming keeps per-layer caches, which tiles would mix up")
+        tile = None
 
     def tensor(a: int, b: int) -> torch.Tensor:
         return pad_to_rule(to_tensor(frames_thwc[idx[a:b]], device), card.spatial_factor, "any")[0]
@@ -168,10 +187,10 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                 x = tensor(a, b)
                 _sync(device)
                 t0 = time.perf_counter()
-                z = model.encode(x)
+                z = encode(x)
                 _sync(device)
                 t1 = time.perf_counter()
-                y = model.decode(z)[:, :, :, :h, :w]
+                y = decode(z)[:, :, :, :h, :w]
                 _sync(device)
                 enc_s += t1 - t0
                 dec_s += time.perf_counter() - t1
@@ -179,5 +198,17 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                 if progress:
                     progress((i + 1) / len(chunks))
     recon = np.concatenate(out, 0)[:t]
+    extras = {}
+    if tile:
+        from .streaming import seam_score
+
+        hp, wp = -(-h // f) * f, -(-w // f) * f  # the padded frame the tiles were laid on
+        if hp > tile or wp > tile:
+            def score(clip: np.ndarray) -> float:
+                x = torch.from_numpy(np.pad(clip, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)), mode="edge"))
+                return round(seam_score(x.permute(3, 0, 1, 2).float(), tile, overlap), 3)
+
+            extras = {"seam_score": score(recon), "seam_score_input": score(frames_thwc), "tile": tile,
+                      "overlap": overlap}
     return RunResult(card.name, recon, card.latent_shape(t, h, w), card.compression(t, h, w), model.num_params(),
-                     enc_s, dec_s, str(device), notes)
+                     enc_s, dec_s, str(device), notes, extras)

@@ -61,6 +61,8 @@ class Comparison:
                               "flicker": [round(v, 3) for v in res.flicker]},
                 **({"codebook": {k: v for k, v in res.extras["codebook"].items() if k != "counts"}}
                    if "codebook" in res.extras else {}),
+                **({"tiling": {k: res.extras[k] for k in ("tile", "overlap", "seam_score", "seam_score_input")}}
+                   if "seam_score" in res.extras else {}),
             }
         out["input"]["flicker"] = [round(v, 3) for v in self.input_flicker]
         return out
@@ -68,8 +70,11 @@ class Comparison:
 
 def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "auto", weights: str = "lab",
                      with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
+                     tile: int | None = None, overlap: int = 0,
                      progress: Callable[[float, str], None] | None = None) -> Comparison:
-    """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it."""
+    """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it.
+
+    ``tile``/``overlap`` (px) switch on spatial tiling (see ``engine.run_model``)."""
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
     for i, name in enumerate(names):
@@ -79,11 +84,11 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
 
         step(0.0)
         model = get_model(name, weights, device)
-        run = run_model(model, frames, progress=step)
+        run = run_model(model, frames, tile=tile, overlap=overlap, progress=step)
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
-        extras = {}
+        extras = dict(run.extras)
         if hasattr(model, "codebook_usage"):
             from .engine import to_tensor
 

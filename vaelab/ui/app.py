@@ -85,6 +85,11 @@ def _notes(comp: pipeline.Comparison) -> str:
     for name, res in comp.results.items():
         if res.run.notes:
             lines.append(f"**{name}:** " + "; ".join(res.run.notes) + ".")
+        if "seam_score" in res.extras:
+            e = res.extras
+            lines.append(f"**{name} tiling:** seam score {e['seam_score']:.2f} at the {e['tile']} px tile borders "
+                         f"(input: {e['seam_score_input']:.2f}; 1 = borders change no more than anywhere else). "
+                         "Each tile is coded on its own statistics, so without overlap its borders show.")
         if "codebook" in res.extras:
             cb = res.extras["codebook"]
             lines.append(f"**{name} codebook:** {cb['used']} of {cb['n_embed']} codes used on the first "
@@ -105,7 +110,8 @@ def _zero_gpu(fn):
 
 
 @_zero_gpu
-def reconstruct(upload, example, model_names, frames, size, device, progress=gr.Progress()):
+def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
+                progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
         raise gr.Error("Select at least one model.")
@@ -121,6 +127,7 @@ def reconstruct(upload, example, model_names, frames, size, device, progress=gr.
                              f"{len(model_names)} models. Lower the frames, the resolution or the number of models.")
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), fps=clip.fps, clip_notes=clip.notes,
+            tile=int(tile) if tiling else None, overlap=int(overlap or 0),
             progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
     except (VideoDecodeError, ValueError, models.WeightsError) as e:
         raise gr.Error(str(e)) from None
@@ -220,6 +227,11 @@ def build_app() -> gr.Blocks:
                         size = gr.Slider(pipeline.MIN_SIZE, pipeline.MAX_SIZE, value=pipeline.DEFAULT_SIZE, step=16,
                                          label="Working resolution (short side, px)", elem_id="size")
                     device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="device")
+                    with gr.Accordion("Spatial tiling (seams)", open=False):
+                        tiling = gr.Checkbox(False, label="Encode and decode in tiles", elem_id="tiling")
+                        tile = gr.Slider(16, 256, value=64, step=8, label="Tile size (px)", elem_id="tile")
+                        overlap = gr.Slider(0, 64, value=16, step=8, label="Overlap (px, linear blend)",
+                                            elem_id="overlap")
                     run = gr.Button("Reconstruct", variant="primary", elem_id="run")
                     gr.Markdown(text.limits_text(pipeline.MAX_FRAMES, pipeline.MAX_SIZE, MAX_FILE_MB, 60.0),
                                 elem_classes=["vaelab-small"])
@@ -247,7 +259,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
-        run.click(reconstruct, [upload, example, chosen, frames, size, device],
+        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered
