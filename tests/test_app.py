@@ -18,7 +18,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-N_OUTPUTS = 8  # video, frame slider, frame plot, curves, table, notes, codebook plot, cards (gr.State is not in the API)
+N_OUTPUTS = 9  # video, frame slider, frame plot, curves, table, notes, codebook plot, group plot, cards (gr.State is not in the API)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,9 @@ def upload_result(client, small_clip):
 
 def _outputs(result):
     assert isinstance(result, (list, tuple)) and len(result) == N_OUTPUTS, result
-    video, slider, frame_plot, curves, table, notes, codebook, cards = result
+    video, slider, frame_plot, curves, table, notes, codebook, groups, cards = result
     return dict(video=video, slider=slider, frame_plot=frame_plot, curves=curves, table=table, notes=notes,
-                codebook=codebook, cards=cards)
+                codebook=codebook, groups=groups, cards=cards)
 
 
 def _rows(table: dict) -> list[dict]:
@@ -109,6 +109,7 @@ def test_reconstruct_upload_video(upload_result, small_clip):
     assert "LPIPS" in notes  # available, or why not
 
     assert out["codebook"].get("visible") is False  # no VQGAN selected
+    assert out["groups"].get("visible") is False  # no 4x temporal video model selected
     for name in models.names():
         assert f"### {name}" in out["cards"]
     assert "Latent for the current input" in out["cards"]

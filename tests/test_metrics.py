@@ -172,3 +172,11 @@ def test_lpips_available_code_path(random_alexnet_hub, monkeypatch, no_download)
         torch.testing.assert_close(trunk[key], state[f"features.{layer}"])
     cm = m.clip_metrics(ref, rec)
     assert cm.lpips == pytest.approx(d.tolist()) and cm.lpips_mean == pytest.approx(d.mean())
+
+
+def test_psnr_by_group_position():
+    from vaelab.metrics import psnr_by_group_position
+
+    out = psnr_by_group_position([30, 20, 21, 22, 23, 20, 21, 22, 23, 20])
+    assert out == {"frame 0": 30.0, "1st": 20.0, "2nd": 21.0, "3rd": 22.0, "4th": 23.0}
+    assert list(psnr_by_group_position([30, 10])) == ["frame 0", "1st"]

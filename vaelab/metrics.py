@@ -286,3 +286,22 @@ def clip_metrics(
         ssim_mean=float(ssim.mean()),
         lpips_mean=None if lp is None else float(lp.mean()),
     )
+
+
+GROUP_POSITIONS = ("frame 0", "1st", "2nd", "3rd", "4th")
+
+
+def psnr_by_group_position(psnr: list[float] | np.ndarray, group: int = 4) -> dict[str, float]:
+    """Mean per-frame PSNR by position inside the 1 + 4k temporal groups of a causal video VAE.
+
+    Frame 0 is coded alone; frame t >= 1 sits at position ``(t - 1) % group`` of its group. A plain causal
+    VAE gives the first frames of a group less context (lower PSNR there); IV-VAE's group-causal design
+    aims to even this out. Positions with no frame are left out.
+    """
+    psnr = np.asarray(psnr, dtype=np.float64)
+    out = {GROUP_POSITIONS[0]: float(psnr[0])} if len(psnr) else {}
+    for pos in range(group):
+        vals = psnr[1 + pos::group]
+        if len(vals):
+            out[GROUP_POSITIONS[1 + pos] if pos < 4 else f"{pos + 1}th"] = float(vals.mean())
+    return out

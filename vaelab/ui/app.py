@@ -147,10 +147,19 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
         if "codebook" in res.extras:
             cb = res.extras["codebook"]
             codebook = viz.codebook_usage(np.asarray(cb["counts"]), cb["perplexity"], cb["used"])
+    video_models = [n for n, r in comp.results.items()
+                    if models.model_class(n).card.kind == "video" and models.model_class(n).card.temporal_factor == 4]
+    groups = None
+    if video_models and len(comp.frames) > 1:
+        per_pos = {n: metrics.psnr_by_group_position(comp.results[n].metrics.psnr) for n in video_models}
+        cats = list(next(iter(per_pos.values())))
+        groups = viz.bars(cats, {n: [v[c] for c in cats] for n, v in per_pos.items()},
+                          "PSNR by position inside each 4-frame group (frame 0 is coded alone)", "PSNR (dB)")
     slider = gr.Slider(minimum=0, maximum=max(len(comp.frames) - 1, 1), value=0, step=1,
                        interactive=len(comp.frames) > 1)
     return (str(video), slider, _frame_figure(comp, 0), curves, _table(comp), _notes(comp),
-            gr.Plot(value=codebook, visible=codebook is not None), comp, model_cards(comp))
+            gr.Plot(value=codebook, visible=codebook is not None), gr.Plot(value=groups, visible=groups is not None),
+            comp, model_cards(comp))
 
 
 def show_frame(state, index):
@@ -244,6 +253,7 @@ def build_app() -> gr.Blocks:
             curves = gr.Plot(label="Per-frame metrics", elem_id="curves")
             table = gr.Dataframe(label="Per model", elem_id="table", interactive=False)
             codebook = gr.Plot(label="VQGAN codebook usage", visible=False, elem_id="codebook")
+            group_plot = gr.Plot(label="Temporal groups", visible=False, elem_id="group-psnr")
             notes = gr.Markdown(elem_id="vaelab-notes")
         with gr.Tab("Wavelets"):
             gr.Markdown("Haar wavelet bands of the input and of each reconstruction from the last **Reconstruct** "
@@ -260,7 +270,7 @@ def build_app() -> gr.Blocks:
             cards = gr.Markdown(elem_id="cards")
 
         run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap],
-                  [video, frame_idx, frame_plot, curves, table, notes, codebook, state, cards],
+                  [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
