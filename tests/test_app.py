@@ -182,3 +182,16 @@ def test_tiling_reports_seams(client, small_clip):
                          api_name="/reconstruct")
     notes = out[5]
     assert "sd-vae tiling:" in notes and "seam score" in notes
+
+
+def test_video_model_shows_group_positions(client, small_clip):
+    """With a trained 4x-temporal video model, the per-position PSNR plot appears (6 frames -> padded to 9)."""
+    video = [n for n in models.names() if models.card(n).kind == "video" and models.card(n).temporal_factor == 4]
+    if not video:
+        pytest.skip("no trained 4x temporal video model ships yet")
+    out = _outputs(client.predict(handle_file(str(small_clip)), None, video[:1], 6, 64, "cpu",
+                                  api_name="/reconstruct"))
+    assert out["groups"].get("visible") is not False and out["groups"]["plot"]
+    rows = _rows(out["table"])
+    assert rows[0]["model"] == video[0]
+    assert "padded to 9" in out["notes"] and "streamed causally" in out["notes"]
