@@ -11,6 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import contextlib  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -115,25 +116,22 @@ def small_clip(tmp_path_factory) -> Path:
     return write_mp4(moving_gradient(), path, fps=12.0)
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """``python app.py`` on a free port; yields its base URL ("http://127.0.0.1:PORT")."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "app.log"
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def launch_app(env: dict[str, str], log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S):
+    """Run ``python app.py`` from the repo with ``env`` (which must set GRADIO_SERVER_PORT) until HTTP 200 on
+    ``/``; yields the base URL and terminates the server (kills it after 15 s) on exit."""
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while not _http_ok(url + "/"):
             if proc.poll() is not None:
                 pytest.fail(f"app.py exited with code {proc.returncode} before serving; log tail:\n"
                             f"{_log_tail(log_path)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer HTTP 200 on {url}/ within {SERVER_START_TIMEOUT_S:g} s; "
+                pytest.fail(f"app.py did not answer HTTP 200 on {url}/ within {timeout_s:g} s; "
                             f"log tail:\n{_log_tail(log_path)}")
             time.sleep(0.5)
         yield url
@@ -146,3 +144,27 @@ def app_server(tmp_path_factory):
                 proc.kill()
                 proc.wait(timeout=15)
 
+
+def listen_sockets(port: int) -> dict[str, str]:
+    """LISTEN sockets on ``port`` from /proc/net/tcp{,6}: {"socket:[inode]": local address (hex, as the kernel writes it)}."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and fields[3] == "0A":
+                found[f"socket:[{fields[9]}]"] = address
+    return found
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """``python app.py`` on a free port; yields its base URL ("http://127.0.0.1:PORT")."""
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(free_port()), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    with launch_app(env, tmp_path_factory.mktemp("server") / "app.log") as url:
+        yield url

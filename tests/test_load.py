@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import listen_sockets
+
 pytestmark = pytest.mark.slow
 
 N_CLIENTS = 8
@@ -37,16 +39,7 @@ def server_pid(base_url: str) -> int:
     if not Path("/proc/net/tcp").exists():
         pytest.skip("finding the server process needs Linux /proc")
     port = int(base_url.rsplit(":", 1)[1])
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                inodes.add(f"socket:[{fields[9]}]")
+    inodes = set(listen_sockets(port))
     assert inodes, f"nothing listens on port {port}"
     # Our own children first (app_server is started by this pytest process), then everyone.
     pids = sorted((p for p in os.listdir("/proc") if p.isdigit()),

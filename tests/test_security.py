@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +22,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port, launch_app, listen_sockets
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
@@ -67,28 +66,6 @@ def upload(base_url: str, filename: str, content: bytes) -> tuple[int, bytes]:
     body, ctype = multipart(filename, content)
     status, _, text = http("POST", base_url + "/gradio_api/upload", data=body, headers={"Content-Type": ctype})
     return status, text
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a LISTEN socket on ``port`` (IPv4 hex as in /proc/net/tcp, IPv6 too)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, hex_port = fields[1].rsplit(":", 1)
-            if int(hex_port, 16) == port and fields[3] == "0A":
-                found.add(address)
-    return found
 
 
 # --------------------------------------------------------------------------- the session's app
@@ -202,30 +179,8 @@ def limited_app(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_SERVER_NAME")}
     env.update(GRADIO_SERVER_PORT=str(port), VAELAB_MAX_FILE_MB="1", GRADIO_TEMP_DIR=str(cache),
                VAELAB_ASSETS=str(assets), VAELAB_THREADS="1", PYTHONUNBUFFERED="1")
-    log_path = root / "app.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if http("GET", url + "/config", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"limited app.py did not start (exit {proc.poll()}):\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with launch_app(env, root / "app.log", START_TIMEOUT_S) as url:
         yield {"url": url, "port": port, "cache": cache, "root": root}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def test_upload_over_the_limit_is_refused(limited_app):
@@ -264,7 +219,7 @@ def test_analytics_off_and_loopback_only_without_env(limited_app):
     assert json.loads(body)["analytics_enabled"] is False
     if not Path("/proc/net/tcp").exists():
         pytest.skip("reading listening sockets needs Linux /proc")
-    addresses = listening_addresses(limited_app["port"])
+    addresses = set(listen_sockets(limited_app["port"]).values())
     assert addresses, "no listening socket found"
     loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
     assert addresses <= loopback, f"listening beyond loopback: {addresses}"
