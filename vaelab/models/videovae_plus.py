@@ -236,7 +236,7 @@ class CaptionCrossAttention(nn.Module):
         q = self.to_q(self.norm(tok))
         ctx_bt = ctx.repeat_interleave(t, 0)
         k, v = self.to_k(ctx_bt), self.to_v(ctx_bt)
-        n, L = q.shape[0], k.shape[1]
+        n = q.shape[0]
         q, k, v = (a.view(n, -1, self.heads, a.shape[-1] // self.heads).transpose(1, 2) for a in (q, k, v))
         mask = valid.repeat_interleave(t, 0)[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(n, gh * gw, -1)
