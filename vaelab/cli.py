@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model not in models.all_names():
         return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.all_names())}")
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
-                      threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight,
+                      threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
                       frames=args.frames or TrainConfig.frames)
     record = train(cfg)
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=64)
     t.add_argument("--frames", type=int, default=0, help="frames per sample (0 = model default)")
     t.add_argument("--lr", type=float, default=4e-4)
+    t.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (default 100)")
     t.add_argument("--gan-weight", type=float, default=0.0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")

@@ -20,7 +20,7 @@ import pandas as pd
 from .. import metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
 from ..io import VideoDecodeError, side_by_side, write_mp4
-from . import text
+from . import tab_latents, tab_swap, text
 
 log = logging.getLogger("vaelab.ui")
 
@@ -266,6 +266,10 @@ def build_app() -> gr.Blocks:
             wmosaic = gr.Plot(elem_id="wavelet-mosaic", show_label=False)
             wbars = gr.Plot(elem_id="wavelet-bars", show_label=False)
             wnotes = gr.Markdown(elem_id="wavelet-notes")
+        with gr.Tab("Structure x Dynamics"):
+            tab_swap.build()
+        with gr.Tab("Latent space"):
+            tab_latents.build(state)
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
@@ -297,6 +301,7 @@ def _warm() -> None:
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     configure_threads()
+    threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
     if workshop:  # a room of laptops: pay every load before the first visitor arrives
         _warm()
     else:
