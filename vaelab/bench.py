@@ -535,6 +535,62 @@ def bench_scaling(name: str, lengths=(17, 33, 65, 129), sizes=(128, 256, 480, 72
             "vs_size": [point(size_frames, s) for s in sizes]}
 
 
+def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: str, threads: int,
+                  chunk_latents: int) -> dict:
+    """Body of ``python -m vaelab.bench --stream``: one streamed file reconstruction in this fresh process."""
+    from .engine import stream_file
+
+    torch.set_num_threads(threads)
+    notes: list[str] = []
+    model, used = _load_model(name, weights, torch.device("cpu"), notes)
+    gc.collect()
+    _malloc_trim()
+    base = _status_kib("VmRSS")
+    res = stream_file(model, path, size=size, max_frames=frames, chunk_latents=chunk_latents)
+    hwm = _status_kib("VmHWM")
+    psnr = res.pop("psnr")
+    return res | {"weights": used, "threads": threads, "mean_psnr": _r(float(np.mean(psnr)), 4),
+                  "seconds": _r(res["seconds"], 4), "frames_per_s": _r(len(psnr) / res["seconds"], 4),
+                  "rss_after_load_mib": _r(base / 1024, 5) if base else None,
+                  "peak_rss_mib": _r(hwm / 1024, 5) if hwm else None,
+                  "peak_increase_mib": _r((hwm - base) / 1024, 5) if hwm and base else None}
+
+
+def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132), size: int | None = None,
+                        weights: str = "lab", threads: int | None = None, chunk_latents: int = 1,
+                        timeout: float = 3600) -> dict:
+    """Peak RSS of a streamed whole-file reconstruction vs clip length, one fresh process per length.
+
+    Default clip: the bundled bigbuckbunny.mp4 at its native 1280x720 (``size=None``). The frames are
+    decoded lazily and never held whole (``engine.stream_file``), so the peak should not grow with length:
+    the figure of merit is ``peak_rss_mib`` at 132 frames over that at 33."""
+    from .io import example_path
+
+    path = str(path or example_path("bigbuckbunny"))
+    threads = threads or torch.get_num_threads()
+    pkg_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([pkg_root] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    rows = []
+    for t in lengths:
+        cmd = [sys.executable, "-m", "vaelab.bench", "--stream", name, "--path", path, "--frames", str(t),
+               "--weights", weights, "--threads", str(threads), "--chunk-latents", str(chunk_latents)]
+        if size:
+            cmd += ["--size", str(size)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+            row = json.loads(lines[-1]) if proc.returncode == 0 and lines else {
+                "error": f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or ['no output'])[-1][:200]}"}
+        except subprocess.TimeoutExpired:
+            row = {"error": f"timed out after {timeout:.0f} s"}
+        rows.append({"requested_frames": t} | row)
+    peaks = [r.get("peak_rss_mib") for r in rows]
+    flat = (peaks[-1] / peaks[0]) if all(peaks) else None
+    return {"name": name, "clip": Path(path).name, "size": size or "native", "chunk_latents": chunk_latents,
+            "rows": rows, "peak_ratio_longest_vs_shortest": _r(flat, 4) if flat else None,
+            "method": "VmHWM of a fresh process per length (model load included), frames decoded lazily"}
+
+
 # --- the whole report ------------------------------------------------------------------------
 
 def machine_info() -> dict:
@@ -620,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", metavar="NAME", help="measure CPU peak RSS of one model in this fresh process")
     p.add_argument("--scaling", metavar="NAME", help="time/memory vs clip length and resolution")
     p.add_argument("--reference", action="store_true", help="our sd-vae vs diffusers at the SD config")
+    p.add_argument("--stream", metavar="NAME", help="peak RSS of one streamed file reconstruction (fresh process)")
+    p.add_argument("--stream-sweep", metavar="NAME", help="--stream at each of --lengths, one process each")
+    p.add_argument("--path", help="video file for --stream (default: bundled bigbuckbunny.mp4)")
+    p.add_argument("--chunk-latents", type=int, default=1)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--repeats", type=int, default=2)
@@ -642,8 +702,17 @@ def main(argv: list[str] | None = None) -> int:
                             repeats=a.repeats, length_size=a.size, size_frames=a.frames)
     elif a.reference:
         res = bench_reference_sd(size=a.size, repeats=a.repeats)
+    elif a.stream:
+        from .io import example_path
+
+        res = _stream_probe(a.stream, a.path or str(example_path("bigbuckbunny")), a.frames, a.size or None,
+                            a.weights, a.threads or torch.get_num_threads(), a.chunk_latents)
+    elif a.stream_sweep:
+        res = bench_stream_memory(a.stream_sweep, a.path, lengths=tuple(int(v) for v in a.lengths.split(",")),
+                                  size=a.size or None, weights=a.weights, threads=a.threads or None,
+                                  chunk_latents=a.chunk_latents)
     else:
-        p.error("give --one NAME, --scaling NAME or --reference")
+        p.error("give --one NAME, --scaling NAME, --reference, --stream NAME or --stream-sweep NAME")
     text = json.dumps(res)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -23,7 +23,8 @@ def _model_list(spec: str) -> list[str]:
     if spec in ("all", ""):
         return models.names()
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in models.all_names()]
+    extras = models.extra_names()  # configured production VAEs with weights on disk
+    unknown = [n for n in names if n not in models.all_names() and n not in extras]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.names())}")
     untrained = [n for n in names if n not in models.names()]
@@ -34,12 +35,26 @@ def _model_list(spec: str) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """One clip (the report as JSON, optionally a side-by-side MP4), or a batch (see ``vaelab.batch``)."""
     from . import models
     from .io import VideoDecodeError, read_clip
     from .pipeline import reconstruct_clip
 
     if args.frames < 1 or args.size < 2:
         return _fail("--frames must be >= 1 and --size >= 2")
+    if args.workers is not None and args.workers < 1:
+        return _fail("--workers must be >= 1")
+    if not args.inputs and args.list is None:
+        return _fail("give a clip, a folder or --list FILE")
+    batch = (args.out is not None or args.list is not None or len(args.inputs) != 1
+             or Path(args.inputs[0]).is_dir())
+    if batch:
+        return _eval_batch(args)
+    for flag, on in (("--side-by-side", args.side_by_side), ("--latent-distances", args.latent_distances),
+                     ("--pooled-psnr", args.pooled_psnr), ("--workers", args.workers is not None)):
+        if on:
+            return _fail(f"{flag} is a batch option: add --out DIR (one clip or many)")
+    args.clip = args.inputs[0]
     for out in (args.json, args.output):
         if out and not Path(out).resolve().parent.is_dir():
             return _fail(f"cannot write {out}: its directory does not exist")
@@ -71,6 +86,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except OSError as e:
             return _fail(f"could not write {args.output}: {e.strerror or e}")
     return 0
+
+
+def _eval_batch(args: argparse.Namespace) -> int:
+    """``vaelab eval`` over folders / list files / several clips into ``--out DIR`` (resumable)."""
+    from . import models
+    from .batch import BatchError, collect_inputs, print_summary, run_batch
+
+    if args.out is None:
+        return _fail("evaluating a folder or several clips needs --out DIR (tables, per-clip results, MP4s)")
+    if args.output:
+        return _fail("--output is for one clip; in a batch use --side-by-side (MP4s go to DIR/side_by_side/)")
+    try:
+        names = _model_list(args.models)
+        jobs = collect_inputs(args.inputs, args.list)
+        report = run_batch(jobs, names, args.out, frames=args.frames, size=args.size, device=args.device,
+                           with_lpips=not args.no_lpips, workers=args.workers, side_by_side=args.side_by_side,
+                           latent_distances=args.latent_distances,
+                           latent_reference=None if args.latent_reference in ("none", "") else args.latent_reference,
+                           pooled=args.pooled_psnr, progress=lambda line: print(line, file=sys.stderr))
+    except (BatchError, ValueError, models.WeightsError, OSError) as e:
+        return _fail(str(e))
+    print_summary(report)
+    print(f"wrote {Path(args.out) / 'aggregate.csv'}, per_clip.csv and report.json: {len(jobs)} clip(s), "
+          f"{report.computed} result(s) computed, {report.skipped} already there", file=sys.stderr)
+    if args.json:
+        try:
+            Path(args.json).write_text((Path(args.out) / "report.json").read_text())
+        except OSError as e:
+            return _fail(f"could not write {args.json}: {e.strerror or e}")
+    for f in report.failed:
+        print(f"vaelab: failed: {f['clip']}: {f['error']}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -184,15 +231,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workshop", action="store_true", help="preload models and the examples' results")
     s.set_defaults(func=cmd_serve)
 
-    e = sub.add_parser("eval", help="reconstruct a clip with some models and report metrics")
-    e.add_argument("clip", help="video or image file")
+    e = sub.add_parser("eval", help="reconstruct a clip (or a folder / list of clips) and report metrics",
+                       description="One clip: metrics on stdout, --json report, --output side-by-side MP4. "
+                                   "Folders, several clips or --list: a resumable batch into --out DIR with "
+                                   "per_clip.csv, aggregate.csv and report.json (metric conventions included).")
+    e.add_argument("inputs", nargs="*", metavar="CLIP", help="video/image files or folders (walked recursively)")
+    e.add_argument("--list", help="text file with one clip path per line (relative to the file; # comments)")
     e.add_argument("--models", default="all", help="'all' or comma-separated names")
     e.add_argument("--frames", type=int, default=16, help="first N frames (default 16)")
     e.add_argument("--size", type=int, default=128, help="short side in px, aspect kept (default 128)")
-    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="batch: auto/cuda use every visible GPU (one worker each)")
     e.add_argument("--json", help="write the full report here")
-    e.add_argument("--output", help="write a side-by-side MP4 here")
+    e.add_argument("--output", help="one clip: write a side-by-side MP4 here")
     e.add_argument("--no-lpips", action="store_true")
+    e.add_argument("--out", help="batch output folder (resumable: clips already in it are skipped)")
+    e.add_argument("--workers", type=int, help="batch: parallel worker processes (CPU: they split the cores; "
+                                                "GPU: at most one per GPU)")
+    e.add_argument("--side-by-side", action="store_true", help="batch: write DIR/side_by_side/<clip>.mp4")
+    e.add_argument("--pooled-psnr", action="store_true",
+                   help="batch: headline PSNR = TokenBench's pooled PSNR (one MSE per clip, mean over clips)")
+    e.add_argument("--latent-distances", action="store_true",
+                   help="batch: Frechet / sliced-W2 between image and video latents of each video model")
+    e.add_argument("--latent-reference", default="sd-vae",
+                   help="image model for --latent-distances, or 'none' (default sd-vae)")
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a model's lab weights on the offline data")

@@ -212,3 +212,112 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                       "overlap": overlap}
     return RunResult(card.name, recon, card.latent_shape(t, h, w), card.compression(t, h, w), model.num_params(),
                      enc_s, dec_s, str(device), notes, extras)
+
+
+def stream_window(model: VAE) -> tuple[str, int]:
+    """How :func:`stream_reconstruct` cuts a clip for ``model``: ("causal", 4) or ("windows", n frames).
+
+    Causal video models keep per-layer caches, so the cut does not change the result. Every other model
+    codes independent windows: image models frame by frame (8 at a time, no effect either); VidTwin and
+    HVDM in their own ``chunk_frames`` (16; they code 16-frame chunks independently anyway, so this matches
+    one-shot); CV-VAE (non-causal decoder) and VideoVAE+ in 17- and 16-frame windows, whose borders differ
+    from a one-shot run (each CV-VAE window's first frame is coded alone, like an image)."""
+    card = model.card
+    if card.kind == "video" and card.causal and hasattr(model, "encode_chunk"):
+        return "causal", 4
+    if card.kind == "image":
+        return "windows", 8
+    n = int(getattr(model, "config", {}).get("chunk_frames", 16))
+    return "windows", n + 1 if card.frame_rule == "1+4k" else n
+
+
+@torch.inference_mode()
+def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
+    """Reconstruct a clip that arrives as uint8 (n, H, W, 3) pieces; yields uint8 reconstructed pieces.
+
+    Memory is bounded by one window of frames at the working resolution, whatever the clip's length:
+    no whole-clip array exists on either side. Causal models go frame 0 alone, then ``4 * chunk_latents``
+    frames at a time with layer caches (equal to ``run_model``'s one-shot-equivalent result); other models
+    in the independent windows of :func:`stream_window`. Frame and size rules are met per window by
+    padding (last frame repeated, edges replicated) and cropping back."""
+    import itertools
+
+    from .models.base import pad_to_rule
+
+    device = next(model.parameters()).device
+    card = model.card
+    kind, n = stream_window(model)
+    causal = kind == "causal"
+    sizes = itertools.chain([1], itertools.repeat(4 * chunk_latents)) if causal else itertools.repeat(n)
+
+    first = [True]
+
+    def code(frames: np.ndarray) -> np.ndarray:
+        t, h, w, _ = frames.shape
+        padded = -(-t // 4) * 4 if causal and not first[0] else None  # causal chunks after frame 0: groups of 4
+        first[0] = False
+        idx = np.minimum(np.arange(padded), t - 1) if padded else _frame_index(t, card.frame_rule)
+        x = pad_to_rule(to_tensor(frames[idx], device), card.spatial_factor, "any")[0]
+        y = model.decode_chunk(model.encode_chunk(x)) if causal else model.decode(model.encode(x))
+        return to_uint8(y[:, :, :t, :h, :w])
+
+    from contextlib import nullcontext
+
+    from .streaming import streaming
+
+    with _model_lock(model), (streaming(model) if causal else nullcontext()):
+        want, pending, have = next(sizes), [], 0
+        for piece in chunks:
+            pending.append(piece)
+            have += len(piece)
+            while have >= want:
+                buf = np.concatenate(pending, 0)
+                yield code(buf[:want])
+                rest = buf[want:]
+                pending, have = ([rest] if len(rest) else []), len(rest)
+                want = next(sizes)
+        if have:
+            yield code(np.concatenate(pending, 0))
+
+
+def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: int | None = None,
+                chunk_latents: int = 1, out_path: Any = None, fps: float = 24.0) -> dict[str, Any]:
+    """Reconstruct a video file of any length with bounded memory; per-frame PSNR, optionally an MP4.
+
+    Frames are decoded lazily (``io.iter_chunks``), reconstructed by :func:`stream_reconstruct`, measured
+    and, with ``out_path``, written as they come (``io.write_mp4_chunks``). Returns plain data."""
+    from .io import VideoLimits, iter_chunks, write_mp4_chunks
+
+    limits = VideoLimits(max_frames=max(VideoLimits.max_frames, max_frames or 0))
+    psnr: list[float] = []
+    shape: list[int] = []
+
+    def source():
+        for piece in iter_chunks(path, 4, max_frames=max_frames, size=size, limits=limits):
+            if not shape:
+                shape.extend(piece.shape[1:3])
+            sources.append(piece)
+            yield piece
+
+    sources: list[np.ndarray] = []  # input frames not yet compared with their reconstruction
+
+    def measured():
+        for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents):
+            ref = np.concatenate(sources, 0)
+            n = len(rec)
+            mse = ((ref[:n].astype(np.float32) - rec.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
+            psnr.extend(float(10 * np.log10(255.0 ** 2 / max(m, 1e-10))) for m in mse)
+            sources[:] = [ref[n:]] if n < len(ref) else []
+            yield rec
+
+    t0 = time.perf_counter()
+    if out_path is not None:
+        write_mp4_chunks(measured(), out_path, fps=fps)
+    else:
+        for _ in measured():
+            pass
+    kind, n = stream_window(model)
+    return {"name": model.card.name, "frames": len(psnr), "height": shape[0] if shape else 0,
+            "width": shape[1] if shape else 0, "psnr": psnr, "seconds": time.perf_counter() - t0,
+            "cut": "causal chunks with layer caches" if kind == "causal" else f"independent {n}-frame windows",
+            "chunk_frames": 4 * chunk_latents if kind == "causal" else n}

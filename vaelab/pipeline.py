@@ -61,6 +61,8 @@ class Comparison:
                               "flicker": [round(v, 3) for v in res.flicker]},
                 **({"codebook": {k: v for k, v in res.extras["codebook"].items() if k != "counts"}}
                    if "codebook" in res.extras else {}),
+                **({"compatibility": {k: v for k, v in res.extras["compatibility"].items() if k != "per_frame"}}
+                   if "compatibility" in res.extras else {}),
                 **({"tiling": {k: res.extras[k] for k in ("tile", "overlap", "seam_score", "seam_score_input")}}
                    if "seam_score" in res.extras else {}),
             }
@@ -70,11 +72,12 @@ class Comparison:
 
 def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "auto", weights: str = "lab",
                      with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
-                     tile: int | None = None, overlap: int = 0,
+                     tile: int | None = None, overlap: int = 0, chunk_latents: int = 4,
                      progress: Callable[[float, str], None] | None = None) -> Comparison:
     """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it.
 
-    ``tile``/``overlap`` (px) switch on spatial tiling (see ``engine.run_model``)."""
+    ``tile``/``overlap`` (px) switch on spatial tiling; ``chunk_latents`` is the streamed chunk of causal video
+    models (4 x ``chunk_latents`` frames per chunk after frame 0); see ``engine.run_model``."""
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
     for i, name in enumerate(names):
@@ -84,7 +87,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
 
         step(0.0)
         model = get_model(name, weights, device)
-        run = run_model(model, frames, tile=tile, overlap=overlap, progress=step)
+        run = run_model(model, frames, tile=tile, overlap=overlap, chunk_latents=chunk_latents, progress=step)
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
@@ -95,10 +98,16 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
             n = min(len(frames), CODEBOOK_FRAMES)
             extras["codebook"] = model.codebook_usage(to_tensor(frames[:n], next(model.parameters()).device)) | {
                 "frames": n}
+        if hasattr(model, "compatibility_psnr"):
+            # CV-VAE's compatibility meter: its video latent read by the frozen image (sd-vae) decoder
+            from .analysis.latents import compatibility
+
+            extras["compatibility"] = compatibility(frames[:COMPAT_FRAMES], model, get_model("sd-vae", weights, device))
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
     return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))
 
 
+COMPAT_FRAMES = 17  # the compatibility meter reads at most this many frames (5 latent frames)
 CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (one encoder pass, bounded memory)
 
 

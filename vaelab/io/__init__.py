@@ -5,10 +5,12 @@ from vaelab.io.video import (
     Clip,
     VideoDecodeError,
     VideoLimits,
+    iter_chunks,
     probe,
     read_clip,
     side_by_side,
     write_mp4,
+    write_mp4_chunks,
 )
 
 __all__ = [
@@ -18,8 +20,10 @@ __all__ = [
     "example_clips",
     "example_images",
     "example_path",
+    "iter_chunks",
     "probe",
     "read_clip",
     "side_by_side",
     "write_mp4",
+    "write_mp4_chunks",
 ]

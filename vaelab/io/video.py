@@ -13,7 +13,7 @@ import math
 import struct
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from os import PathLike
@@ -187,6 +187,50 @@ def read_clip(
             if fallback is None:
                 raise
             return _decode(fallback, frame_cap, cap_reason, size, limits, start_frame, deadline)
+
+
+def iter_chunks(
+    path: str | PathLike,
+    chunk: int,
+    *,
+    max_frames: int | None = None,
+    size: int | None = None,
+    limits: VideoLimits = VideoLimits(),
+) -> Iterator[np.ndarray]:
+    """Decode a video lazily: ``uint8`` ``(n <= chunk, H, W, 3)`` RGB arrays, ``chunk`` frames at a time.
+
+    For clips too long to hold in memory (``vaelab.engine.stream_file``): only one chunk of frames
+    exists at a time. Same checks, rotation and resizing as :func:`read_clip`, but frames are taken
+    in decode order without variable-frame-rate resampling, and the file and frame limits apply
+    (``limits.max_frames`` and ``max_frames``) while the time budget does not (a long clip is the point).
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    path = Path(path)
+    _check_file(path, limits.max_bytes)
+    _check_image_header(path, limits)
+    cap = limits.max_frames if max_frames is None else min(max_frames, limits.max_frames)
+    with contextlib.ExitStack() as stack:
+        source = _open_with_pyav(path, stack)
+        _check_size(source.width, source.height, limits)
+        geometry: _Geometry | None = None
+        buf: list[np.ndarray] = []
+        n = 0
+        for frame in source.frames:
+            if n == cap:
+                break
+            if geometry is None:
+                _check_size(frame.width, frame.height, limits)
+                geometry = _plan_geometry(frame, source, size, [])
+            buf.append(_to_rgb(frame, geometry)[0])
+            n += 1
+            if len(buf) == chunk:
+                yield np.stack(buf)
+                buf = []
+        if buf:
+            yield np.stack(buf)
+        if n == 0:
+            raise VideoDecodeError(_DAMAGED)
 
 
 def probe(path: str | PathLike) -> dict:
@@ -663,39 +707,59 @@ def write_mp4(frames: np.ndarray, path: str | PathLike, fps: float = 12.0, crf: 
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(
-            f"write_mp4 expects uint8 frames shaped (T, H, W, 3); got {frames.dtype} {frames.shape}"
-        )
+    return write_mp4_chunks([frames], path, fps=fps, crf=crf)
+
+
+def write_mp4_chunks(chunks: Iterable[np.ndarray], path: str | PathLike, fps: float = 12.0,
+                     crf: int = 20) -> Path:
+    """:func:`write_mp4` for a clip that arrives in pieces: ``uint8`` ``(n, H, W, 3)`` arrays of one size.
+
+    Only one piece is in memory at a time, so a streamed reconstruction of any length can be written."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    _, height, width, _ = frames.shape
-    pad_h, pad_w = height % 2, width % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-
     path = Path(path)
     encoder = _h264_encoder()
     options = {"crf": str(crf), "preset": "fast"} if encoder == "libx264" else {}
     rate = Fraction(fps).limit_denominator(1001)
     faststart = {"movflags": "+faststart"}  # moov first: playback starts before the download ends
-    with av.open(str(path.resolve()), "w", format="mp4", container_options=faststart) as out:
-        stream = out.add_stream(encoder, rate=rate, options=options)
-        stream.width, stream.height = width + pad_w, height + pad_h
-        stream.pix_fmt = "yuv420p"
-        # Tagged BT.709 and converted with it, so browsers and our reader agree on colours.
-        ctx = stream.codec_context
-        ctx.colorspace = _AVCOL_SPC_BT709
-        ctx.color_primaries = ColorPrimaries.BT709
-        ctx.color_trc = ColorTrc.BT709
-        ctx.color_range = ColorRange.MPEG
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-                format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
-            )
-            frame.pts = index
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    index, stream, size = 0, None, None
+    try:
+        with av.open(str(path.resolve()), "w", format="mp4", container_options=faststart) as out:
+            for frames in chunks:
+                frames = np.asarray(frames)
+                if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+                    raise ValueError(
+                        f"write_mp4 expects uint8 frames shaped (T, H, W, 3); got {frames.dtype} {frames.shape}"
+                    )
+                if size is None:
+                    size = frames.shape[1:3]
+                    stream = out.add_stream(encoder, rate=rate, options=options)
+                    stream.width, stream.height = size[1] + size[1] % 2, size[0] + size[0] % 2
+                    stream.pix_fmt = "yuv420p"
+                    # Tagged BT.709 and converted with it, so browsers and our reader agree on colours.
+                    ctx = stream.codec_context
+                    ctx.colorspace = _AVCOL_SPC_BT709
+                    ctx.color_primaries = ColorPrimaries.BT709
+                    ctx.color_trc = ColorTrc.BT709
+                    ctx.color_range = ColorRange.MPEG
+                elif frames.shape[1:3] != size:
+                    raise ValueError(f"write_mp4: frame size changed from {size} to {frames.shape[1:3]}")
+                pad_h, pad_w = size[0] % 2, size[1] % 2
+                if pad_h or pad_w:
+                    frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+                for image in frames:
+                    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                        format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
+                    )
+                    frame.pts = index
+                    index += 1
+                    out.mux(stream.encode(frame))
+            if stream is None:
+                raise ValueError("write_mp4 expects uint8 frames shaped (T, H, W, 3); got no frames")
+            out.mux(stream.encode(None))
+    except BaseException:
+        path.unlink(missing_ok=True)  # never leave a half-written file behind
+        raise
     return path
 
 

@@ -90,6 +90,14 @@ def _notes(comp: pipeline.Comparison) -> str:
             lines.append(f"**{name} tiling:** seam score {e['seam_score']:.2f} at the {e['tile']} px tile borders "
                          f"(input: {e['seam_score_input']:.2f}; 1 = borders change no more than anywhere else). "
                          "Each tile is coded on its own statistics, so without overlap its borders show.")
+        if res.extras.get("compatibility", {}).get("psnr") is not None:
+            c = res.extras["compatibility"]
+            lines.append(f"**{name} compatibility meter:** its video latent decoded by the frozen *image* decoder "
+                         f"({c.get('image_model') or 'sd-vae'}) gives {c['psnr']:.2f} dB on the matching input frames "
+                         f"(own video decoder {c['video_psnr']:.2f} dB; the image VAE coding those frames itself "
+                         f"{c['image_vae_psnr']:.2f} dB). Close to the image VAE's number means an image diffusion "
+                         "model could read this latent; the latent-compatibility regulariser in training is what "
+                         "keeps it there.")
         if "codebook" in res.extras:
             cb = res.extras["codebook"]
             lines.append(f"**{name} codebook:** {cb['used']} of {cb['n_embed']} codes used on the first "
@@ -111,7 +119,7 @@ def _zero_gpu(fn):
 
 @_zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                progress=gr.Progress()):
+                chunk=4, progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
         raise gr.Error("Select at least one model.")
@@ -127,7 +135,7 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
                              f"{len(model_names)} models. Lower the frames, the resolution or the number of models.")
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), fps=clip.fps, clip_notes=clip.notes,
-            tile=int(tile) if tiling else None, overlap=int(overlap or 0),
+            tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
             progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
     except (VideoDecodeError, ValueError, models.WeightsError) as e:
         raise gr.Error(str(e)) from None
@@ -236,7 +244,9 @@ def build_app() -> gr.Blocks:
                         size = gr.Slider(pipeline.MIN_SIZE, pipeline.MAX_SIZE, value=pipeline.DEFAULT_SIZE, step=16,
                                          label="Working resolution (short side, px)", elem_id="size")
                     device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="device")
-                    with gr.Accordion("Spatial tiling (seams)", open=False):
+                    with gr.Accordion("Streaming and tiling (memory vs artefacts)", open=False):
+                        chunk = gr.Slider(1, 8, value=4, step=1, elem_id="chunk",
+                                          label="Causal video models: latent frames per streamed chunk (x4 frames)")
                         tiling = gr.Checkbox(False, label="Encode and decode in tiles", elem_id="tiling")
                         tile = gr.Slider(16, 256, value=64, step=8, label="Tile size (px)", elem_id="tile")
                         overlap = gr.Slider(0, 64, value=16, step=8, label="Overlap (px, linear blend)",
@@ -273,7 +283,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
-        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap],
+        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered
