@@ -324,6 +324,12 @@ class VidTwinDecoder(nn.Module):
         self.structure_embed = nn.Sequential(nn.Linear(wq, d), nn.ReLU())
         # rows of the query-slot -> frame matrix (and the per-frame bias) as a function of normalised frame time
         self.slot_to_frame = nn.Sequential(nn.Linear(16, 64), nn.SiLU(), nn.Linear(64, nq + 1))
+        # start as "every frame is the mean of the slots", no bias: a random mix with a per-frame bias plus a
+        # ReLU zeroed whole frames of the structure embedding at init (no gradient: a dead structure path)
+        with torch.no_grad():
+            last = self.slot_to_frame[-1]
+            last.weight.zero_()
+            last.bias.copy_(torch.cat([torch.full((nq,), 1.0 / nq), torch.zeros(1)]))
         self.dynamics_embed = nn.Sequential(nn.Linear(dd, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.dynamics_up = nn.Conv2d(d, d, (1, 3), padding=(0, 1), groups=d)  # after nearest x2 along the axis
         self.transformer = STTransformer(d, cfg["decoder_depth"], cfg["heads"], "space-time", cfg["temporal_causal"])
@@ -336,8 +342,8 @@ class VidTwinDecoder(nn.Module):
         maps = centre_crop(maps, *grid)  # (B*n_q, wq, h, w)
         slots = self.structure_embed(maps.reshape(b, nq, -1, *grid).permute(0, 3, 4, 1, 2))  # (B, h, w, n_q, D)
         mix = self.slot_to_frame(fourier_time(t, 16, z_s.device).to(z_s.dtype))  # (T, n_q + 1)
-        frames = torch.einsum("fq,bhwqd->bfhwd", mix[:, :nq], slots) + mix[:, nq].reshape(1, t, 1, 1, 1)
-        return F.relu(frames)
+        # linear in the slots (no output ReLU): the sum with the dynamics embedding is the decoder's input
+        return torch.einsum("fq,bhwqd->bfhwd", mix[:, :nq], slots) + mix[:, nq].reshape(1, t, 1, 1, 1)
 
     def embed_axis(self, z_axis: torch.Tensor, n: int) -> torch.Tensor:
         """(B, d_D, T, n_D) -> (B, D, T, n): per-value MLP, then nearest x2 along the axis, crop, depthwise conv."""
