@@ -3,10 +3,13 @@
 Weights live in ``assets/weights/<name>.safetensors`` (fp16, with the model config in the
 safetensors metadata) next to ``<name>.json`` (training recipe and measured held-out numbers).
 Only safetensors or ``torch.load(weights_only=True)`` are ever used to read a checkpoint.
+Published checkpoints (diffusers folders, LDM/taming files, Hugging Face repo ids) go through
+``official`` and ``vaelab.hub``; production video VAEs (diffusers classes) through ``diffusers_adapters``.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import importlib
 import json
@@ -45,15 +48,42 @@ def all_names() -> list[str]:
 
 
 def names() -> list[str]:
-    """The families that ship trained lab weights: the ones the app and ``vaelab eval`` offer.
+    """The models with real weights: the ones the app and ``vaelab eval`` offer.
 
-    A family without weights still has a card (``available()``) saying so; we never run random weights
-    as if they were a result.
+    Families that ship trained lab weights, then configured production VAEs (``register_extra`` /
+    ``VAELAB_EXTRA_MODELS``) whose published weights are on disk. A family without weights still has a
+    card (``available()``) saying so; we never run random weights as if they were a result.
     """
-    return [n for n in _REGISTRY if lab_weights_path(n).exists()]
+    return [n for n in _REGISTRY if lab_weights_path(n).exists()] + extra_names()
+
+
+def extra_names() -> list[str]:
+    """Configured production VAEs (diffusers adapters) whose weights are on disk."""
+    from .diffusers_adapters import ready_names
+
+    return ready_names()
+
+
+def register_extra(name: str, weights: str | Path) -> None:
+    """Offer a production video VAE (a diffusers folder or repo id, see ``diffusers_adapters``) as ``name``."""
+    from .diffusers_adapters import register_extra as register
+
+    register(name, weights)
+
+
+def _is_extra(name: str) -> bool:
+    if name in _REGISTRY:
+        return False
+    from .diffusers_adapters import configured
+
+    return name in configured()
 
 
 def model_class(name: str) -> type[VAE]:
+    if _is_extra(name):
+        from .diffusers_adapters import extra_class
+
+        return extra_class(name)
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[name]
@@ -70,7 +100,13 @@ def training_record(name: str) -> dict[str, Any]:
 
 
 def card(name: str) -> ModelCard:
-    """The family's card with parameter count and training record filled in."""
+    """The family's card with parameter count, training record and official-checkpoint support filled in."""
+    if _is_extra(name):
+        from .diffusers_adapters import card as extra_card
+
+        return extra_card(name)
+    from .official import support
+
     cls = model_class(name)
     c = copy.deepcopy(cls.card)
     record = training_record(name)
@@ -78,6 +114,9 @@ def card(name: str) -> ModelCard:
     c.params = int(record.get("params") or _param_count(name))
     c.weights = (f"lab weights trained by VAE Lab ({lab_weights_path(name).name})" if lab_weights_path(name).exists()
                  else "no lab weights shipped yet")
+    official = support(name)
+    if official is not None:
+        c.weights += f". Official checkpoints: {official.summary()}"
     return c
 
 
@@ -88,9 +127,10 @@ def _param_count(name: str) -> int:
 
 
 def available() -> list[ModelCard]:
-    """Cards of every implemented family, trained ones first; ``card.weights`` says which ship weights."""
-    trained = names()
-    return [card(n) for n in trained + [n for n in _REGISTRY if n not in trained]]
+    """Cards of every implemented family (and configured production VAE), those with weights first;
+    ``card.weights`` says which ship weights."""
+    ready = names()
+    return [card(n) for n in ready + [n for n in _REGISTRY if n not in ready]]
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -151,28 +191,84 @@ def build(name: str, config: dict[str, Any] | None = None) -> VAE:
 
 
 def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> VAE:
-    """Build ``name`` and load weights: "lab" (ours, shipped in assets/), a local file path, or "random".
+    """Build ``name`` and load weights: "lab" (ours, shipped in assets/), "random", or a published checkpoint:
+    a local file, a local diffusers folder, or a Hugging Face repo id ``OWNER/NAME[@REV][:SUBFOLDER or FILE]``
+    (see ``vaelab.hub``; ``HF_HUB_OFFLINE`` and the local cache are honoured).
+
+    A VAE Lab file (config in its safetensors metadata) loads as before. Anything else goes through
+    ``official.convert_checkpoint``: diffusers / legacy / LDM key layouts, and the model is built at the
+    checkpoint's own config (e.g. the real SD config), with the card's factors following it. Families whose
+    published checkpoints cannot map onto our module tree raise WeightsError saying why.
+    For a configured production VAE (``register_extra``), "lab" means its configured published weights.
 
     Returns the model in eval mode on ``device`` (default: the engine's auto choice).
     """
+    if _is_extra(name):
+        from .diffusers_adapters import load_extra
+
+        return load_extra(name, weights, device)
     cls = model_class(name)
+    notes: list[str] = []
     if weights == "random" or weights is None:
         model = cls(training_record(name).get("config"))
-    else:
-        path = lab_weights_path(name) if weights == "lab" else Path(weights)
-        if weights == "lab" and not path.exists():
+    elif weights == "lab":
+        path = lab_weights_path(name)
+        if not path.exists():
             raise WeightsError(f"no lab weights for {name}: {path.name} is missing (train them with `vaelab train {name}`)")
         state, meta = read_checkpoint(path)
         config = json.loads(meta["config"]) if "config" in meta else training_record(name).get("config")
         model = cls(config)
         load_weights(model, state)
+    else:
+        model, notes = _load_published(name, cls, weights)
     model.weights_source = str(weights)
+    model.weights_notes = notes
     model.eval().requires_grad_(False)
     if device is None:
         from ..engine import auto_device
 
         device = auto_device()
     return model.to(device)
+
+
+def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE, list[str]]:
+    """A checkpoint given by path or repo id: a VAE Lab file as is, anything else converted (see ``load``)."""
+    from .. import hub
+    from . import official
+
+    res = hub.resolve(weights)
+    if res.kind == "folder":  # check config.json before reading (possibly large) weights
+        if name != "sd-vae":
+            official.refuse_unless_supported(name)
+            raise WeightsError(f"{name}: diffusers folders load only for sd-vae (and production VAEs)")
+        official.sd_config_from_diffusers(res.config)
+    state: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {}
+    for f in res.weight_files:
+        part, part_meta = read_checkpoint(f)
+        state.update(part)
+        meta = meta or part_meta
+    if res.kind == "file" and "config" in meta:
+        model = cls(json.loads(meta["config"]))
+        load_weights(model, state)
+        return model, []
+    if name not in ("sd-vae", "vqgan"):
+        model = cls(training_record(name).get("config"))
+        try:
+            load_weights(model, state)
+        except WeightsError as e:
+            reason = official.support(name)
+            if reason is None or reason.status != "not supported":
+                raise
+            raise WeightsError(f"{e}; official {name} checkpoints are not supported because {reason.detail}") from None
+        return model, []
+    state, config, notes = official.convert_checkpoint(name, state, res.config, training_record(name).get("config"))
+    model = cls(config)
+    load_weights(model, state)
+    changes = {k: v for k, v in official.card_overrides(name, config).items() if getattr(model.card, k) != v}
+    if changes:
+        model.card = dataclasses.replace(copy.deepcopy(cls.card), **changes)  # this instance only, not the family
+    return model, notes + res.notes
 
 
 def save_weights(model: VAE, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:

@@ -8,6 +8,7 @@ both and crops back, so callers never have to know the rule.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ class ModelCard:
     temporal_factor: int
     latent_channels: int
     causal: bool
-    frame_rule: str  # "any", "1+4k", "4k"
+    frame_rule: str  # "any", "1+4k", "4k" (lab families); "1+Nk" / "Nk" in general (production VAEs)
     teaching: str
     idea: str = ""
     architecture: str = ""
@@ -50,7 +51,7 @@ class ModelCard:
     def latent_shape(self, t: int, h: int, w: int) -> tuple[int, int, int, int]:
         """(C, T', H', W') for an input of t frames of h x w pixels, after padding to the rule."""
         t_pad = pad_frames_to_rule(t, self.frame_rule)
-        if self.frame_rule == "1+4k":
+        if self.frame_rule.startswith("1+"):
             t_lat = 1 + (t_pad - 1) // self.temporal_factor
         else:
             t_lat = t_pad // self.temporal_factor
@@ -64,14 +65,16 @@ class ModelCard:
 
 
 def pad_frames_to_rule(t: int, rule: str) -> int:
-    """Smallest frame count >= t that satisfies ``rule`` ("any", "1+4k", "4k")."""
+    """Smallest frame count >= t that satisfies ``rule``: "any", "1+Nk" (e.g. "1+4k") or "Nk" (e.g. "4k")."""
     if rule == "any":
         return t
-    if rule == "1+4k":
-        return 1 + 4 * math.ceil(max(t - 1, 0) / 4)
-    if rule == "4k":
-        return 4 * math.ceil(t / 4)
-    raise ValueError(f"unknown frame rule {rule!r}")
+    m = re.fullmatch(r"(1\+)?([1-9][0-9]*)k", rule)
+    if m is None:
+        raise ValueError(f"unknown frame rule {rule!r}")
+    n = int(m.group(2))
+    if m.group(1):
+        return 1 + n * math.ceil(max(t - 1, 0) / n)
+    return n * math.ceil(t / n)
 
 
 def pad_to_rule(x_bcthw: torch.Tensor, spatial: int, frame_rule: str) -> tuple[torch.Tensor, tuple[int, int, int]]:

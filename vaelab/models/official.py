@@ -1,0 +1,323 @@
+"""Published checkpoints: key-layout converters, and per family what loads and what does not (and why).
+
+VAE Lab's image families keep diffusers' module tree and names (``encoder.down_blocks.0.resnets.0.conv1``,
+``mid_block.attentions.0.to_q`` ...), so a diffusers ``AutoencoderKL`` state dict loads as is. Two other
+layouts of the *same* network are in circulation and are converted here:
+
+* legacy diffusers attention names (``attentions.0.query/key/value/proj_attn``, 2022-era hub files);
+* the original CompVis / LDM / taming layout of single-file checkpoints (``*.ckpt``, ``vae-ft-mse-840000-
+  ema-pruned.safetensors``, taming VQGAN ``last.ckpt``): ``encoder.down.{i}.block.{j}``, ``nin_shortcut``,
+  ``mid.block_1 / mid.attn_1.{norm,q,k,v,proj_out} / mid.block_2``, ``norm_out``, attention projections
+  as 1x1 convs, and the decoder's ``up`` levels stored in *reverse* order (``decoder.up.{L-1-k}`` is
+  diffusers' ``decoder.up_blocks.{k}``); inside a full Stable Diffusion checkpoint every VAE key carries
+  a ``first_stage_model.`` prefix, and Lightning checkpoints add ``loss.*`` (discriminator, LPIPS) keys.
+
+When a checkpoint carries no VAE Lab config (a diffusers ``config.json`` or a bare file), the model is
+built at the checkpoint's own architecture: from ``config.json`` when there is one, else read off the
+tensor shapes (GroupNorm groups cannot be read off shapes: every published LDM/SD/taming model uses 32).
+
+``SUPPORT`` records, per family, where official weights are published and whether they load here; the
+families whose module tree differs from the published one say why (``not_supported_reason``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import WeightsError
+
+
+@dataclass(frozen=True)
+class OfficialSupport:
+    status: str  # "supported", "layout only" (the converter works, the released files do not fit) or "not supported"
+    published: str  # where the official weights live
+    detail: str  # what loads, or why not
+
+    def summary(self) -> str:
+        return f"{self.status}: {self.detail} (published: {self.published})"
+
+
+SUPPORT: dict[str, OfficialSupport] = {
+    "sd-vae": OfficialSupport(
+        "supported", "stabilityai/sd-vae-ft-mse (diffusers), stabilityai/sd-vae-ft-mse-original (LDM single file)",
+        "diffusers folders or repo ids (config.json + diffusion_pytorch_model.safetensors, legacy attention names "
+        "included), LDM/CompVis single files (optionally inside a full SD checkpoint, first_stage_model. prefix), "
+        "and AutoencoderKL configs without quant convs (SD3/FLUX-style, loaded with identity 1x1 convs); built at "
+        "the checkpoint's config, e.g. the real SD config [128, 256, 512, 512] x 2, 32 groups, scaling 0.18215"),
+    "vqgan": OfficialSupport(
+        "layout only", "taming-transformers heibox links; HF mirrors such as valhalla/vqgan_imagenet_f16_16384",
+        "taming/LDM-layout VQGAN checkpoints load when they have attention only in the mid block; every released "
+        "taming VQGAN (attn_resolutions=[16]) and LDM VQ-f4/f8 puts attention blocks inside its lowest-resolution "
+        "level, which the shared LDM skeleton (_blocks.Encoder/Decoder: mid-block attention only) does not have, "
+        "so those are refused with that reason"),
+    "litevae": OfficialSupport(
+        "not supported", "no official weights; unofficial RGenDiff/olitevaeB_im_f8c12",
+        "the paper released no weights; the unofficial open-litevae checkpoints use ADM-UNet feature extractors "
+        "and a different self-modulated decoder tree (mid attention replaced by a ResNet) than this lab version"),
+    "cv-vae": OfficialSupport(
+        "not supported", "AILab-CVC/CV-VAE (vae3d, vae3d_v1-1, vae3d_sd3)",
+        "the released LDM-named 3D tree has no quant/post-quant convs, two ResNets per encoder level, GroupNorm "
+        "over (T, H, W) with eps 1e-5 and an xformers spatial-temporal decoder attention; the lab module normalises "
+        "per frame with eps 1e-6 and has its own temporal attention, so a key map alone would not reproduce it"),
+    "iv-vae": OfficialSupport(
+        "not supported", "ModelScope wpy1999/iv-vae (ivvae_z{4,8,16}_dim{64,96}.pth)",
+        "the official Wan-derived tree has two ResNets per encoder level, PAC dilations (1,3,6,9,12), seven "
+        "attention blocks and full-width up-samplers; the lab IV-VAE is a reduced design (one ResNet per level, "
+        "dilations (1,3,6), one attention per half, narrowing up-samplers), so the parameter sets differ"),
+    "videovae-plus": OfficialSupport(
+        "not supported", "Google-Drive .ckpt files (sota-4z, sota-4z-text, sota-16z, sota-16z-text)",
+        "the released 2+1D model (LDM widths 128-512, Flan-T5-large cross-attention) is not the lab tree "
+        "([32, 48, 48, 48], toy text embedder); Google-Drive files are also not reachable through the Hub"),
+    "hvdm": OfficialSupport(
+        "not supported", "Google-Drive .pth (README of hxngiee/HVDM)",
+        "the released TimeSformer (dim 384, depth 5) and wavelet stacks differ in depth and width from the lab "
+        "HVDM; a key map cannot add layers"),
+    "vidtwin": OfficialSupport(
+        "not supported", "microsoft/vidtwin (checkpoints/vidtwin_structure_7_7_8_dynamics_7_8.ckpt)",
+        "the released model is a 16-layer 768-wide ST-Transformer with Hugging Face's Blip2QFormer; the lab "
+        "VidTwin has its own 4+4-layer RoPE transformer and Q-Former modules with a different parameter layout"),
+    "walt": OfficialSupport("not supported", "not released", "Google released neither code nor weights"),
+}
+
+
+def support(name: str) -> OfficialSupport | None:
+    return SUPPORT.get(name)
+
+
+def refuse_unless_supported(name: str) -> None:
+    """Raise the family's "not supported because ..." for a checkpoint that is not a VAE Lab file."""
+    s = SUPPORT.get(name)
+    if s is not None and s.status == "not supported":
+        raise WeightsError(f"{name}: official checkpoints are not supported because {s.detail}")
+
+
+# --- layouts ----------------------------------------------------------------------------------------
+
+_LDM_MARKERS = ("encoder.down.", "decoder.up.", "encoder.mid.block_1.", "decoder.mid.block_1.")
+
+
+def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The autoencoder's own keys: inside a full SD checkpoint only ``first_stage_model.*`` (prefix removed),
+    and never a Lightning checkpoint's training-only ``loss.*`` (discriminator, LPIPS) keys."""
+    prefix = "first_stage_model."
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k: v for k, v in state.items() if not k.startswith("loss.")}
+
+
+def is_ldm_layout(state: dict[str, torch.Tensor]) -> bool:
+    return any(k.startswith(_LDM_MARKERS) for k in state)
+
+
+_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
+
+
+def ldm_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CompVis/LDM/taming encoder-decoder keys -> diffusers names (what our modules use).
+
+    Keys outside the encoder/decoder (``quant_conv``, ``post_quant_conv``, ``quantize.embedding``) keep
+    their names. Raises WeightsError for attention blocks inside a resolution level (taming's
+    ``attn_resolutions``), which the shared skeleton does not have.
+    """
+    in_level_attn = sorted(k for k in state if re.match(r"(encoder\.down|decoder\.up)\.\d+\.attn\.", k))
+    if in_level_attn:
+        raise WeightsError(
+            "not supported because this checkpoint has attention blocks inside a resolution level (e.g. "
+            f"{in_level_attn[0]}; taming's attn_resolutions), and VAE Lab's LDM skeleton has attention only in "
+            "the mid block")
+    n_up = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"decoder\.up\.(\d+)\.", k))), default=-1)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = key
+        if m := re.match(r"encoder\.down\.(\d+)\.block\.(\d+)\.(.*)", key):
+            new = f"encoder.down_blocks.{m[1]}.resnets.{m[2]}.{m[3]}"
+        elif m := re.match(r"encoder\.down\.(\d+)\.downsample\.(.*)", key):
+            new = f"encoder.down_blocks.{m[1]}.downsamplers.0.{m[2]}"
+        elif m := re.match(r"decoder\.up\.(\d+)\.block\.(\d+)\.(.*)", key):
+            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.resnets.{m[2]}.{m[3]}"
+        elif m := re.match(r"decoder\.up\.(\d+)\.upsample\.(.*)", key):
+            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.upsamplers.0.{m[2]}"
+        elif m := re.match(r"(encoder|decoder)\.mid\.block_([12])\.(.*)", key):
+            new = f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}.{m[3]}"
+        elif m := re.match(r"(encoder|decoder)\.mid\.attn_1\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
+            new = f"{m[1]}.mid_block.attentions.0.{_ATTN[m[2]]}.{m[3]}"
+            if m[2] != "norm" and m[3] == "weight" and value.ndim == 4:
+                value = value[:, :, 0, 0]  # 1x1 conv -> Linear
+        elif m := re.match(r"(encoder|decoder)\.norm_out\.(.*)", key):
+            new = f"{m[1]}.conv_norm_out.{m[2]}"
+        out[new.replace(".nin_shortcut.", ".conv_shortcut.")] = value
+    return out
+
+
+def to_lab_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Any supported image-AE layout (LDM/taming, legacy or current diffusers) -> our names."""
+    from .sd_vae import convert_legacy_attention
+
+    state = strip_wrappers(state)
+    if is_ldm_layout(state):
+        state = ldm_to_diffusers(state)
+    return convert_legacy_attention(state)
+
+
+# --- configs ----------------------------------------------------------------------------------------
+
+OFFICIAL_GROUPS = 32  # GroupNorm groups of every published LDM / SD / taming autoencoder
+
+
+def _levels(state: dict[str, torch.Tensor]) -> tuple[list[int], int]:
+    """(block_out_channels, layers_per_block) of a diffusers-named encoder."""
+    chs, i = [], 0
+    while f"encoder.down_blocks.{i}.resnets.0.conv1.weight" in state:
+        chs.append(int(state[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0]))
+        i += 1
+    layers = 0
+    while f"encoder.down_blocks.0.resnets.{layers}.conv1.weight" in state:
+        layers += 1
+    if not chs or not layers:
+        raise WeightsError("checkpoint has no encoder.down_blocks.* / encoder.down.* keys: "
+                           "not an LDM-style autoencoder")
+    return chs, layers
+
+
+def _shape(state: dict[str, torch.Tensor], key: str, dim: int) -> int:
+    if key not in state:
+        raise WeightsError(f"checkpoint has no {key}")
+    return int(state[key].shape[dim])
+
+
+def sd_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The sd-vae architecture a (converted) AutoencoderKL state dict was trained with."""
+    chs, layers = _levels(state)
+    return {"in_channels": _shape(state, "encoder.conv_in.weight", 1),
+            "out_channels": _shape(state, "decoder.conv_out.weight", 0),
+            "block_out_channels": chs, "layers_per_block": layers,
+            "latent_channels": _shape(state, "decoder.conv_in.weight", 1), "norm_num_groups": OFFICIAL_GROUPS}
+
+
+def vqgan_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The VQGAN architecture of a (converted) taming state dict."""
+    chs, layers = _levels(state)
+    if _shape(state, "encoder.conv_in.weight", 1) != 3 or _shape(state, "decoder.conv_out.weight", 0) != 3:
+        raise WeightsError("VQGAN checkpoint is not RGB in / RGB out")
+    return {"block_out_channels": chs, "layers_per_block": layers, "norm_num_groups": OFFICIAL_GROUPS,
+            "z_channels": _shape(state, "encoder.conv_out.weight", 0),
+            "embed_dim": _shape(state, "quantize.embedding.weight", 1),
+            "n_embed": _shape(state, "quantize.embedding.weight", 0)}
+
+
+_ARCH_KEYS = {"sd-vae": ("in_channels", "out_channels", "block_out_channels", "layers_per_block", "latent_channels"),
+              "vqgan": ("block_out_channels", "layers_per_block", "z_channels", "embed_dim", "n_embed")}
+
+
+def same_architecture(name: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do two configs of family ``name`` build tensors of the same shapes?"""
+    return all(list(a.get(k, [])) == list(b.get(k, [])) if isinstance(a.get(k), (list, tuple)) else a.get(k) == b.get(k)
+               for k in _ARCH_KEYS[name])
+
+
+def sd_config_from_diffusers(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A diffusers ``AutoencoderKL`` config.json -> (our sd-vae config, notes). Refuses what our tree lacks."""
+    cls = config.get("_class_name", "AutoencoderKL")
+    if cls != "AutoencoderKL":
+        hint = (" (a production video VAE: register it with vaelab.models.register_extra or VAELAB_EXTRA_MODELS)"
+                if cls in _video_classes() else "")
+        raise WeightsError(f"sd-vae loads diffusers AutoencoderKL folders, this one is {cls}{hint}")
+    n = len(config.get("block_out_channels", []))
+    problems = []
+    if list(config.get("down_block_types", ["DownEncoderBlock2D"] * n)) != ["DownEncoderBlock2D"] * n:
+        problems.append(f"down_block_types {config['down_block_types']}")
+    if list(config.get("up_block_types", ["UpDecoderBlock2D"] * n)) != ["UpDecoderBlock2D"] * n:
+        problems.append(f"up_block_types {config['up_block_types']}")
+    if config.get("act_fn", "silu") != "silu":
+        problems.append(f"act_fn {config['act_fn']}")
+    if not config.get("mid_block_add_attention", True):
+        problems.append("mid_block_add_attention false (the family class always has the mid attention)")
+    if problems:
+        raise WeightsError("not supported because this AutoencoderKL config has " + "; ".join(problems))
+    ours = {"in_channels": config.get("in_channels", 3), "out_channels": config.get("out_channels", 3),
+            "block_out_channels": list(config["block_out_channels"]),
+            "layers_per_block": config.get("layers_per_block", 1), "latent_channels": config.get("latent_channels", 4),
+            "norm_num_groups": config.get("norm_num_groups", 32),
+            "scaling_factor": config.get("scaling_factor", 0.18215)}
+    notes = []
+    if config.get("shift_factor") is not None:
+        ours["shift_factor"] = config["shift_factor"]
+    for flag in ("use_quant_conv", "use_post_quant_conv"):
+        if not config.get(flag, True):
+            notes.append(f"{flag} false: loaded as an identity 1x1 conv (exact)")
+    return ours, notes
+
+
+def _video_classes() -> tuple[str, ...]:
+    from .diffusers_adapters import ADAPTERS
+
+    return tuple(ADAPTERS)
+
+
+def fill_identity_quant_convs(state: dict[str, torch.Tensor], latent_channels: int) -> list[str]:
+    """Add identity ``quant_conv`` / ``post_quant_conv`` when a checkpoint has none (diffusers'
+    use_quant_conv=False, e.g. SD3 / FLUX VAEs): a 1x1 conv with identity weight and zero bias is exactly
+    "no conv". Returns the keys added."""
+    added = []
+    for name, c in (("quant_conv", 2 * latent_channels), ("post_quant_conv", latent_channels)):
+        if f"{name}.weight" not in state and f"{name}.bias" not in state:
+            state[f"{name}.weight"] = torch.eye(c)[:, :, None, None]
+            state[f"{name}.bias"] = torch.zeros(c)
+            added.append(name)
+    return added
+
+
+def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[str, Any] | None,
+                       lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
+    """A published (non-VAE-Lab) checkpoint of family ``name`` -> (state in our names, config to build, notes).
+
+    ``config`` is a diffusers config.json when the checkpoint came in a folder. Without one the config is read
+    off the shapes; a checkpoint whose shapes are the lab config's keeps the lab config (so a bare state dict
+    of our own model still loads as before), and one with the real SD architecture gets the real SD config.
+    """
+    if name not in _ARCH_KEYS:
+        refuse_unless_supported(name)
+        raise WeightsError(f"{name}: no converter for this checkpoint layout")
+    notes: list[str] = []
+    if name == "sd-vae" and config is not None:
+        built, notes = sd_config_from_diffusers(config)
+        state = to_lab_names(state)
+        fill_identity_quant_convs(state, built["latent_channels"])
+        return state, built, notes
+    if config is not None:
+        raise WeightsError(f"{name}: diffusers folders are only read for sd-vae")
+    ldm = is_ldm_layout(strip_wrappers(state))
+    state = to_lab_names(state)
+    if ldm:
+        notes.append("converted from the CompVis/LDM key layout")
+    try:
+        built = sd_config_from_state(state) if name == "sd-vae" else vqgan_config_from_state(state)
+    except WeightsError:
+        # not this family's checkpoint at all: build the lab config, and the strict loader says what does not fit
+        return state, dict(lab_config or {}), notes
+    if name == "sd-vae":
+        added = fill_identity_quant_convs(state, built["latent_channels"])
+        notes += [f"{k}: none in the checkpoint, identity 1x1 conv" for k in added]
+    if lab_config and same_architecture(name, built, lab_config):
+        return state, dict(lab_config), notes
+    if name == "sd-vae":
+        from .sd_vae import SD_CONFIG
+
+        if same_architecture(name, built, SD_CONFIG):
+            return state, dict(SD_CONFIG), notes + ["the real Stable Diffusion VAE architecture: SD config "
+                                                    "(32 groups, scaling_factor 0.18215)"]
+    return state, built, notes + [f"architecture read off the tensor shapes, GroupNorm groups assumed "
+                                  f"{OFFICIAL_GROUPS} (every published LDM/taming autoencoder)"]
+
+
+def card_overrides(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Card fields that follow the config (a published f16 VQGAN is 16x, not the lab's 8x)."""
+    factor = 2 ** (len(config["block_out_channels"]) - 1)
+    if name == "sd-vae":
+        return {"spatial_factor": factor, "latent_channels": int(config["latent_channels"])}
+    if name == "vqgan":
+        return {"spatial_factor": factor, "latent_channels": int(config["embed_dim"])}
+    return {}
