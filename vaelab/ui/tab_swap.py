@@ -1,9 +1,201 @@
-"""Tab "Structure x Dynamics": VidTwin latent swaps between two clips (wiring only)."""
+"""Tab "Structure x Dynamics": VidTwin latent swaps between two clips (wiring and words only).
+
+The computation is ``vaelab.analysis.swap``, the pictures are ``vaelab.viz_swap``. Endpoints (named
+after their functions): ``/swap`` and ``/show_swap_frame``.
+"""
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
+import numpy as np
+
+from .. import models, pipeline, viz_swap
+from ..analysis import swap as swap_data
+from ..engine import auto_device, get_model
+from ..io import VideoDecodeError, write_mp4
+
+log = logging.getLogger("vaelab.ui.swap")
+
+MODEL = "vidtwin"
+
+TEACHING = """### Structure x Dynamics (VidTwin)
+VidTwin ([Wang et al., CVPR 2025](https://arxiv.org/abs/2412.17726)) codes a clip as **two latents** and its
+decoder simply **adds** their embeddings, so the two can come from different clips.
+
+- **Structure** asks *which few moments describe this clip?* At every place in the frame, 4 learned queries of a
+  Q-Former read all frames of a 16-frame chunk and each keeps a weighted summary: 16 frames become 4 latent
+  frames (the heatmap shows which frames each query reads). It holds the objects, the layout, the colours that
+  stay, and slow motion.
+- **Dynamics** asks *what changes from frame to frame?* It keeps every frame, but only as one profile over the
+  rows and one over the columns (each frame averaged over its width and over its height): fast motion and
+  changes of brightness or colour, with no room for objects.
+
+**What to look for.** *Structure A + dynamics B* keeps A's objects and layout and takes on B's movement and
+colour changes; *structure only* is a clip with its fast changes stripped out; *dynamics only* is change
+without objects (row and column stripes that move). The notes measure it: a swap should be nearer A in the
+time-averaged picture and nearer B in frame-to-frame change. The paper reports that the released model keeps
+A's objects and B's colours and fast motion; the weights here are lab-scale (1.6 M parameters trained on a
+CPU), so expect a blurrier, partial separation.
+"""
+
+WEIGHTS_MISSING = (f"**The VidTwin lab weights are not installed** (`{models.lab_weights_path(MODEL).name}` is "
+                   f"missing from the weights folder), so this tab cannot run: VAE Lab never shows random-weight "
+                   f"decodes. Train them with `vaelab train {MODEL}`.")
+
+NO_OP_LEVELS = 1.0  # a swap closer than this (mean 0-255 levels) to a reconstruction is flagged as a near no-op
+PART_LABELS = {"structure": "structure z_S (query frames)", "dynamics_h": "dynamics z_D_h (per frame, per row)",
+               "dynamics_w": "dynamics z_D_w (per frame, per column)"}
+
+
+def weights_status() -> str:
+    """A line saying whether the VidTwin lab weights are there (re-evaluated on every page load)."""
+    if MODEL not in models.names():
+        return "⚠️ " + WEIGHTS_MISSING
+    return f"Model: `{MODEL}` with lab weights (`{models.lab_weights_path(MODEL).name}`)."
+
+
+def limits_text() -> str:
+    s = swap_data
+    return (f"**Limits:** up to {s.MAX_FRAMES} frames from the start of each clip (default {s.DEFAULT_FRAMES}, one "
+            f"VidTwin chunk); working resolution (short side) {s.MIN_SIZE}-{s.MAX_SIZE} px (default "
+            f"{s.DEFAULT_SIZE}); at most {s.MAX_WORK_CPU / 1e6:g} M frame pixels (frames x width x height) per "
+            f"request on CPU, {s.MAX_WORK_GPU / 1e6:g} M on GPU. Each request runs 2 encodes and 8 decodes. "
+            "Clips of different sizes or lengths are aligned, never rejected: B is scaled and centre-cropped to "
+            "A's frame, the shorter clip is looped.")
+
+
+def latent_md(sizes: swap_data.LatentSizes) -> str:
+    """Latent sizes of one clip (both clips have the same) as a Markdown table."""
+    c, t, h, w = sizes.input_shape
+    lines = ["**Latent sizes** (per clip; both clips are coded at the same size)", "",
+             "| part | shape | values | share of the input |", "|---|---|---:|---:|"]
+    for part in swap_data.LATENT_PARTS:
+        lines.append(f"| {PART_LABELS[part]} | {' x '.join(map(str, sizes.shapes[part]))} | "
+                     f"{sizes.numel(part):,} | {100 * sizes.share(part):.3f} % |")
+    lines.append(f"| **whole latent** | | **{sizes.numel():,}** | **{100 * sizes.share():.3f} %** |")
+    lines.append(f"| input clip | {c} x {t} x {h} x {w} | {sizes.input_numel:,} | 100 % |")
+    lines += ["", "Shapes are channels x time x height x width, for the frame padded to a multiple of 16 px. The "
+              "structure keeps 4 query frames per 16-frame chunk; the dynamics keep every frame but one value per row "
+              "or column."]
+    return "\n".join(lines)
+
+
+def notes_md(res: swap_data.SwapResult, device: str) -> str:
+    """Alignment notes, the distance table and the timing."""
+    lines = ["**How the clips were aligned**", ""] + [f"- {n}" for n in res.notes]
+    lines += ["", "**Which clip does each decode resemble?** Mean absolute difference in 0-255 units; *picture*: the "
+              f"time-averaged frame in {swap_data.STRUCTURE_POOL}x{swap_data.STRUCTURE_POOL} px blocks (what stays), "
+              "*change*: frame-to-frame differences (what moves). Lower = closer.", "",
+              "| decode | picture vs A | picture vs B | change vs A | change vs B |", "|---|---:|---:|---:|---:|"]
+
+    def fmt(v: float | None) -> str:
+        return "n/a (1 frame)" if v is None else f"{v:.1f}"
+
+    for name, d in res.distances().items():
+        lines.append(f"| {name} | {fmt(d['structure_to_A'])} | {fmt(d['structure_to_B'])} | "
+                     f"{fmt(d['dynamics_to_A'])} | {fmt(d['dynamics_to_B'])} |")
+    lines += ["", "**Did the swap change anything?** Mean absolute difference (0-255) of each swap to the two "
+              "reconstructions:"]
+    for name, d in res.swap_effect().items():
+        lines.append(f"- {name}: {d['to_A']:.1f} from A reconstructed, {d['to_B']:.1f} from B reconstructed.")
+        donor = min(d, key=d.get)[-1]
+        if d[f"to_{donor}"] < NO_OP_LEVELS:
+            part = "structure" if name.startswith(f"structure {donor}") else "dynamics"
+            lines.append(f"  ⚠️ Nearly identical to {donor}'s reconstruction: with these weights {donor}'s {part} "
+                         "latent carries almost the whole clip and the other part adds little.")
+    lines += ["", f"Model time: {res.seconds:.1f} s on {device} for {res.frames} frames of "
+              f"{res.clips['A'].shape[2]}x{res.clips['A'].shape[1]} px."]
+    return "\n".join(lines)
+
+
+def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progress=gr.Progress()):
+    """Swap VidTwin's structure and dynamics latents between clip A and clip B.
+
+    Returns the grid video, the frame slider, the frame grid figure, the attention heatmaps, the latent-size
+    table, the notes and the result (state for the frame slider)."""
+    if MODEL not in models.names():
+        raise gr.Error(WEIGHTS_MISSING.replace("**", "").replace("`", ""))
+    try:
+        progress(0.0, desc="reading clips")
+        pair = swap_data.load_pair(upload_a, example_a, upload_b, example_b, frames=frames, size=size)
+        dev = auto_device(device)
+        swap_data.check_work(pair.a.shape, dev)
+        progress(0.15, desc="VidTwin: 2 encodes, 8 decodes")
+        res = swap_data.swap_pair(get_model(MODEL, "lab", dev), pair)
+    except (VideoDecodeError, ValueError, models.WeightsError) as e:
+        raise gr.Error(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
+        log.exception("swap failed")
+        raise gr.Error(f"The swap failed ({type(e).__name__}). The server is fine; try smaller settings.") from None
+
+    from .app import _fresh_output_path  # here, not at import: app.py imports this module
+
+    progress(0.85, desc="writing the video")
+    video = write_mp4(viz_swap.grid_video(res.rows()), _fresh_output_path(".mp4"), fps=res.fps)
+    progress(0.95, desc="plotting")
+    slider = gr.Slider(minimum=0, maximum=max(res.frames - 1, 1), value=0, step=1, interactive=res.frames > 1)
+    return (str(video), slider, viz_swap.frame_grid(res.rows(0), 0),
+            viz_swap.attention_heatmaps(res.attention, res.chunk_frames), latent_md(res.latents),
+            notes_md(res, str(dev)), res)
+
+
+def show_swap_frame(state, index):
+    """One frame of every panel of the last swap."""
+    if not isinstance(state, swap_data.SwapResult):
+        return None
+    t = int(np.clip(int(index or 0), 0, state.frames - 1))
+    return viz_swap.frame_grid(state.rows(t), t)
 
 
 def build() -> None:
     """Create the tab's components and events inside the current ``gr.Tab`` context."""
-    gr.Markdown("VidTwin structure/dynamics swaps (being built).")
+    examples = pipeline.example_names()
+
+    def default(name: str, fallback: int) -> str | None:
+        if name in examples:
+            return name
+        return examples[min(fallback, len(examples) - 1)] if examples else None
+
+    gr.Markdown(TEACHING)
+    gr.Markdown(weights_status, elem_id="swap-status")
+    state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            with gr.Group():
+                gr.Markdown("**Clip A** (structure donor of the first swap)")
+                upload_a = gr.File(label="Upload clip A (takes priority over the example)",
+                                   file_types=["video", "image"], type="filepath", elem_id="swap-upload-a")
+                example_a = gr.Dropdown(examples, value=default("bigbuckbunny", 0), label="...or an example",
+                                        elem_id="swap-example-a")
+            with gr.Group():
+                gr.Markdown("**Clip B** (dynamics donor of the first swap)")
+                upload_b = gr.File(label="Upload clip B (takes priority over the example)",
+                                   file_types=["video", "image"], type="filepath", elem_id="swap-upload-b")
+                example_b = gr.Dropdown(examples, value=default("bikes", 1), label="...or an example",
+                                        elem_id="swap-example-b")
+            with gr.Row():
+                frames = gr.Slider(1, swap_data.MAX_FRAMES, value=swap_data.DEFAULT_FRAMES, step=1,
+                                   label="Frames (from the start)", elem_id="swap-frames")
+                size = gr.Slider(swap_data.MIN_SIZE, swap_data.MAX_SIZE, value=swap_data.DEFAULT_SIZE, step=16,
+                                 label="Working resolution (short side, px)", elem_id="swap-size")
+            device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="swap-device")
+            run = gr.Button("Swap structure and dynamics", variant="primary", elem_id="swap-run")
+            gr.Markdown(limits_text(), elem_classes=["vaelab-small"])
+        with gr.Column(scale=3):
+            gr.Markdown("Top row: clip A, its reconstruction, A's structure only, A's dynamics only, **structure A + "
+                        "dynamics B**; bottom row the same for clip B, ending with **structure B + dynamics A**. One "
+                        "video, so every panel plays in sync.", elem_classes=["vaelab-small"])
+            video = gr.Video(label="Clips, decodes and swaps (synchronised)", elem_id="swap-video", autoplay=True,
+                             loop=True, show_label=False)
+            frame_idx = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="swap-frame")
+            frame_plot = gr.Plot(label="One frame of every panel", elem_id="swap-frame-plot", show_label=False)
+    attention = gr.Plot(label="Q-Former attention over frames", elem_id="swap-attention", show_label=False)
+    with gr.Row():
+        latents = gr.Markdown(elem_id="swap-latents")
+        notes = gr.Markdown(elem_id="swap-notes")
+
+    run.click(swap, [upload_a, example_a, upload_b, example_b, frames, size, device],
+              [video, frame_idx, frame_plot, attention, latents, notes, state],
+              concurrency_limit=1, concurrency_id="compute")  # shares the one compute slot with Reconstruct
+    frame_idx.input(show_swap_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
