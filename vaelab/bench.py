@@ -222,6 +222,30 @@ def _measure_rss(fn: Callable[[], Any]) -> tuple[dict, Any]:
             "method": "VmHWM reset via clear_refs" if reset else "VmHWM without reset"}, out
 
 
+VARIANTS = ("engine", "one-shot", "tiled")
+SCALING_TILE = 128  # px, with a quarter overlap, for the "tiled" variant
+
+
+def run_variant(model: VAE, clip_thwc: np.ndarray, variant: str = "engine") -> Any:
+    """One reconstruction of a uint8 clip by one of the scaling sweep's paths.
+
+    * "engine":   the app's path, ``run_model``: causal video models streamed chunk by chunk with layer
+                  caches, image models 8 frames at a time, other video models in one call;
+    * "one-shot": the whole clip through ``model.reconstruct`` in one call (no streaming, no batching):
+                  what memory looks like without the engine;
+    * "tiled":    ``run_model`` with 128 px tiles and 32 px overlap (skipped for causal streaming models,
+                  which the result's notes say)."""
+    from .engine import to_tensor, to_uint8
+
+    if variant == "engine":
+        return run_model(model, clip_thwc)
+    if variant == "one-shot":
+        return to_uint8(model.reconstruct(to_tensor(clip_thwc, next(model.parameters()).device)))
+    if variant == "tiled":
+        return run_model(model, clip_thwc, tile=SCALING_TILE, overlap=SCALING_TILE // 4)
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+
 def _probe(name: str, size: int, frames: int, weights: str, threads: int, stages: list[str], mode: str) -> dict:
     """Body of ``python -m vaelab.bench --one``: measure the listed stages once in this (fresh) process."""
     torch.set_num_threads(threads)
@@ -231,10 +255,10 @@ def _probe(name: str, size: int, frames: int, weights: str, threads: int, stages
     result: dict[str, Any] = {"name": name, "weights": used, "threads": threads, "mode": mode,
                               "reset_supported": None}
     with torch.inference_mode():
-        if mode == "engine":  # the app's path: uint8 clip through run_model (image models in chunks of 8 frames)
+        if mode in VARIANTS:  # a uint8 clip through one of the sweep's paths (see run_variant)
             w = _wide(size)
             clip = np.random.default_rng(0).integers(0, 256, (frames, size, w, 3), dtype=np.uint8)
-            result["engine"], _ = _measure_rss(lambda: run_model(model, clip))
+            result["engine"], _ = _measure_rss(lambda: run_variant(model, clip, mode))
         else:
             x = _clip(model.card, size, frames, dev)
             z = None
@@ -270,8 +294,8 @@ def measure_memory_cpu(name: str, size: int, frames: int, weights: str = "lab", 
                        mode: str = "stages") -> dict:
     """Peak RSS increase of encode and decode (or of a whole ``run_model`` call, mode="engine") in fresh processes."""
     threads = threads or torch.get_num_threads()
-    if mode == "engine":
-        return _run_probe(name, size, frames, weights, threads, ["engine"], mode="engine")
+    if mode in VARIANTS:
+        return _run_probe(name, size, frames, weights, threads, ["engine"], mode=mode)
     res = _run_probe(name, size, frames, weights, threads, ["encode", "decode"])
     if "error" not in res and not res.get("reset_supported") and not res["decode"]["exact"]:
         # no HWM reset here: the encode peak hides the decode peak, so measure decode in its own process
@@ -494,35 +518,42 @@ def bench_reference_sd(size: int = 256, repeats: int = 2, config: dict[str, Any]
 
 def bench_scaling(name: str, lengths=(17, 33, 65, 129), sizes=(128, 256, 480, 720), weights: str = "lab",
                   device: str | torch.device | None = None, repeats: int = 1, length_size: int = 128,
-                  size_frames: int = 8, memory: bool = True) -> dict:
-    """Time and peak memory of the app's path (``engine.run_model`` on a uint8 clip) vs length and resolution.
+                  size_frames: int = 8, memory: bool = True, variants=("engine",)) -> dict:
+    """Time and peak memory vs clip length and resolution, for each path in ``variants`` (see ``run_variant``).
 
     Lengths are run at ``length_size`` px short side, sizes with ``size_frames`` frames; frames are 16:9
-    (short side x round(16/9 short side)). Image models go through the engine in chunks of 8 frames, so
-    their memory should stay flat with length. One warm-up call on the smallest point, then the median
-    of ``repeats`` calls per point. On 2 CPU cores the 720p point of the default grid takes minutes.
+    (short side x round(16/9 short side)). "engine" streams causal models and batches image models, so
+    its memory should stay flat with length; "one-shot" shows what it would be without; "tiled" bounds
+    memory with resolution. One warm-up call on the smallest point, then the median of ``repeats`` calls
+    per point; peak memory in a fresh process per point (CPU). On 2 CPU cores 720p points take minutes.
     """
     dev = _device(device)
     notes: list[str] = []
     model, used = _load_model(name, weights, dev, notes)
     rng = np.random.default_rng(0)
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {v!r}")
 
-    def point(t: int, s: int) -> dict:
+    def point(t: int, s: int, variant: str) -> dict:
         w = _wide(s)
         clip = rng.integers(0, 256, (t, s, w, 3), dtype=np.uint8)
-        enc, dec = [], []
+        secs = []
         for _ in range(max(1, repeats)):
-            res = run_model(model, clip)
-            enc.append(res.encode_s)
-            dec.append(res.decode_s)
-        e, d = statistics.median(enc), statistics.median(dec)
-        row = {"frames": t, "height": s, "width": w, "encode_s": _r(e), "decode_s": _r(d), "total_s": _r(e + d),
-               "frames_per_s": _r(t / (e + d), 5)}
+            t0 = time.perf_counter()
+            out = run_variant(model, clip, variant)
+            _sync(dev)
+            secs.append(time.perf_counter() - t0)
+        total = statistics.median(secs)
+        row = {"variant": variant, "frames": t, "height": s, "width": w, "total_s": _r(total),
+               "frames_per_s": _r(t / total, 5)}
+        if hasattr(out, "notes"):
+            row["notes"] = [n for n in out.notes if "streamed" in n or "tiled" in n or "tiling" in n]
         if memory:
             if dev.type == "cuda":
-                mem, _ = _cuda_memory(lambda: run_model(model, clip), dev)
+                mem, _ = _cuda_memory(lambda: run_variant(model, clip, variant), dev)
             else:
-                mem = measure_memory_cpu(name, s, t, weights=used, mode="engine")
+                mem = measure_memory_cpu(name, s, t, weights=used, mode=variant)
                 mem = mem.get("engine") or {"peak_mem_mib": None, "error": mem.get("error")}
             row["peak_mem_mib"] = mem.get("peak_mem_mib")
             row["memory_exact"] = mem.get("exact")
@@ -530,9 +561,11 @@ def bench_scaling(name: str, lengths=(17, 33, 65, 129), sizes=(128, 256, 480, 72
 
     run_model(model, rng.integers(0, 256, (min(lengths), min(sizes), _wide(min(sizes)), 3), dtype=np.uint8))
     return {"name": name, "weights": used, "notes": notes, "device": str(dev), "threads": torch.get_num_threads(),
-            "repeats": max(1, repeats), "path": "engine.run_model (uint8 in/out, image models in 8-frame chunks)",
-            "vs_length": [point(t, length_size) for t in lengths],
-            "vs_size": [point(size_frames, s) for s in sizes]}
+            "repeats": max(1, repeats), "variants": list(variants),
+            "paths": {v: run_variant.__doc__.split("* \"%s\":" % v)[1].split("* ")[0].split(";")[0].strip()
+                      for v in variants},
+            "vs_length": [point(t, length_size, v) for v in variants for t in lengths],
+            "vs_size": [point(size_frames, sz, v) for v in variants for sz in sizes]}
 
 
 def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: str, threads: int,
@@ -686,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="lab")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--stages", default="encode,decode")
-    p.add_argument("--mode", default="stages", choices=["stages", "engine"])
+    p.add_argument("--mode", default="stages", choices=["stages", *VARIANTS])
+    p.add_argument("--variants", default="engine", help="scaling: comma-separated paths among " + ", ".join(VARIANTS))
     p.add_argument("--lengths", default="17,33,65,129")
     p.add_argument("--sizes", default="128,256,480,720")
     p.add_argument("--json", help="also write the result here")
@@ -699,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.scaling:
         res = bench_scaling(a.scaling, lengths=tuple(int(v) for v in a.lengths.split(",")),
                             sizes=tuple(int(v) for v in a.sizes.split(",")), weights=a.weights,
-                            repeats=a.repeats, length_size=a.size, size_frames=a.frames)
+                            repeats=a.repeats, length_size=a.size, size_frames=a.frames,
+                            variants=tuple(a.variants.split(",")))
     elif a.reference:
         res = bench_reference_sd(size=a.size, repeats=a.repeats)
     elif a.stream:

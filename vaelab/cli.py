@@ -128,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.all_names())}")
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
+                      ckpt_every=args.ckpt_every,
                       frames=args.frames or TrainConfig.frames)
     record = train(cfg)
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
@@ -139,12 +140,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     from . import models
 
     cards = [c.to_dict() for c in models.available()]
+    lab = set(models.all_names())
     if args.json:
         print(json.dumps(cards, indent=2))
         return 0
     for c in cards:
         held = c["training"].get("heldout", {})
-        psnr = f"{held['mean_psnr']:.2f} dB held-out" if "mean_psnr" in held else "untrained"
+        psnr = (f"{held['mean_psnr']:.2f} dB held-out" if "mean_psnr" in held
+                else "published weights" if c["name"] not in lab else "no lab weights yet")
         print(f"{c['name']:14s} {c['kind']:5s} {c['temporal_factor']}x{c['spatial_factor']}x{c['spatial_factor']} "
               f"C={c['latent_channels']:<3d} params {c['params'] / 1e6:5.2f} M  {psnr}  ({c['family']})")
     return 0
@@ -265,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frames", type=int, default=0, help="frames per sample (0 = model default)")
     t.add_argument("--lr", type=float, default=4e-4)
     t.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (default 100)")
+    t.add_argument("--ckpt-every", type=int, default=250, help="checkpoint period in steps (default 250); "
+                   "re-running with --steps at or below the checkpoint's step just finalises it")
     t.add_argument("--gan-weight", type=float, default=0.0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")

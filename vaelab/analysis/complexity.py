@@ -20,7 +20,8 @@ def encoder_decoder_stats(name: str, size: int = 128) -> dict[str, float]:
 
     model = models.build(name, models.training_record(name).get("config")).eval()
     card = model.card
-    t = 1 if card.frame_rule in ("any", "1+4k") else 4
+    rule = card.frame_rule  # "any", "1+Nk" (one frame is a valid clip) or "Nk" (N frames are the smallest clip)
+    t = 1 if rule == "any" or rule.startswith("1+") else int(rule.rstrip("k"))
     x = torch.zeros(1, 3, t, size, size)
     with torch.no_grad():
         z = model.encode(x)

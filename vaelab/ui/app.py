@@ -1,7 +1,8 @@
 """Gradio wiring. Every computation lives in ``vaelab.pipeline`` / ``vaelab.viz``; this file only connects them.
 
 Endpoints (named after their functions, usable with gradio_client): ``/reconstruct``,
-``/show_frame``, ``/model_cards``.
+``/show_frame``, ``/wavelets``, ``/model_cards``; the tab modules add ``/swap``, ``/show_swap_frame``,
+``/weights_status`` (tab_swap) and the Latent space tab's own (tab_latents).
 """
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ def _notes(comp: pipeline.Comparison) -> str:
     lines = []
     if comp.clip_notes:
         lines.append("**Input:** " + "; ".join(comp.clip_notes) + ".")
+    reused = [n for n, r in comp.results.items() if r.cached]
+    if reused:
+        lines.append(f"**Cached:** {', '.join(reused)} reused an identical earlier run (same input, model and "
+                     "settings; the timings shown are that run's).")
     for name, res in comp.results.items():
         if res.run.notes:
             lines.append(f"**{name}:** " + "; ".join(res.run.notes) + ".")
@@ -214,7 +219,7 @@ def model_cards(state=None) -> str:
         t, h, w, _ = state.frames.shape
         shape = (t, h, w)
     parts = []
-    trained = models.names()
+    trained = set(models.names()) & set(models.all_names())  # production adapters: no FLOP count (full size)
     for c in models.available():
         try:
             stats = encoder_decoder_stats(c.name) if c.name in trained else None
@@ -237,7 +242,8 @@ def build_app() -> gr.Blocks:
                                      file_types=["video", "image"], type="filepath", elem_id="upload")
                     example = gr.Dropdown(examples, value=examples[0] if examples else None, label="...or an example",
                                           elem_id="example")
-                    chosen = gr.CheckboxGroup(names, value=names, label="Models", elem_id="models")
+                    chosen = gr.CheckboxGroup(names, value=default_models(), elem_id="models",
+                                              label="Models (video models take longer on CPU)")
                     with gr.Row():
                         frames = gr.Slider(1, pipeline.MAX_FRAMES, value=pipeline.DEFAULT_FRAMES, step=1,
                                            label="Frames (from the start)", elem_id="frames")
@@ -294,26 +300,60 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-def _warm() -> None:
-    """Load models and count FLOPs in the background so the first request doesn't pay for it."""
+def default_models(device: str = "auto") -> list[str]:
+    """Models ticked when the page opens: every trained model on a GPU; on a CPU the image families only
+    (about 3 s each at the default settings on 2 cores, where a video model takes 2-16 s: see
+    docs/PERFORMANCE.md), so a first click answers quickly. Every model stays one tick away."""
+    trained = models.names()
+    if auto_device(device).type == "cuda":
+        return trained
+    image = [n for n in trained if models.model_class(n).card.kind == "image"]
+    return image or trained
+
+
+def precompute_examples(names: list[str] | None = None) -> int:
+    """Workshop mode: reconstruct every bundled example with every trained model at the default settings,
+    so those requests are answered from the result cache. Returns how many (example, model) pairs ran."""
+    names = names or models.names()
+    dev = str(auto_device("auto"))
+    done = 0
+    for ex in pipeline.example_names():
+        clip = pipeline.load_input(None, ex, frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
+        for name in names:
+            try:
+                pipeline.reconstruct_clip(clip.frames, [name], device=dev, fps=clip.fps, clip_notes=clip.notes)
+                done += 1
+            except Exception as e:  # noqa: BLE001 - one failing model must not stop the others
+                log.warning("workshop pre-computation of %s on %s failed: %s", name, ex, e)
+    return done
+
+
+def _warm(workshop: bool = False) -> None:
+    """Load models and count FLOPs in the background so the first request doesn't pay for it; in workshop
+    mode also pre-compute the examples' results."""
     from ..analysis.complexity import encoder_decoder_stats
     from ..engine import get_model
 
     for name in models.names():
         try:
             get_model(name, "lab", "auto")
-            encoder_decoder_stats(name)
+            if name in models.all_names():
+                encoder_decoder_stats(name)
         except Exception as e:  # noqa: BLE001 - a missing weight file is reported when a user picks the model
             log.warning("warm-up of %s failed: %s", name, e)
     model_cards()  # the remaining cards' parameter counts
+    if workshop:
+        t0 = time.perf_counter()
+        n = precompute_examples()
+        log.warning("workshop mode: %d example results cached in %.0f s", n, time.perf_counter() - t0)
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     configure_threads()
     threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
-    if workshop:  # a room of laptops: pay every load before the first visitor arrives
-        _warm()
+    if workshop:  # a room of laptops: pay every load and every example before the first visitor arrives
+        _warm(workshop=True)
     else:
         threading.Thread(target=_warm, daemon=True).start()
     demo = build_app()

@@ -1,0 +1,69 @@
+"""Per-model result cache (repeat requests, workshop mode) and the CPU default selection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import moving_gradient, require_lab_weights
+from vaelab import pipeline
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    pipeline._RESULTS.clear()
+    yield
+    pipeline._RESULTS.clear()
+
+
+def test_identical_request_is_reused_and_marked(one_thread):
+    require_lab_weights("sd-vae")
+    clip = moving_gradient(3, 32, 48)
+    first = pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False)
+    again = pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False)
+    assert not first.results["sd-vae"].cached and again.results["sd-vae"].cached
+    assert np.array_equal(first.results["sd-vae"].run.recon, again.results["sd-vae"].run.recon)
+    # another input, or other settings, is a different entry
+    other = pipeline.reconstruct_clip(clip[::-1].copy(), ["sd-vae"], device="cpu", with_lpips=False)
+    tiled = pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False, tile=16, overlap=8)
+    assert not other.results["sd-vae"].cached and not tiled.results["sd-vae"].cached
+    # overlap without tiling means nothing, so it does not split the cache
+    assert pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False,
+                                     overlap=16).results["sd-vae"].cached
+
+
+def test_cache_is_bounded():
+    cache = pipeline._ResultCache(size=2)
+    for k in range(3):
+        cache.put((k,), k)
+    assert cache.get((0,)) is None and cache.get((1,)) == 1 and cache.get((2,)) == 2
+
+
+def test_notes_say_when_a_result_was_reused(one_thread):
+    from vaelab.ui.app import _notes
+
+    require_lab_weights("sd-vae")
+    clip = moving_gradient(2, 32, 48)
+    pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False)
+    notes = _notes(pipeline.reconstruct_clip(clip, ["sd-vae"], device="cpu", with_lpips=False))
+    assert "**Cached:** sd-vae reused" in notes
+
+
+def test_cpu_default_selection_is_the_trained_image_models():
+    from vaelab import models
+    from vaelab.ui.app import default_models
+
+    picked = default_models("cpu")
+    assert picked and set(picked) <= set(models.names())
+    image = [n for n in models.names() if models.model_class(n).card.kind == "image"]
+    assert picked == (image or models.names())
+
+
+def test_workshop_precomputation_fills_the_cache(one_thread, monkeypatch):
+    from vaelab.ui import app
+
+    require_lab_weights("sd-vae")
+    monkeypatch.setattr(pipeline, "example_names", lambda: ["bikes", "coffee (photo)"])
+    assert app.precompute_examples(["sd-vae"]) == 2
+    clip = pipeline.load_input(None, "bikes", frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
+    comp = pipeline.reconstruct_clip(clip.frames, ["sd-vae"], device="cpu")
+    assert comp.results["sd-vae"].cached
