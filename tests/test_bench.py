@@ -104,3 +104,17 @@ def test_bench_model_on_cuda():
             assert v["encode_median_s"] > 0 and v["finite"]
     sd = bench.bench_model("sd-vae", size=64, frames=2, repeats=1, device="cuda")
     assert sd["precisions"]["fp16+fp32-decoder"]["decoder_fp32"] is True
+
+
+def test_stream_memory_probe_reports_flat_peaks(small_clip):
+    """The streamed whole-file path: one fresh process per length, peak RSS at each length, a flatness ratio."""
+    from vaelab.bench import bench_stream_memory
+
+    rep = bench_stream_memory("walt", path=str(small_clip), lengths=(1, 5), size=32, weights="random", threads=1)
+    assert [r["requested_frames"] for r in rep["rows"]] == [1, 5]
+    for r in rep["rows"]:
+        assert "error" not in r, r
+        assert r["frames"] == r["requested_frames"] and r["cut"].startswith("causal")
+        assert r["peak_rss_mib"] >= r["rss_after_load_mib"] > 0
+        assert str(r["frames"]) in r["peak_rss_at"]
+    assert rep["peak_ratio_longest_vs_shortest"] > 0

@@ -569,8 +569,11 @@ def bench_scaling(name: str, lengths=(17, 33, 65, 129), sizes=(128, 256, 480, 72
 
 
 def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: str, threads: int,
-                  chunk_latents: int) -> dict:
-    """Body of ``python -m vaelab.bench --stream``: one streamed file reconstruction in this fresh process."""
+                  chunk_latents: int, checkpoints: tuple[int, ...] = ()) -> dict:
+    """Body of ``python -m vaelab.bench --stream``: one streamed file reconstruction in this fresh process.
+
+    ``peak_rss_at`` gives the process's peak RSS (VmHWM) when the reconstruction first reached each of
+    ``checkpoints`` frames (and the end): flat values mean memory does not grow with clip length."""
     from .engine import stream_file
 
     torch.set_num_threads(threads)
@@ -579,14 +582,24 @@ def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: 
     gc.collect()
     _malloc_trim()
     base = _status_kib("VmRSS")
-    res = stream_file(model, path, size=size, max_frames=frames, chunk_latents=chunk_latents)
+    marks = sorted({m for m in (checkpoints or ()) if m <= frames} | {frames})
+    at: dict[int, float] = {}
+
+    def mark(done: int) -> None:  # peak RSS so far, the first time each mark is reached
+        for m in marks:
+            if done >= m and m not in at:
+                hwm_now = _status_kib("VmHWM")
+                at[m] = _r(hwm_now / 1024, 5) if hwm_now else None
+
+    res = stream_file(model, path, size=size, max_frames=frames, chunk_latents=chunk_latents, on_chunk=mark)
     hwm = _status_kib("VmHWM")
     psnr = res.pop("psnr")
     return res | {"weights": used, "threads": threads, "mean_psnr": _r(float(np.mean(psnr)), 4),
                   "seconds": _r(res["seconds"], 4), "frames_per_s": _r(len(psnr) / res["seconds"], 4),
                   "rss_after_load_mib": _r(base / 1024, 5) if base else None,
                   "peak_rss_mib": _r(hwm / 1024, 5) if hwm else None,
-                  "peak_increase_mib": _r((hwm - base) / 1024, 5) if hwm and base else None}
+                  "peak_increase_mib": _r((hwm - base) / 1024, 5) if hwm and base else None,
+                  "peak_rss_at": {str(k): v for k, v in at.items()}}
 
 
 def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132), size: int | None = None,
@@ -741,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
         from .io import example_path
 
         res = _stream_probe(a.stream, a.path or str(example_path("bigbuckbunny")), a.frames, a.size or None,
-                            a.weights, a.threads or torch.get_num_threads(), a.chunk_latents)
+                            a.weights, a.threads or torch.get_num_threads(), a.chunk_latents,
+                            tuple(int(v) for v in a.lengths.split(",")))
     elif a.stream_sweep:
         res = bench_stream_memory(a.stream_sweep, a.path, lengths=tuple(int(v) for v in a.lengths.split(",")),
                                   size=a.size or None, weights=a.weights, threads=a.threads or None,

@@ -160,6 +160,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def models_kind(name: str) -> str:
+    from . import models
+
+    return models.card(name).kind
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -168,6 +174,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         return _fail(str(e))
     report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference)
+    if args.stream_memory:
+        from .bench import bench_stream_memory
+
+        video = [n for n in names if models_kind(n) == "video"]
+        if not video:
+            return _fail("--stream-memory needs a video model among --models")
+        lengths = tuple(int(v) for v in args.stream_lengths.split(","))
+        report["stream_memory"] = bench_stream_memory(video[0], lengths=lengths,
+                                                      size=args.stream_size or None)
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
@@ -285,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, default=8)
     b.add_argument("--no-reference", action="store_true", help="skip the diffusers reference comparison")
     b.add_argument("--json", help="write the report here")
+    b.add_argument("--stream-memory", action="store_true",
+                   help="also: peak RSS of a streamed reconstruction of bigbuckbunny.mp4 (first video model in "
+                        "--models) at each of --stream-lengths frames, one fresh process each (slow: minutes at 720p)")
+    b.add_argument("--stream-lengths", default="33,66,132")
+    b.add_argument("--stream-size", type=int, default=0, help="short side for --stream-memory (0 = native 720p)")
     b.set_defaults(func=cmd_bench)
 
     lt = sub.add_parser("latents", help="UMAP/PCA of image-vs-video latents of a clip; write an npz, print distances")

@@ -281,11 +281,13 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
 
 
 def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: int | None = None,
-                chunk_latents: int = 1, out_path: Any = None, fps: float = 24.0) -> dict[str, Any]:
+                chunk_latents: int = 1, out_path: Any = None, fps: float = 24.0,
+                on_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Reconstruct a video file of any length with bounded memory; per-frame PSNR, optionally an MP4.
 
     Frames are decoded lazily (``io.iter_chunks``), reconstructed by :func:`stream_reconstruct`, measured
-    and, with ``out_path``, written as they come (``io.write_mp4_chunks``). Returns plain data."""
+    and, with ``out_path``, written as they come (``io.write_mp4_chunks``). ``on_chunk(frames_done)`` is
+    called after each reconstructed piece (progress, or memory probes). Returns plain data."""
     from .io import VideoLimits, iter_chunks, write_mp4_chunks
 
     limits = VideoLimits(max_frames=max(VideoLimits.max_frames, max_frames or 0))
@@ -309,6 +311,8 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
             psnr.extend(float(10 * np.log10(255.0 ** 2 / max(m, 1e-10))) for m in mse)
             sources[:] = [ref[n:]] if n < len(ref) else []
             yield rec
+            if on_chunk:
+                on_chunk(len(psnr))
 
     t0 = time.perf_counter()
     if out_path is not None:
