@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -278,11 +279,13 @@ def test_compatibility(built):
 
 # --- CLI ------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def standin_assets(tmp_path, monkeypatch):
-    """VAELAB_ASSETS with random-init stand-in weights for walt, hvdm and sd-vae (and a fresh engine cache)."""
+def make_standin_assets(tmp_path, monkeypatch, names):
+    """VAELAB_ASSETS with random-init stand-in weights for ``names`` (and a fresh engine cache). Tests of
+    wiring only: these latents mean nothing, and the directory lives in tmp_path (never committed)."""
     weights = tmp_path / "assets" / "weights"
-    for name in ("walt", "hvdm", "sd-vae"):
+    weights.mkdir(parents=True)
+    torch.manual_seed(0)
+    for name in names:
         m = models.build(name)
         models.save_weights(m, weights / f"{name}.safetensors")
         (weights / f"{name}.json").write_text(json.dumps(
@@ -291,6 +294,12 @@ def standin_assets(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "ASSETS", tmp_path / "assets")  # read at import; set both
     monkeypatch.setattr(engine, "_CACHE", {})
     return weights
+
+
+@pytest.fixture
+def standin_assets(tmp_path, monkeypatch):
+    """Stand-in weights for walt, hvdm and sd-vae."""
+    return make_standin_assets(tmp_path, monkeypatch, ("walt", "hvdm", "sd-vae"))
 
 
 def test_cli_latents_writes_npz(small_clip, standin_assets, tmp_path, capsys):
@@ -329,3 +338,243 @@ def test_cli_latents_missing_clip(standin_assets, tmp_path, capsys):
     rc = cli.main(["latents", str(tmp_path / "nope.mp4"), "--models", "walt"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("vaelab: error:") and "Traceback" not in err
+
+
+# --- image families as the reference ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ("sd-vae", "litevae", "vqgan"))
+def test_collect_image_reference_shapes(name):
+    torch.manual_seed(0)
+    model = models.build(name).eval().requires_grad_(False)
+    frames = moving_gradient(3, H, W)
+    s = L.collect(frames, [], model)
+    c = model.card.latent_channels
+    assert s.groups() == [(name, "reference")]
+    assert s.vectors.shape == (3 * (H // 8) * (W // 8), c) and np.isfinite(s.vectors).all()
+    assert (s.channels == c).all() and (s.t == 0).all()
+    assert sorted(set(s.frame.tolist())) == [0, 1, 2] and s.y.max() == H // 8 - 1 and s.x.max() == W // 8 - 1
+
+
+# --- the full-set report and its cache ------------------------------------------------------------------
+
+def test_analyse_report_and_cache(built):
+    frames = moving_gradient(5, H, W)
+    models_ = [built["cv-vae"], built["walt"]]
+    r = L.analyse(frames, models_, built["sd-vae"])
+    assert not r.cached and len(r.lset) == len(L.collect(frames, models_, built["sd-vae"]))
+    assert {(d["model"], d["a"], d["b"]) for d in r.distances} >= {("cv-vae", "video", "image"),
+                                                                    ("walt", "video", "image")}
+    assert set(r.stats) == set(r.lset.groups())
+    assert [c["model"] for c in r.compatibility] == ["cv-vae", "walt"]
+    assert math.isfinite(r.compatibility[0]["psnr"]) and r.compatibility[1]["psnr"] is None
+    assert set(r.seconds) == {"collect", "numbers", "compatibility"}
+    again = L.analyse(frames, models_, built["sd-vae"])
+    assert again.cached and again.lset is r.lset and again.seconds == r.seconds
+    assert not L.analyse(frames[:4], models_, built["sd-vae"]).cached  # another clip
+    assert not L.analyse(frames, models_[:1], built["sd-vae"]).cached  # other models
+    assert L.analyse(frames, models_[:1], None).compatibility == []  # no reference: nothing to decode with
+    other = models.build("walt").eval().requires_grad_(False)  # same name, other weights: no stale hit
+    torch.nn.init.normal_(next(other.parameters()))
+    assert not L.analyse(frames, [built["cv-vae"], other], built["sd-vae"]).cached
+
+
+def test_bench_umap_reports_times():
+    res = L.bench_umap(sizes=(30, 12), warm=False)
+    assert set(res["umap_s"]) == set(res["umap_cpu_s"]) == set(res["pca_s"]) == {30, 12}
+    assert all(v >= 0 for v in res["umap_s"].values()) and res["warm_up_s"] == {}
+    v = L.synthetic_latents(100, 8, seed=1)
+    assert v.shape == (100, 8) and v.dtype == np.float32
+    np.testing.assert_array_equal(v, L.synthetic_latents(100, 8, seed=1))
+
+
+# --- figures: hover number, reference-only bars, patch thumbnails ------------------------------------
+
+def test_hover_names_the_point_and_bars_without_video_models(built):
+    frames = moving_gradient(2, H, W)
+    s = L.collect(frames, [], built["sd-vae"])
+    fig = VL.latent_scatter(L.embed(s, "pca"), s)
+    assert len(fig.data) == 1 and "point #%{customdata[0]}" in fig.data[0].hovertemplate
+    np.testing.assert_array_equal(np.asarray(fig.data[0].customdata)[:, 0], np.arange(len(s)))
+    bars = VL.channel_bars(L.channel_stats(s))
+    assert len(bars.data) == 1 and bars.data[0].name == "sd-vae (reference)" and len(bars.data[0].x) == 4
+
+
+def test_patch_view():
+    frame = np.zeros((32, 48, 3), np.uint8)
+    frame[8:16, 16:24] = 200  # the latent cell (y 1, x 2 of an 8x grid)
+    img = VL.patch_view(frame, (8, 16, 16, 24), height=96, gap=4)
+    left_w = 96 * 48 // 32
+    assert img.dtype == np.uint8 and img.shape == (96, left_w + 4 + 96, 3)  # crop: 3x3 cells, square
+    left, right = img[:, :left_w], img[:, left_w + 4:]
+    assert (img[:, left_w:left_w + 4] == 255).all()
+    # left: the frame at 3x with the cell outlined in red; inside the outline, the cell's grey
+    assert tuple(left[24, 60]) == VL.PATCH_OUTLINE and tuple(left[36, 60]) == (200, 200, 200)
+    assert tuple(left[0, 0]) == (0, 0, 0)
+    # right: the cell in the middle third, outlined; its neighbours (black) around it
+    assert tuple(right[32, 48]) == VL.PATCH_OUTLINE and tuple(right[48, 48]) == (200, 200, 200)
+    assert tuple(right[10, 10]) == (0, 0, 0)
+    corner = VL.patch_view(frame, (0, 0, 8, 8), height=64)  # context clipped at the border
+    assert corner.shape[0] == 64
+    with pytest.raises(ValueError):
+        VL.patch_view(frame, (30, 0, 38, 8))
+
+
+# --- the "Latent space" tab's handlers (no server) ----------------------------------------------------
+
+def _no_progress(*args, **kwargs):
+    return None
+
+
+def _run_tab(*, clip_source=None, upload=None, example=None, frames=5, size=32, names=(), reference=True,
+             cap=500, seed=0, parallel=False, state=None):
+    from vaelab.ui import tab_latents as TL
+
+    return TL.latent_space(clip_source or TL.CLIP_FROM_HERE, upload, example, frames, size, list(names), reference,
+                           cap, seed, parallel, state, progress=_no_progress)
+
+
+@pytest.fixture
+def tab_assets(tmp_path, monkeypatch):
+    """Stand-ins for cv-vae (compatibility meter, C=4), walt (C=8) and sd-vae; fresh report cache."""
+    monkeypatch.setattr(L, "_REPORT_CACHE", type(L._REPORT_CACHE)())
+    return make_standin_assets(tmp_path, monkeypatch, ("cv-vae", "walt", "sd-vae"))
+
+
+def test_tab_latent_space(tab_assets, small_clip):
+    import pandas as pd
+
+    from vaelab.ui import tab_latents as TL
+
+    assert TL.video_model_names() == ["cv-vae", "walt"]
+    status, umap_fig, pca_fig, table, compat, bars, view = _run_tab(upload=str(small_clip), size=64,
+                                                                    names=["cv-vae", "walt"], cap=500)
+    sub = view["set"]
+    assert len(sub) == 500 and view["frames"].shape == (5, 64, 96, 3)
+    assert "**Clip:** your upload *gradient.mp4*, first 5 frame(s) at 96x64 px" in status
+    full = int(status.split("**Vectors:** ")[1].split(" ")[0].replace(",", ""))
+    assert full > 500 and "**Plotted: 500**" in status and "stratified" in status
+    assert "random_state 0, one thread (reproducible)" in status and "channel counts differ" in status
+    for fig in (umap_fig, pca_fig):
+        assert [tr.name for tr in fig.data] == ["cv-vae · video", "cv-vae · image", "walt · video", "walt · image",
+                                                "sd-vae · reference"]
+        assert all(isinstance(tr, go.Scattergl) for tr in fig.data)
+        assert sum(len(tr.x) for tr in fig.data) == 500
+    assert "UMAP" in umap_fig.layout.title.text and "PCA" in pca_fig.layout.title.text
+    assert isinstance(table, pd.DataFrame) and list(table.columns) == VL.LATENT_TABLE_HEADERS
+    assert {"video vs image", "video vs reference sd-vae"} <= set(table["comparison"])
+    assert compat["visible"] is True
+    rows = compat["value"].set_index("model")
+    assert rows.loc["cv-vae", "how / why not"] == "cv-vae compatibility_psnr"
+    assert isinstance(rows.loc["cv-vae", "image decoder on the video latent (dB)"], float)
+    assert "channels" in rows.loc["walt", "how / why not"]
+    assert len(bars.data) > 0
+
+    # same request again: latents, numbers and embeddings come from the caches
+    status2, umap2, *_, view2 = _run_tab(upload=str(small_clip), size=64, names=["cv-vae", "walt"], cap=500)
+    assert "(cached: same clip and models" in status2
+    np.testing.assert_array_equal(umap2.data[0].x, umap_fig.data[0].x)
+    # a point's patch: what the hover number leads to
+    row = int(np.flatnonzero(sub.source == "video")[3])
+    img, caption = TL.latent_patch(view2, row)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert f"**Point #{row}:** {sub.model[row]} · video" in caption and f"input frame {sub.frame[row]}" in caption
+    for bad in (-1, len(sub), "x", None):
+        with pytest.raises(gr.Error, match="Point number"):
+            TL.latent_patch(view2, bad)
+    with pytest.raises(gr.Error, match="Run the latent space first"):
+        TL.latent_patch(None, 0)
+
+
+def test_tab_clip_from_reconstruct(tab_assets):
+    from vaelab import pipeline
+    from vaelab.ui import tab_latents as TL
+
+    frames = moving_gradient(6, 32, 48)
+    comp = pipeline.Comparison(frames, 12.0, {}, [], "")
+    status, *_, view = _run_tab(clip_source=TL.CLIP_FROM_RECONSTRUCT, state=comp, frames=4, names=["cv-vae"])
+    assert "the Reconstruct tab's last input, first 4 frame(s) at 48x32 px" in status
+    np.testing.assert_array_equal(view["frames"], frames[:4])
+    # no Reconstruct run yet: the clip chosen in this tab, and the status says so
+    examples = pipeline.example_names()
+    status, *_ = _run_tab(clip_source=TL.CLIP_FROM_RECONSTRUCT, state=None, example=examples[0], frames=2,
+                          names=["cv-vae"])
+    assert f"the example *{examples[0]}*" in status and "no Reconstruct run in this session yet" in status
+
+
+def test_tab_without_video_weights_shows_the_reference_alone(tmp_path, monkeypatch, small_clip):
+    from vaelab.ui import tab_latents as TL
+
+    make_standin_assets(tmp_path, monkeypatch, ("sd-vae",))
+    assert TL.video_model_names() == []
+    status, umap_fig, pca_fig, table, compat, bars, view = _run_tab(upload=str(small_clip), names=[])
+    assert "sd-vae's image latents on their own:** no video VAE ships trained weights yet" in status
+    assert "No video VAE ships trained weights yet" in TL._no_video_md()
+    assert [tr.name for tr in umap_fig.data] == ["sd-vae · reference"] and umap_fig.layout.showlegend
+    assert compat["visible"] is False and len(compat["value"]) == 0
+    assert list(table["model"]) == ["sd-vae"] and bars.data[0].name == "sd-vae (reference)"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(names=[], reference=False), "Select at least one video model"),
+    (dict(names=["sd-vae"]), "Not a video model with trained weights: sd-vae"),
+    (dict(names=["hvdm"]), "Not a video model with trained weights: hvdm"),  # implemented, no weights here
+    (dict(names=["cv-vae"], cap=10), "Point cap must be between 500 and 50,000"),
+    (dict(names=["cv-vae"], cap=60_000), "Point cap"),
+    (dict(names=["cv-vae"], frames=0), "Frames must be between 1 and 32"),
+    (dict(names=["cv-vae"], size=1000), "Working resolution"),
+    (dict(names=["cv-vae"], seed=-1), "Seed"),
+    (dict(names=["cv-vae"], seed="abc"), "Seed must be a whole number"),
+    (dict(names=["cv-vae"], clip_source="nope"), "Clip must be"),
+    (dict(names=["cv-vae"], example=None), "Upload a video or image, or pick an example"),
+    (dict(names=["cv-vae", "walt"], frames=32, size=256), "too heavy for CPU"),
+])
+def test_tab_bad_input_gives_clear_error(tab_assets, monkeypatch, kwargs, message):
+    from vaelab.ui import tab_latents as TL
+
+    monkeypatch.setattr(TL, "auto_device", lambda *_: torch.device("cpu"))  # the CPU work cap, on any machine
+    kwargs.setdefault("example", "bikes")
+    with pytest.raises(gr.Error, match=message) as info:
+        _run_tab(**kwargs)
+    assert "Traceback" not in str(info.value)
+
+
+def test_tab_bad_upload_gives_clear_error(tab_assets, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    with pytest.raises(gr.Error) as info:
+        _run_tab(upload=str(bad), names=["cv-vae"])
+    assert str(info.value) and "Traceback" not in str(info.value)
+
+
+def test_tab_internal_failure_is_a_short_message(tab_assets, monkeypatch, small_clip):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom: internal detail")
+
+    monkeypatch.setattr(L, "analyse", broken)
+    with pytest.raises(gr.Error, match=r"analysis failed \(RuntimeError\)\. The server is fine") as info:
+        _run_tab(upload=str(small_clip), names=["cv-vae"])
+    assert "internal detail" not in str(info.value)
+
+
+def test_tab_warm_records_its_outcome(monkeypatch):
+    from vaelab.ui import tab_latents as TL
+
+    calls = []
+    monkeypatch.setattr(TL, "WARM", dict(state="not started", seconds={}, started=None, finished=None, error=None))
+    monkeypatch.setattr(L, "warm_umap", lambda **kw: calls.append(kw) or {"exact_s": 2.0, "nndescent_s": 5.0})
+    TL.warm()
+    assert TL.WARM["state"] == "done" and TL.WARM["seconds"] == {"exact_s": 2.0, "nndescent_s": 5.0}
+    assert calls == [{"parallel": True, "approximate": True}]
+    assert "at start-up (7 s); requests do not pay it" in TL.warm_text()
+    TL.warm()  # once per process
+    assert len(calls) == 1
+
+    def boom(**kw):
+        raise RuntimeError("no numba")
+
+    monkeypatch.setattr(TL, "WARM", dict(state="not started", seconds={}, started=None, finished=None, error=None))
+    monkeypatch.setattr(L, "warm_umap", boom)
+    TL.warm()  # must not raise: it runs in a daemon thread
+    assert TL.WARM["state"] == "failed" and "no numba" in TL.warm_text()
+    monkeypatch.setattr(TL, "WARM", dict(TL.WARM, state="running", started=0.0))
+    assert "running in the background" in TL.warm_text()

@@ -33,16 +33,19 @@ def model_colours(lset: Any) -> dict[str, str]:
     return out
 
 
-def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: float = 5.0) -> go.Figure:
+def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: float | None = None) -> go.Figure:
     """2D latent embedding: one ``Scattergl`` trace per (model, source), one panel per channel group.
 
     ``coords`` (N, 2) as returned by ``latents.embed`` (which embeds each channel group separately, so with
     several groups the panels have unrelated axes). Hover: model, source, latent frame, input frame,
-    position (y, x). Legend entries of one model are grouped (click toggles them).
+    position (y, x) and the point number (``customdata[0]``, the row in ``lset``). Legend entries of one
+    model are grouped (click toggles them). ``marker_size`` None: 5 px up to 5,000 points, 3 px above.
     """
     coords = np.asarray(coords, np.float32)
     if coords.shape != (len(lset), 2):
         raise ValueError(f"coords must be ({len(lset)}, 2), got {coords.shape}")
+    if marker_size is None:
+        marker_size = 5.0 if len(lset) <= 5_000 else 3.0
     colours = model_colours(lset)
     groups = lset.channel_groups()
     chans = list(groups)
@@ -67,7 +70,7 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
                         line=dict(width=1.2, color=col) if source == "image" else None),
             hovertemplate=(f"<b>{model}</b> · {source}<br>latent frame %{{customdata[1]}} "
                            "(input frame %{customdata[2]})<br>position y %{customdata[3]}, x %{customdata[4]}"
-                           "<extra></extra>"),
+                           "<br>point #%{customdata[0]}<extra></extra>"),
         ), row=1, col=panel[c])
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
@@ -77,7 +80,7 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
         fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.06, showarrow=False,
                            xanchor="left", font=dict(color="gray", size=11))
     return _style(fig, height=520, title=title or None, margin=dict(l=20, r=20, t=70 if title else 40, b=40),
-                  legend=dict(itemsizing="constant"), hovermode="closest")
+                  legend=dict(itemsizing="constant"), showlegend=True, hovermode="closest")
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -122,8 +125,19 @@ def channel_bars(stats: dict[tuple[str, str], dict[str, Any]], title: str = "Per
         if s != "reference" and m not in order:
             order.append(m)
     refs = [(m, s) for m, s in stats if s == "reference"]
-    n = max(1, len(order))
-    fig = make_subplots(rows=n, cols=1, subplot_titles=order or ["(no video models)"], vertical_spacing=0.12 / n + 0.04)
+    if not order:
+        fig = make_subplots(rows=1, cols=1, subplot_titles=[", ".join(m for m, _ in refs) or "(no latents)"])
+        for m, s in refs:
+            st = stats[(m, s)]
+            fig.add_trace(go.Bar(
+                x=[f"c{i}" for i in range(st["channels"])], y=np.asarray(st["mean"], np.float32),
+                name=f"{m} (reference)",
+                error_y=dict(type="data", array=np.asarray(st["std"], np.float32), thickness=1),
+                marker=dict(color=REFERENCE_COLOUR), opacity=0.8))
+        fig.update_yaxes(title_text="mean ± std", title_font=dict(size=11))
+        return _style(fig, height=320, barmode="group", title=title, margin=dict(l=60, r=20, t=70, b=40))
+    n = len(order)
+    fig = make_subplots(rows=n, cols=1, subplot_titles=order, vertical_spacing=0.12 / n + 0.04)
     shown = set()
     for r, model in enumerate(order, start=1):
         col = colour(r - 1)
@@ -145,4 +159,49 @@ def channel_bars(stats: dict[tuple[str, str], dict[str, Any]], title: str = "Per
                   margin=dict(l=60, r=20, t=70, b=40))
 
 
-__all__ = ["latent_scatter", "latent_stats_table", "channel_bars", "model_colours", "LATENT_TABLE_HEADERS"]
+PATCH_OUTLINE = (255, 40, 40)
+
+
+def _nearest(img_hwc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Nearest-neighbour resize of a uint8 (H, W, 3) image (pixels stay visible as blocks)."""
+    h, w = img_hwc.shape[:2]
+    rows = np.minimum((np.arange(out_h) * h) // out_h, h - 1)
+    cols = np.minimum((np.arange(out_w) * w) // out_w, w - 1)
+    return img_hwc[rows][:, cols]
+
+
+def _outline(img_hwc: np.ndarray, box: tuple[int, int, int, int], width: int) -> None:
+    """Draw the border of the pixel box (y0, x0, y1, x1) in place, ``width`` px inside the box."""
+    y0, x0, y1, x1 = box
+    y1, x1 = max(y1, y0 + 1), max(x1, x0 + 1)
+    for sl in ((slice(y0, y0 + width), slice(x0, x1)), (slice(y1 - width, y1), slice(x0, x1)),
+               (slice(y0, y1), slice(x0, x0 + width)), (slice(y0, y1), slice(x1 - width, x1))):
+        img_hwc[sl] = PATCH_OUTLINE
+
+
+def patch_view(frame_hwc: np.ndarray, box: tuple[int, int, int, int], height: int = 192, gap: int = 8) -> np.ndarray:
+    """uint8 (height, W', 3) thumbnail of where one latent vector comes from: left, the input frame with
+    the latent cell ``box`` (y0, x0, y1, x1 input pixels, as ``LatentSet.patch``) outlined; right, the
+    cell with one cell of context on each side, enlarged with nearest neighbours, the cell outlined."""
+    frame_hwc = np.asarray(frame_hwc, np.uint8)
+    h, w = frame_hwc.shape[:2]
+    y0, x0, y1, x1 = (int(v) for v in box)
+    if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+        raise ValueError(f"box {box} is not inside a {h}x{w} frame")
+    scale = height / h
+    left = _nearest(frame_hwc, height, max(1, round(w * scale)))
+    _outline(left, (round(y0 * scale), round(x0 * scale), round(y1 * scale), round(x1 * scale)), 2)
+    ch, cw = y1 - y0, x1 - x0
+    cy0, cx0, cy1, cx1 = max(0, y0 - ch), max(0, x0 - cw), min(h, y1 + ch), min(w, x1 + cw)
+    zoom = height / (cy1 - cy0)
+    right = _nearest(frame_hwc[cy0:cy1, cx0:cx1], height, max(1, round((cx1 - cx0) * zoom)))
+    _outline(right, (round((y0 - cy0) * zoom), round((x0 - cx0) * zoom), round((y1 - cy0) * zoom),
+                     round((x1 - cx0) * zoom)), 2)
+    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
+    out[:, : left.shape[1]] = left
+    out[:, left.shape[1] + gap:] = right
+    return out
+
+
+__all__ = ["latent_scatter", "latent_stats_table", "channel_bars", "model_colours", "patch_view",
+           "LATENT_TABLE_HEADERS"]

@@ -36,6 +36,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import os
 import threading
 import time
 import warnings
@@ -485,6 +486,50 @@ def warm_umap(parallel: bool = True, approximate: bool = True) -> dict[str, floa
     return done
 
 
+def warm_status() -> dict[str, float]:
+    """Seconds each :func:`warm_umap` step took in this process (a step missing: not compiled yet)."""
+    return dict(_WARM)
+
+
+def synthetic_latents(n: int, channels: int = 4, seed: int = 0) -> np.ndarray:
+    """(n, channels) float32: a mixture of 6 anisotropic Gaussian clusters, a stand-in for pooled latents
+    when timing the embeddings (UMAP's cost depends on n, neighbours and epochs, hardly on the values)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((6, channels)) * 3
+    scales = rng.uniform(0.3, 1.5, (6, channels))
+    k = rng.integers(0, 6, n)
+    return (centres[k] + rng.standard_normal((n, channels)) * scales[k]).astype(np.float32)
+
+
+def bench_umap(sizes: tuple[int, ...] = (5_000, 50_000), channels: int = 4, warm: bool = True,
+               parallel: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Time :func:`umap_2d` and :func:`pca_2d` on :func:`synthetic_latents` of each size, in this process.
+
+    ``warm``: run :func:`warm_umap` first (its step times are reported), so the fits exclude numba
+    compilation; without it the first fit includes whatever compilation this process still needs
+    (run it in a fresh process, with ``NUMBA_CACHE_DIR`` set to an empty folder for a fully cold start).
+    Wall seconds (``*_s``) and process CPU seconds (``*_cpu_s``, summed over threads, so less affected by
+    other processes on a shared machine)."""
+    out: dict[str, Any] = {"sizes": list(sizes), "channels": channels, "parallel": parallel, "seed": seed,
+                           "torch_threads": torch.get_num_threads(), "warm_up_s": {}, "warm_up_cpu_s": 0.0,
+                           "umap_s": {}, "umap_cpu_s": {}, "pca_s": {}}
+    if warm:
+        c0 = time.process_time()
+        out["warm_up_s"] = {k: round(v, 3) for k, v in warm_umap(parallel=parallel, approximate=True).items()}
+        out["warm_up_cpu_s"] = round(time.process_time() - c0, 3)
+    for n in sizes:
+        v = synthetic_latents(n, channels, seed)
+        t0, c0 = time.perf_counter(), time.process_time()
+        umap_2d(v, seed=seed, parallel=parallel)
+        out["umap_s"][n] = round(time.perf_counter() - t0, 3)
+        out["umap_cpu_s"][n] = round(time.process_time() - c0, 3)  # all threads: less sensitive to other load
+        t0 = time.perf_counter()
+        pca_2d(v)
+        out["pca_s"][n] = round(time.perf_counter() - t0, 4)
+    out["load_avg"] = [round(v, 2) for v in os.getloadavg()]
+    return out
+
+
 _EMBED_CACHE: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
 _EMBED_CACHE_SIZE = 8
 _EMBED_LOCK = threading.Lock()
@@ -597,6 +642,86 @@ def compatibility(frames_thwc: np.ndarray, video_model: Any, image_model: Any) -
                    "method": f"{icard.name} decoder on {card.name} latent frames"}
 
 
+# --- everything computed on the full set, cached ---------------------------------------------------
+
+@dataclass
+class LatentReport:
+    """What the Latent space tab shows that is computed on the full (not subsampled) set.
+
+    lset           the collected :class:`LatentSet` (every vector)
+    distances      :func:`distance_table` rows
+    stats          :func:`channel_stats`
+    compatibility  one :func:`compatibility` dict per video model (empty without a reference)
+    seconds        wall time of each step when it was computed: "collect", "numbers", "compatibility"
+    cached         True when this came from the cache (``seconds`` are then the original run's)
+    """
+
+    lset: LatentSet
+    distances: list[dict[str, Any]]
+    stats: dict[tuple[str, str], dict[str, Any]]
+    compatibility: list[dict[str, Any]]
+    seconds: dict[str, float]
+    cached: bool = False
+
+
+_REPORT_CACHE: collections.OrderedDict[tuple, LatentReport] = collections.OrderedDict()
+_REPORT_CACHE_SIZE = 4
+_REPORT_LOCK = threading.Lock()
+
+
+def _weights_digest(model: Any) -> str:
+    """Content hash of a model's state dict, computed once per model object (loaded models are read-only)."""
+    digest = model.__dict__.get("_vaelab_weights_digest")
+    if digest is None:
+        h = hashlib.blake2b(digest_size=12)
+        for k, v in model.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest = model.__dict__["_vaelab_weights_digest"] = h.hexdigest()
+    return digest
+
+
+def _model_id(model: Any) -> tuple[str, str, str]:
+    """(name, device, weights digest): two models with these equal give the same latents."""
+    return (model.card.name, str(next(model.parameters()).device), _weights_digest(model))
+
+
+def analyse(frames_thwc: np.ndarray, video_models: list, image_reference: Any = None,
+            with_compatibility: bool = True) -> LatentReport:
+    """:func:`collect`, then :func:`distance_table`, :func:`channel_stats` and (with a reference and
+    ``with_compatibility``) :func:`compatibility` for each video model, all on the full set.
+
+    Cached (LRU, 4 entries) per (clip hash, each model's name / device / weights digest, reference,
+    with_compatibility); a hit returns the stored results with ``cached=True``. The weights digest is
+    computed once per model object, so callers must not change a model's weights after its first call."""
+    frames_thwc = np.asarray(frames_thwc)
+    key = None
+    if frames_thwc.dtype == np.uint8 and frames_thwc.ndim == 4:  # collect() explains anything else
+        key = (clip_hash(frames_thwc), tuple(_model_id(m) for m in video_models),
+               _model_id(image_reference) if image_reference is not None else None, bool(with_compatibility))
+        with _REPORT_LOCK:
+            if key in _REPORT_CACHE:
+                _REPORT_CACHE.move_to_end(key)
+                return replace(_REPORT_CACHE[key], cached=True)
+    t0 = time.perf_counter()
+    lset = collect(frames_thwc, video_models, image_reference)
+    t1 = time.perf_counter()
+    distances, stats = distance_table(lset), channel_stats(lset)
+    t2 = time.perf_counter()
+    compat = []
+    if with_compatibility and image_reference is not None:
+        compat = [compatibility(frames_thwc, m, image_reference) for m in video_models]
+    t3 = time.perf_counter()
+    report = LatentReport(lset, distances, stats, compat,
+                          {"collect": t1 - t0, "numbers": t2 - t1, "compatibility": t3 - t2})
+    if key is not None:
+        with _REPORT_LOCK:
+            _REPORT_CACHE[key] = report
+            while len(_REPORT_CACHE) > _REPORT_CACHE_SIZE:
+                _REPORT_CACHE.popitem(last=False)
+    return report
+
+
 def summary(lset: LatentSet) -> dict[str, Any]:
     """Counts per (model, source) and per channel group (for logs and the CLI)."""
     return {"n": len(lset), "groups": {f"{m}/{s}": len(lset.group_index(m, s)) for m, s in lset.groups()},
@@ -605,5 +730,28 @@ def summary(lset: LatentSet) -> dict[str, Any]:
 
 __all__ = ["LatentSet", "SOURCES", "UMAP_PARAMS", "collect", "concat", "clip_hash", "channel_stats",
            "frechet_distance", "sliced_wasserstein", "distance_table", "pca_2d", "umap_2d", "warm_umap", "embed",
-           "compatibility", "summary"]
+           "compatibility", "summary", "LatentReport", "analyse", "warm_status", "bench_umap",
+           "synthetic_latents"]
 
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m vaelab.analysis.latents [--sizes 5000,50000] [--cold] [--parallel] [--json OUT]``:
+    :func:`bench_umap` in this process (docs/PERFORMANCE.md, "Latent space (UMAP)")."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m vaelab.analysis.latents", description=bench_umap.__doc__)
+    p.add_argument("--sizes", default="5000,50000", help="comma-separated point counts")
+    p.add_argument("--channels", type=int, default=4)
+    p.add_argument("--cold", action="store_true", help="no warm-up: the first fit pays numba compilation")
+    p.add_argument("--parallel", action="store_true", help="n_jobs=-1, no seed (not reproducible)")
+    p.add_argument("--json", help="also write the result here")
+    a = p.parse_args(argv)
+    res = bench_umap(tuple(int(n) for n in a.sizes.split(",")), a.channels, warm=not a.cold, parallel=a.parallel)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,401 @@
-"""Tab "Latent space": UMAP/PCA of image vs video latents (wiring only)."""
+"""Tab "Latent space": where image and video VAEs put one clip in latent space (UMAP and PCA, with numbers).
+
+Computation lives in :mod:`vaelab.analysis.latents` and the figures in :mod:`vaelab.viz_latents`; this
+file connects them. Endpoints (named after their functions): ``/latent_space`` (collect, measure, embed,
+plot) and ``/latent_patch`` (the input patch one plotted point comes from).
+"""
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
+import numpy as np
+import pandas as pd
+
+from .. import models, pipeline
+from .. import viz_latents as VL
+from ..analysis import latents as L
+from ..engine import auto_device, get_model
+from ..io import VideoDecodeError
+
+log = logging.getLogger("vaelab.ui.latents")
+
+REFERENCE = "sd-vae"
+CLIP_FROM_RECONSTRUCT = "Reconstruct tab's input"
+CLIP_FROM_HERE = "Example or upload below"
+DEFAULT_CAP, MIN_CAP, MAX_CAP = 5_000, 500, 50_000
+DEFAULT_FRAMES, MAX_FRAMES = 8, 32
+DEFAULT_SIZE, MAX_SIZE = 128, 256
+# Work cap per request: frames x pixels x encoder passes (a video model costs ~3: its video pass, its
+# image pass and the compatibility decode; the reference 1). Encoder passes are ~3x cheaper than the
+# Reconstruct tab's encode + decode, so this is about the same wall time as its 4 M cap.
+MAX_WORK_CPU = 8_000_000
+MAX_WORK_GPU = 400_000_000
+COMPAT_HEADERS = ["model", "image decoder on the video latent (dB)", "video model's own decoder (dB)",
+                  "image VAE on those frames (ceiling, dB)", "frames", "how / why not"]
+
+WARM: dict[str, Any] = {"state": "not started", "seconds": {}, "started": None, "finished": None, "error": None}
+_WARM_LOCK = threading.Lock()
+
+TEACH_MD = """
+### How to read it
+
+Each dot is one **latent position**: the C numbers a VAE keeps for one cell of the input (8x8 pixels; 16x16
+for VidTwin), placed in 2D so that vectors close in C dimensions stay close. **Filled dots**: a video VAE
+coding the whole clip. **Open dots** of the same colour: the same VAE coding every frame on its own, as a
+still image. **Grey diamonds**: sd-vae, an image VAE, coding every frame. Its latent space is the one image
+diffusion models are trained on.
+
+**Good overlap.** The filled and open dots of one colour mix in the same clouds, and the grey diamonds sit
+among them. The video VAE then puts a clip where it puts still images, so one diffusion model can learn
+from images and videos together, and an image decoder can read the video latents. CV-VAE is trained for
+exactly this (a loss decodes its latents with the frozen sd-vae decoder). Its *compatibility PSNR* (sd-vae's
+decoder on CV-VAE's latent frames) should come close to sd-vae coding those frames itself.
+
+**Bad overlap.** Separate islands: video latents in one place, image latents or sd-vae's somewhere else.
+A diffusion model trained on one set then works in the wrong region for the other, and an image decoder
+reading these latents decodes noise (a low compatibility PSNR). Models that were never trained to match
+sd-vae (HVDM, VideoVAE+) show what "incompatible" looks like. Causal "1+4k" models code frame 0 on its own,
+so latent frame 0 of their video latent *is* an image latent. Hover a dot to see its latent frame.
+
+**Don't over-read the picture.** UMAP keeps neighbourhoods, not distances. The gap between two islands,
+their sizes and their places mean little, and a new seed moves them. PCA (right) is a linear projection:
+what is far apart there is far apart in the latent space. The numbers are computed on **every** vector in
+C dimensions, never on the 2D picture:
+- **Fréchet distance**: FID's formula applied to the latent vectors. 0 means the same mean and covariance;
+  a pure shift d of the mean adds |d|².
+- **Sliced Wasserstein-2**: about |d|/√C for a shift, in latent units. Compare it with the channel
+  standard deviations in the table.
+
+Distances are only computed between latents with the same number of channels. Models with C = 8 (iv-vae,
+walt) get their own panel, and they are not compared with sd-vae (C = 4).
+"""
+
+
+# --- warm-up --------------------------------------------------------------------------------------
+
+def warm() -> None:
+    """Compile UMAP's numba code once per process (run in a background thread by ``launch``), so a
+    visitor's first UMAP does not pay it; records the outcome in :data:`WARM` for the status line."""
+    with _WARM_LOCK:
+        if WARM["state"] in ("running", "done"):
+            return
+        WARM.update(state="running", started=time.time(), finished=None, error=None)
+    try:
+        seconds = L.warm_umap(parallel=True, approximate=True)
+    except Exception as e:  # noqa: BLE001 - a failed warm-up only means the first request pays compilation
+        log.warning("UMAP warm-up failed: %s", e)
+        with _WARM_LOCK:
+            WARM.update(state="failed", finished=time.time(), error=f"{type(e).__name__}: {e}")
+        return
+    with _WARM_LOCK:
+        WARM.update(state="done", seconds=seconds, finished=time.time())
+
+
+def warm_text() -> str:
+    """One line on UMAP's one-time numba compilation in this process."""
+    with _WARM_LOCK:
+        w = dict(WARM)
+    if w["state"] == "done":
+        return (f"UMAP's one-time numba compilation ran in the background at start-up "
+                f"({sum(w['seconds'].values()):.0f} s); requests do not pay it.")
+    if w["state"] == "running":
+        return (f"UMAP's one-time numba compilation has been running in the background for "
+                f"{time.time() - w['started']:.0f} s; a UMAP started before it ends waits for it.")
+    if w["state"] == "failed":
+        return f"UMAP warm-up failed ({w['error']}); the first UMAP in this process pays the compilation."
+    compiled = L.warm_status()
+    if compiled:
+        return "UMAP's numba code is compiled in this process."
+    return "UMAP warm-up was not started in this process: the first UMAP pays numba compilation (tens of seconds)."
+
+
+# --- choices --------------------------------------------------------------------------------------
+
+def video_model_names() -> list[str]:
+    """Video models with real weights (shipped lab weights, or a configured production VAE on disk): the
+    only ones whose latents mean anything."""
+    return [n for n in models.names() if models.model_class(n).card.kind == "video"]
+
+
+def _no_video_md() -> str:
+    untrained = [n for n in models.all_names() if models.model_class(n).card.kind == "video"]
+    return ("**No video VAE ships trained weights yet** (" + ", ".join(untrained) + " are implemented; their "
+            "weights are still being trained). This tab compares *video* latents with *image* latents, so until "
+            "then it can only show the image reference's (sd-vae) latents on their own. VAE Lab never shows "
+            "random-weight latents as a result.")
+
+
+# --- the request ----------------------------------------------------------------------------------
+
+def _int(value: Any, name: str, lo: int, hi: int) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number (got {value!r}).") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be between {lo:,} and {hi:,} (got {v:,}).")
+    return v
+
+
+def _choose_clip(clip_source: str, upload: str | None, example: str | None, frames: int, size: int,
+                 state: Any) -> tuple[np.ndarray, str, list[str]]:
+    """uint8 (T, H, W, 3) frames, a sentence saying which clip they are, and decode notes."""
+    if clip_source == CLIP_FROM_RECONSTRUCT and isinstance(state, pipeline.Comparison):
+        clip = state.frames[:frames]
+        t, h, w, _ = clip.shape
+        return clip, f"the Reconstruct tab's last input, first {t} frame(s) at {w}x{h} px", []
+    if clip_source not in (CLIP_FROM_RECONSTRUCT, CLIP_FROM_HERE):
+        raise ValueError(f"Clip must be {CLIP_FROM_RECONSTRUCT!r} or {CLIP_FROM_HERE!r} (got {clip_source!r}).")
+    clip = pipeline.load_input(upload, example, frames=frames, size=size)
+    t, h, w, _ = clip.frames.shape
+    what = f"your upload *{Path(upload).name}*" if upload else f"the example *{example}*"
+    text = f"{what}, first {t} frame(s) at {w}x{h} px"
+    if clip_source == CLIP_FROM_RECONSTRUCT:
+        text += " (no Reconstruct run in this session yet, so the clip chosen in this tab)"
+    return clip.frames, text, list(clip.notes)
+
+
+def _compat_rows(compat: list[dict[str, Any]]) -> pd.DataFrame:
+    def db(v: Any) -> Any:
+        return "—" if v is None else round(float(v), 2)
+
+    rows = [[c["model"], db(c.get("psnr")), db(c.get("video_psnr")), db(c.get("image_vae_psnr")),
+             ", ".join(map(str, c.get("frames", []))) or "—", c.get("method") or c.get("reason", "")]
+            for c in compat]
+    return pd.DataFrame(rows, columns=COMPAT_HEADERS)
+
+
+def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
+    full = report.lset
+    parts = [f"{m} {s} {len(full.group_index(m, s)):,}" for m, s in full.groups()]
+    return (f"**Vectors:** {len(full):,} latent positions ({'; '.join(parts)}). **Plotted: {len(sub):,}**"
+            + (" of them (subsampled to the cap, stratified: every model and source gets an equal share, "
+               "smaller groups are kept whole)" if len(sub) < len(full) else " (all of them)")
+            + ". The numbers below use all of them.")
+
+
+def latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
+                 parallel=False, state=None, progress=gr.Progress()):
+    """Collect the clip's latents from each chosen video model (video and per-frame image latents) and
+    the sd-vae reference; returns the status text, UMAP and PCA scatter plots, the distance / channel
+    table, the decoder-compatibility table (an update, hidden when there is no row), the per-channel
+    bars and the view kept for thumbnails."""
+    try:
+        return _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
+                             parallel, state, progress)
+    except (VideoDecodeError, ValueError, models.WeightsError) as e:
+        raise gr.Error(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
+        log.exception("latent space failed")
+        raise gr.Error(f"The latent-space analysis failed ({type(e).__name__}). The server is fine; "
+                       "try fewer frames, a lower resolution or fewer models.") from None
+
+
+def _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed, parallel,
+                  state, progress):
+    """:func:`latent_space`'s work; bad input raises ValueError (or the decoder's / loader's error)."""
+    model_names = list(model_names or [])
+    frames = _int(frames, "Frames", 1, MAX_FRAMES)
+    size = _int(size, "Working resolution", pipeline.MIN_SIZE, MAX_SIZE)
+    cap = _int(cap, "Point cap", MIN_CAP, MAX_CAP)
+    seed = _int(seed, "Seed", 0, 2**31 - 1)
+    offered = video_model_names()
+    unknown = [n for n in model_names if n not in offered]
+    if unknown:
+        raise ValueError(f"Not a video model with trained weights: {', '.join(unknown)}. "
+                         f"Choose from: {', '.join(offered) or 'none yet'}.")
+    if use_reference and REFERENCE not in models.names():
+        raise ValueError(f"The image reference {REFERENCE} has no trained weights in this install.")
+    if not model_names and not use_reference:
+        raise ValueError("Select at least one video model, or the sd-vae image reference.")
+    progress(0.0, desc="decoding input")
+    clip, clip_text, clip_notes = _choose_clip(clip_source, upload, example, frames, size, state)
+    t, h, w, _ = clip.shape
+    dev = auto_device("auto")
+    passes = 3 * len(model_names) + (1 if use_reference else 0)
+    if t * h * w * passes > (MAX_WORK_GPU if dev.type == "cuda" else MAX_WORK_CPU):
+        raise ValueError(f"This request is too heavy for {dev.type.upper()}: {t} frames x {w}x{h} px with "
+                         f"{len(model_names)} video model(s){' and the reference' if use_reference else ''}. "
+                         "Lower the frames or the number of models, or the resolution (for the Reconstruct "
+                         f"tab's input: choose {CLIP_FROM_HERE!r} and a lower resolution).")
+    progress(0.05, desc="loading models")
+    video_models = [get_model(n, "lab", dev) for n in model_names]
+    reference = get_model(REFERENCE, "lab", dev) if use_reference else None
+    progress(0.1, desc="collecting latents and measuring them (all vectors)")
+    report = L.analyse(clip, video_models, reference)
+    sub = report.lset.subsample(cap, seed)
+    progress(0.5, desc=f"UMAP of {len(sub):,} points" + (" (waiting for the start-up compilation)"
+                                                          if WARM["state"] == "running" else ""))
+    t0 = time.perf_counter()
+    umap_xy = L.embed(sub, "umap", seed=seed, parallel=bool(parallel))
+    t1 = time.perf_counter()
+    pca_xy = L.embed(sub, "pca")
+    t2 = time.perf_counter()
+
+    progress(0.9, desc="plotting")
+    mode = ("parallel, no seed (faster on many cores, **not reproducible**)" if parallel
+            else f"random_state {seed}, one thread (reproducible)")
+    umap_fig = VL.latent_scatter(umap_xy, sub, f"UMAP (n_neighbors {L.UMAP_PARAMS['n_neighbors']}, "
+                                               f"min_dist {L.UMAP_PARAMS['min_dist']}, "
+                                               + ("parallel)" if parallel else f"seed {seed})"))
+    pca_fig = VL.latent_scatter(pca_xy, sub, "PCA (first two principal axes; linear, deterministic)")
+    table = pd.DataFrame(VL.latent_stats_table(report.distances, report.stats),
+                         columns=VL.LATENT_TABLE_HEADERS)
+    s = report.seconds
+    lines = []
+    if not model_names:
+        lines.append("**sd-vae's image latents on their own:** " + (
+            "no video VAE ships trained weights yet, so there is nothing to compare them with (see above)."
+            if not video_model_names() else "no video model selected."))
+    lines += [
+        f"**Clip:** {clip_text}.",
+        _counts_md(report, sub),
+        f"**UMAP:** euclidean, n_neighbors {L.UMAP_PARAMS['n_neighbors']}, min_dist {L.UMAP_PARAMS['min_dist']}, "
+        f"spectral init, {mode}; subsample seed {seed}. Channel groups are embedded separately.",
+        f"**Time:** latents and numbers {s['collect'] + s['numbers']:.1f} s"
+        + (f", decoder compatibility {s['compatibility']:.1f} s" if report.compatibility else "")
+        + (" (cached: same clip and models as an earlier request)" if report.cached else "")
+        + f"; UMAP {t1 - t0:.1f} s; PCA {t2 - t1:.2f} s (repeats with the same settings are cached). "
+        + warm_text(),
+    ]
+    notes = clip_notes + report.lset.notes
+    if notes:
+        lines.append("**Notes:** " + "; ".join(notes) + ".")
+    view = {"frames": clip, "set": sub}
+    compat = gr.update(value=_compat_rows(report.compatibility), visible=bool(report.compatibility))
+    return "\n\n".join(lines), umap_fig, pca_fig, table, compat, VL.channel_bars(report.stats), view
+
+
+def latent_patch(view, point):
+    """The input patch of one plotted point (its number is in the hover text): the frame with the latent
+    cell outlined and the cell enlarged, plus a caption."""
+    if not isinstance(view, dict) or "set" not in view:
+        raise gr.Error("Run the latent space first; then click a point or type its number.")
+    sub: L.LatentSet = view["set"]
+    try:
+        row = _int(point, "Point number", 0, len(sub) - 1)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
+    frame = int(sub.frame[row])
+    img = VL.patch_view(view["frames"][frame], tuple(sub.patch[row]))
+    y0, x0, y1, x1 = (int(v) for v in sub.patch[row])
+    source = str(sub.source[row])
+    window = (" The video latent frame stands for a group of input frames; this is its first frame, and "
+              "the encoder also saw its neighbours." if source == "video" else "")
+    caption = (f"**Point #{row}:** {sub.model[row]} · {source}, latent frame {int(sub.t[row])}, position "
+               f"y {int(sub.y[row])}, x {int(sub.x[row])}: input frame {frame}, pixels y {y0}-{y1 - 1}, "
+               f"x {x0}-{x1 - 1} (left: outlined in the frame; right: enlarged with its neighbours)."
+               + window + " The encoder's receptive field is larger than this cell.")
+    return img, caption
+
+
+# A click on a plotted point fills the point number and presses "Show patch" (plotly's own click event;
+# gr.Plot has no select event). Runs after each plot update; polls because the figure renders after it.
+CLICK_TO_PATCH_JS = """
+() => {
+  const attach = (tries) => {
+    for (const id of ["latent-umap", "latent-pca"]) {
+      const gd = document.querySelector(`#${id} .js-plotly-plot`);
+      if (gd && gd.on && !gd.__vaelabClick) {
+        gd.__vaelabClick = true;
+        gd.on("plotly_click", (ev) => {
+          const pt = ev && ev.points && ev.points[0];
+          if (!pt || !pt.customdata) return;
+          const box = document.querySelector("#latent-point input[type=number]");
+          const button = document.querySelector("#latent-show-patch");
+          if (!box || !button) return;
+          box.value = String(pt.customdata[0]);
+          box.dispatchEvent(new Event("input", {bubbles: true}));
+          setTimeout(() => button.click(), 50);
+        });
+      }
+    }
+    if (tries > 0) setTimeout(() => attach(tries - 1), 500);
+  };
+  attach(40);
+}
+"""
 
 
 def build(state: gr.State) -> None:
     """Create the tab's components and events inside the current ``gr.Tab`` context.
 
     ``state`` is the Reconstruct tab's last :class:`vaelab.pipeline.Comparison` (or None)."""
-    gr.Markdown("Latent space (being built).")
+    video = video_model_names()
+    examples = pipeline.example_names()
+    has_reference = REFERENCE in models.names()
+    gr.Markdown("Where do image and video VAEs put the same clip in **latent space**? Every latent position "
+                "of the clip, from each video VAE coding the clip, the same VAE coding each frame as an image, "
+                "and sd-vae coding each frame, embedded in 2D with UMAP and PCA, with distances computed on "
+                "all vectors.")
+    if not video:
+        gr.Markdown(_no_video_md(), elem_id="latent-no-video")
+    view = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            clip_source = gr.Radio([CLIP_FROM_RECONSTRUCT, CLIP_FROM_HERE], value=CLIP_FROM_RECONSTRUCT,
+                                   label="Clip", elem_id="latent-clip-source",
+                                   info="The Reconstruct tab's input uses its last run; until there is one, the "
+                                        "clip chosen below. The status line says which clip was used.")
+            upload = gr.File(label="Upload a video or an image (takes priority over the example)",
+                             file_types=["video", "image"], type="filepath", elem_id="latent-upload")
+            example = gr.Dropdown(examples, value=examples[0] if examples else None, label="...or an example",
+                                  elem_id="latent-example")
+            with gr.Row():
+                frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames (from the start)",
+                                   elem_id="latent-frames")
+                size = gr.Slider(pipeline.MIN_SIZE, MAX_SIZE, value=DEFAULT_SIZE, step=16,
+                                 label="Working resolution (short side, px)", elem_id="latent-size",
+                                 info="Example or upload only; the Reconstruct input keeps its size.")
+            chosen = gr.CheckboxGroup(video, value=video[:2], label="Video models (trained weights only)",
+                                      elem_id="latent-models")
+            use_reference = gr.Checkbox(has_reference, interactive=has_reference,
+                                        label=f"Image reference: {REFERENCE} on every frame",
+                                        elem_id="latent-reference")
+            cap = gr.Slider(MIN_CAP, MAX_CAP, value=DEFAULT_CAP, step=500, label="Points plotted (cap)",
+                            elem_id="latent-cap",
+                            info="A stratified subsample is embedded and plotted; numbers use every vector. "
+                                 "UMAP takes about 5 s for 5,000 points and 35 s for 50,000 on 2 CPU cores.")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, minimum=0, label="Seed (subsample and UMAP)", elem_id="latent-seed")
+                parallel = gr.Checkbox(False, label="Parallel UMAP (faster on many cores, not reproducible)",
+                                       elem_id="latent-parallel")
+            run = gr.Button("Show latent space", variant="primary", elem_id="latent-run")
+            gr.Markdown(f"Limits: up to {MAX_FRAMES} frames, short side {pipeline.MIN_SIZE}-{MAX_SIZE} px, "
+                        f"frames x pixels x encoder passes <= {MAX_WORK_CPU / 1e6:.0f} M on CPU (a video model "
+                        f"counts 3 passes, the reference 1), {MIN_CAP:,}-{MAX_CAP:,} plotted points.",
+                        elem_classes=["vaelab-small"])
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="latent-status")
+            with gr.Row():
+                umap_plot = gr.Plot(label="UMAP", elem_id="latent-umap", show_label=False)
+                pca_plot = gr.Plot(label="PCA", elem_id="latent-pca", show_label=False)
+            with gr.Row():
+                point = gr.Number(None, precision=0, minimum=0, label="Point # (click a point, or type the "
+                                  "number from its hover text)", elem_id="latent-point", scale=1)
+                show = gr.Button("Show patch", elem_id="latent-show-patch", scale=0)
+            with gr.Row():
+                patch = gr.Image(label="Input patch of the point", elem_id="latent-patch", interactive=False,
+                                 type="numpy", height=200, scale=1)
+                patch_caption = gr.Markdown(elem_id="latent-patch-caption")
+    table = gr.Dataframe(label="Distances and per-channel mean ± std (all vectors)", elem_id="latent-table",
+                         interactive=False)
+    compat = gr.Dataframe(label="Decoder compatibility: sd-vae's decoder on each video model's latent frames",
+                          elem_id="latent-compat", interactive=False)
+    bars = gr.Plot(label="Per-channel mean ± std", elem_id="latent-bars", show_label=False)
+    with gr.Accordion("How to read the latent space", open=True):
+        gr.Markdown(TEACH_MD, elem_id="latent-teach")
 
-
-def warm() -> None:
-    """Start-up warm-up run in a background thread by ``launch`` (e.g. UMAP's numba compilation)."""
+    run.click(latent_space,
+              [clip_source, upload, example, frames, size, chosen, use_reference, cap, seed, parallel, state],
+              [status, umap_plot, pca_plot, table, compat, bars, view],
+              concurrency_limit=1, concurrency_id="compute"
+              ).then(None, None, None, js=CLICK_TO_PATCH_JS, api_visibility="private")
+    show.click(latent_patch, [view, point], [patch, patch_caption], concurrency_limit=4)
+    point.submit(latent_patch, [view, point], [patch, patch_caption], concurrency_limit=4,
+                 api_visibility="undocumented")  # same function as /latent_patch; Enter in the box
