@@ -61,11 +61,13 @@ def _assert_playable_mp4(path) -> dict:
 def test_api_lists_endpoints(client):
     api = client.view_api(return_format="dict", print_info=False)
     endpoints = api["named_endpoints"]
-    assert {"/reconstruct", "/show_frame", "/model_cards"} <= set(endpoints)
+    assert {"/reconstruct", "/show_frame", "/wavelets", "/model_cards", "/swap", "/show_swap_frame",
+            "/latent_space", "/latent_patch"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
-    assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap"]
+    assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap",
+                      "chunk"]
     optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
-    assert {"tiling", "tile", "overlap"} <= optional, "old 6-argument clients keep working"
+    assert {"tiling", "tile", "overlap", "chunk"} <= optional, "old 6-argument clients keep working"
 
 
 def test_model_cards_lists_every_model(client):

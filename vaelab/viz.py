@@ -33,7 +33,7 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _style(fig: go.Figure, height: int, **layout) -> go.Figure:
+def style(fig: go.Figure, height: int, **layout) -> go.Figure:
     fig.update_layout(template=TEMPLATE, font=FONT, height=height, **layout)
     return fig
 
@@ -89,7 +89,7 @@ def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None 
             xanchor="right", yanchor="bottom", showarrow=False, font=dict(color="gray"),
         )
     fig.update_xaxes(title_text="frame index", row=len(rows), col=1)
-    return _style(
+    return style(
         fig, height=min(600, 150 * len(rows) + 100), hovermode="x unified",
         margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.12),
     )
@@ -98,7 +98,7 @@ def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None 
 # --- frame panel ------------------------------------------------------------------------
 
 
-def _png_data_uri(img: np.ndarray) -> str:
+def png_data_uri(img: np.ndarray) -> str:
     """(H, W, 3) uint8 RGB -> ``data:image/png;base64,...`` (stdlib-only PNG encoder)."""
     img = np.ascontiguousarray(img, dtype=np.uint8)
     h, w = img.shape[:2]
@@ -150,13 +150,13 @@ def frame_panel(
         + [""] + [f"|error| {titles.get(k, k)}" for k in names],
     )
     fig.add_trace(
-        go.Image(source=_png_data_uri(input_frame), name="input",
+        go.Image(source=png_data_uri(input_frame), name="input",
                  hovertemplate="x %{x}, y %{y}<extra>input</extra>"),
         row=1, col=1,
     )
     for c, name in enumerate(names, start=2):
         fig.add_trace(
-            go.Image(source=_png_data_uri(recons[name]), name=name,
+            go.Image(source=png_data_uri(recons[name]), name=name,
                      hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"),
             row=1, col=c,
         )
@@ -178,7 +178,7 @@ def frame_panel(
     fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_xaxes(visible=False, matches=None, row=2, col=1)
     fig.update_yaxes(visible=False, matches=None, row=2, col=1)
-    return _style(
+    return style(
         fig, height=520, margin=dict(l=10, r=10, t=40, b=10),
         coloraxis=dict(
             colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
@@ -203,7 +203,7 @@ def codebook_usage(counts: np.ndarray, perplexity: float, used: int) -> go.Figur
     )
     fig.update_xaxes(title_text="codes sorted by count")
     fig.update_yaxes(title_text="count")
-    return _style(
+    return style(
         fig, height=320, bargap=0, margin=dict(l=60, r=20, t=50, b=50),
         title=f"Codebook usage: used {used} of {len(counts)} codes, perplexity {perplexity:.1f}",
     )
@@ -218,7 +218,7 @@ def bars(categories: list[str], series: dict[str, list[float]], title: str, yaxi
         ]
     )
     fig.update_yaxes(title_text=yaxis)
-    return _style(fig, height=360, barmode="group", title=title, margin=dict(l=60, r=20, t=50, b=50))
+    return style(fig, height=360, barmode="group", title=title, margin=dict(l=60, r=20, t=50, b=50))
 
 
 # --- wavelets ---------------------------------------------------------------------------
@@ -228,11 +228,11 @@ def image_row(images: dict[str, np.ndarray], title: str = "", height: int = 340)
     """A row of uint8 RGB images (e.g. wavelet mosaics of input and reconstructions), one subplot each."""
     fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.01)
     for i, img in enumerate(images.values(), start=1):
-        fig.add_trace(go.Image(source=_png_data_uri(img), hoverinfo="skip"), row=1, col=i)
+        fig.add_trace(go.Image(source=png_data_uri(img), hoverinfo="skip"), row=1, col=i)
     fig.update_xaxes(visible=False)
     for i in range(1, len(images) + 1):
         fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    return _style(fig, height=height, title=title, margin=dict(l=10, r=10, t=60, b=10))
+    return style(fig, height=height, title=title, margin=dict(l=10, r=10, t=60, b=10))
 
 
 def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[str, list[float]],
@@ -249,4 +249,4 @@ def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[st
         fig.add_trace(go.Bar(x=names, y=error[model], name=model, marker_color=colour(i), legendgroup=model,
                              showlegend=False), row=2, col=1)
     fig.update_yaxes(type="log", row=1, col=1)
-    return _style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))
+    return style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))

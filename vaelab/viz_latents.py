@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .viz import _style, colour
+from .viz import style, colour
 
 REFERENCE_COLOUR = "#9a9a9a"
 SYMBOLS = {"video": "circle", "image": "circle-open", "reference": "diamond"}
@@ -79,7 +79,7 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
     if note:
         fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.06, showarrow=False,
                            xanchor="left", font=dict(color="gray", size=11))
-    return _style(fig, height=520, title=title or None, margin=dict(l=20, r=20, t=70 if title else 40, b=40),
+    return style(fig, height=520, title=title or None, margin=dict(l=20, r=20, t=70 if title else 40, b=40),
                   legend=dict(itemsizing="constant"), showlegend=True, hovermode="closest")
 
 
@@ -135,7 +135,7 @@ def channel_bars(stats: dict[tuple[str, str], dict[str, Any]], title: str = "Per
                 error_y=dict(type="data", array=np.asarray(st["std"], np.float32), thickness=1),
                 marker=dict(color=REFERENCE_COLOUR), opacity=0.8))
         fig.update_yaxes(title_text="mean ± std", title_font=dict(size=11))
-        return _style(fig, height=320, barmode="group", title=title, margin=dict(l=60, r=20, t=70, b=40))
+        return style(fig, height=320, barmode="group", title=title, margin=dict(l=60, r=20, t=70, b=40))
     n = len(order)
     fig = make_subplots(rows=n, cols=1, subplot_titles=order, vertical_spacing=0.12 / n + 0.04)
     shown = set()
@@ -155,7 +155,7 @@ def channel_bars(stats: dict[tuple[str, str], dict[str, Any]], title: str = "Per
             ), row=r, col=1)
             shown.add(name)
     fig.update_yaxes(title_text="mean ± std", title_font=dict(size=11))
-    return _style(fig, height=min(900, 200 * n + 120), barmode="group", title=title,
+    return style(fig, height=min(900, 200 * n + 120), barmode="group", title=title,
                   margin=dict(l=60, r=20, t=70, b=40))
 
 

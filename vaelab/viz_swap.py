@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .io import side_by_side
-from .viz import _png_data_uri, _style
+from .viz import png_data_uri, style
 
 ATTENTION_COLORSCALE = "Viridis"
 
@@ -49,7 +49,7 @@ def frame_grid(rows: dict[str, dict[str, np.ndarray]], frame_index: int, height:
                         vertical_spacing=0.08)
     for i, r in enumerate(rows.values(), start=1):
         for j, (title, img) in enumerate(r.items(), start=1):
-            fig.add_trace(go.Image(source=_png_data_uri(img), name=title,
+            fig.add_trace(go.Image(source=png_data_uri(img), name=title,
                                    hovertemplate=f"x %{{x}}, y %{{y}}<extra>{title}</extra>"), row=i, col=j)
     fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False, zeroline=False)
@@ -57,7 +57,7 @@ def frame_grid(rows: dict[str, dict[str, np.ndarray]], frame_index: int, height:
     fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
     h, w = next(iter(rows.values()))[titles[0]].shape[:2]
     height = height or int(min(760, max(320, len(rows) * (1200 / cols) * h / w + 90)))
-    return _style(fig, height=height, margin=dict(l=10, r=10, t=60, b=10),
+    return style(fig, height=height, margin=dict(l=10, r=10, t=60, b=10),
                   title=dict(text=f"frame {frame_index}", x=0.01, y=0.995, font=dict(size=13)))
 
 
@@ -85,7 +85,7 @@ def attention_heatmaps(attention: dict[str, np.ndarray], chunk_frames: int | Non
              f"uniform = 1/{t} = {1 / t:.3f}")
     if chunk_frames and t > chunk_frames:
         title += f"<br>frames are coded in chunks of {chunk_frames}: each chunk has its own queries"
-    return _style(fig, height=200 + 28 * q, margin=dict(l=70, r=20, t=90, b=50),
+    return style(fig, height=200 + 28 * q, margin=dict(l=70, r=20, t=90, b=50),
                   title=dict(text=title, font=dict(size=13)),
                   coloraxis=dict(colorscale=ATTENTION_COLORSCALE, cmin=0.0, cmax=zmax,
                                  colorbar=dict(title=dict(text="weight"), thickness=14)))

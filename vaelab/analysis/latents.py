@@ -225,7 +225,7 @@ def _frame_of_latent(card: Any, t_lat: int, n_frames: int, chunk: int | None = N
         start = c * chunk
         length = np.minimum(chunk, n_frames - start)
         f = start + (q * length) // n_q
-    elif card.frame_rule == "1+4k":
+    elif card.frame_rule.startswith("1+"):  # "1+4k", and "1+8k" for production adapters (CogVideoX, LTX)
         f = np.where(j == 0, 0, 1 + card.temporal_factor * (j - 1))
     else:
         f = card.temporal_factor * j

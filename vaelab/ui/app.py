@@ -22,6 +22,7 @@ from .. import metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
 from ..io import VideoDecodeError, side_by_side, write_mp4
 from . import tab_latents, tab_swap, text
+from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui")
 
@@ -111,18 +112,7 @@ def _notes(comp: pipeline.Comparison) -> str:
     return "\n\n".join(lines)
 
 
-def _zero_gpu(fn):
-    """On a ZeroGPU Space, borrow a GPU for each call (``spaces.GPU``); elsewhere the function is unchanged."""
-    if os.environ.get("SPACES_ZERO_GPU"):
-        try:
-            import spaces
-        except ImportError:
-            return fn
-        return spaces.GPU(duration=120)(fn)
-    return fn
-
-
-@_zero_gpu
+@zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
                 chunk=4, progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""

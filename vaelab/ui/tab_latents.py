@@ -21,6 +21,7 @@ from .. import viz_latents as VL
 from ..analysis import latents as L
 from ..engine import auto_device, get_model
 from ..io import VideoDecodeError
+from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui.latents")
 
@@ -179,6 +180,7 @@ def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
             + ". The numbers below use all of them.")
 
 
+@zero_gpu
 def latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
                  parallel=False, state=None, progress=gr.Progress()):
     """Collect the clip's latents from each chosen video model (video and per-frame image latents) and

@@ -14,6 +14,7 @@ from .. import models, pipeline, viz_swap
 from ..analysis import swap as swap_data
 from ..engine import auto_device, get_model
 from ..io import VideoDecodeError, write_mp4
+from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui.swap")
 
@@ -109,6 +110,7 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
     return "\n".join(lines)
 
 
+@zero_gpu
 def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progress=gr.Progress()):
     """Swap VidTwin's structure and dynamics latents between clip A and clip B.
 
