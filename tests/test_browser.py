@@ -178,10 +178,10 @@ def test_models_tab_shows_cards(page):
 def test_wavelets_tab_after_a_run(page, tmp_path):
     from playwright.sync_api import expect
 
-    require_lab_weights("sd-vae")
+    require_lab_weights("sd-vae", "hvdm")
     set_slider(page, "frames", 4)
     set_slider(page, "size", 64)
-    choose_models(page, ["sd-vae"])
+    choose_models(page, ["sd-vae", "hvdm"])
     choose_cpu(page)
     run_and_wait(page)
 
@@ -190,6 +190,10 @@ def test_wavelets_tab_after_a_run(page, tmp_path):
     page.wait_for_selector("#wavelet-bars .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
     expect(page.locator("#wavelet-mosaic .js-plotly-plot")).to_have_count(1)
     expect(page.locator("#wavelet-notes")).to_contain_text("of its error is in band")
+    # HVDM's own panel: its triplane planes and the branch ablations
+    page.wait_for_selector("#wavelet-hvdm .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator("#wavelet-hvdm")).to_contain_text("wavelet only")
+    expect(page.locator("#wavelet-notes")).to_contain_text("hvdm branches")
     # the 3D transform over time, on the same result
     page.locator("#wavelet-mode input[value^='3D']").check()
     page.locator("#wavelet-run").click()

@@ -250,3 +250,23 @@ def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[st
                              showlegend=False), row=2, col=1)
     fig.update_yaxes(type="log", row=1, col=1)
     return style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))
+
+
+def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], frames: int) -> go.Figure:
+    """HVDM's three triplane planes (uint8 RGB images, PCA of the features) and PSNR with each branch off."""
+    n = len(planes)
+    fig = make_subplots(rows=1, cols=n + 1, column_widths=[1.0] * n + [0.8],
+                        subplot_titles=list(planes) + ["PSNR with a branch switched off"])
+    for i, img in enumerate(planes.values(), start=1):
+        fig.add_trace(go.Image(source=png_data_uri(img), hoverinfo="skip"), row=1, col=i)
+        fig.update_xaxes(visible=False, row=1, col=i)
+        fig.update_yaxes(visible=False, row=1, col=i)
+    labels = {"fused": "fused (the model)", "triplane": "triplane only", "wavelet": "wavelet only"}
+    fig.add_trace(go.Bar(x=[labels[m] for m in ablation_psnr], y=list(ablation_psnr.values()),
+                         marker_color=[colour(i) for i in range(len(ablation_psnr))],
+                         text=[f"{v:.1f}" for v in ablation_psnr.values()], textposition="outside",
+                         hovertemplate="%{x}: %{y:.2f} dB<extra></extra>", showlegend=False), row=1, col=n + 1)
+    fig.update_yaxes(title_text="PSNR (dB)", row=1, col=n + 1)
+    return style(fig, height=340, title=f"HVDM: triplane planes (first 3 principal components as RGB) and "
+                                        f"branch ablations, first {frames} frames",
+                 margin=dict(l=10, r=10, t=80, b=40))

@@ -197,7 +197,21 @@ def wavelets(state, mode, frame):
         share = dict(zip(rep.names, rep.error_share(n)))
         top = max(share, key=share.get)
         lines.append(f"- **{n}**: {100 * share[top]:.0f} % of its error is in band {top}.")
-    return viz.image_row(mosaics, title), bars, "\n".join(lines)
+    hvdm_fig = None
+    if "hvdm" in state.results:  # HVDM's own two branches: its triplane planes and what each branch carries
+        from ..analysis.hvdm_view import hvdm_view
+        from ..engine import get_model
+
+        res = state.results["hvdm"]
+        view = hvdm_view(get_model("hvdm", "lab", res.run.device), state.frames)
+        hvdm_fig = viz.hvdm_panel(view.planes, view.ablation_psnr, view.frames)
+        lines.append(f"- **hvdm branches** (first {view.frames} frames): fused {view.ablation_psnr['fused']:.2f} dB, "
+                     f"triplane only {view.ablation_psnr['triplane']:.2f} dB, wavelet only "
+                     f"{view.ablation_psnr['wavelet']:.2f} dB. A branch switched off in the trained model shows how "
+                     "much the other one carries (out of distribution: not what a model trained that way reaches). "
+                     "The 3D sub-bands above (input) are exactly what HVDM's wavelet branch reads.")
+    return (viz.image_row(mosaics, title), bars, "\n".join(lines),
+            gr.Plot(value=hvdm_fig, visible=hvdm_fig is not None))
 
 
 def model_cards(state=None) -> str:
@@ -272,6 +286,7 @@ def build_app() -> gr.Blocks:
             wmosaic = gr.Plot(elem_id="wavelet-mosaic", show_label=False)
             wbars = gr.Plot(elem_id="wavelet-bars", show_label=False)
             wnotes = gr.Markdown(elem_id="wavelet-notes")
+            whvdm = gr.Plot(elem_id="wavelet-hvdm", show_label=False, visible=False)
         with gr.Tab("Structure x Dynamics"):
             tab_swap.build()
         with gr.Tab("Latent space"):
@@ -284,7 +299,7 @@ def build_app() -> gr.Blocks:
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
-        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes], concurrency_limit=2)
+        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=2)
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
