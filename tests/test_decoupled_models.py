@@ -56,9 +56,10 @@ def test_lab_param_counts_in_range():
     assert 1.5e6 <= n_vt <= 2.7e6, n_vt  # models.md: ~1.5-2.7 M
     assert 0.4e6 <= n_hv <= 0.9e6, n_hv  # models.md: ~0.6 M
     assert VIDTWIN_LAB["num_queries"] < VIDTWIN_LAB["chunk_frames"] == 16
-    # lab latents for a 16 x 64 x 64 clip (section 12): z_S 4x4x4x4 + z_D 2 x (4 x 16 x 4); HVDM 4 x 16 x 8 x 8
-    assert vt.latent_shapes(16, 64, 64) == {"structure": (4, 4, 4, 4), "dynamics_h": (4, 16, 4),
-                                            "dynamics_w": (4, 16, 4)}
+    # lab latents for a 16 x 64 x 64 clip: z_S 8x4x4x4 + z_D 2 x (2 x 16 x 4), structure 2x dynamics as in the
+    # released model (3.5x); HVDM 4 x 16 x 8 x 8
+    assert vt.latent_shapes(16, 64, 64) == {"structure": (8, 4, 4, 4), "dynamics_h": (2, 16, 4),
+                                            "dynamics_w": (2, 16, 4)}
     assert vt.card.latent_numel(16, 64, 64) == 768
     assert hv.card.latent_shape(16, 64, 64) == (HVDM_LAB["latent_channels"], 16, 8, 8)
 
@@ -68,9 +69,9 @@ def test_lab_param_counts_in_range():
 def test_vidtwin_card(vidtwin):
     c = vidtwin.card
     assert c.kind == "video" and c.frame_rule == "any" and not c.causal
-    assert (c.spatial_factor, c.temporal_factor, c.latent_channels) == (16, 4, 4)
+    assert (c.spatial_factor, c.temporal_factor, c.latent_channels) == (16, 4, 8)
     assert c.paper.year == 2025 and c.teaching and c.idea and c.architecture
-    assert c.latent_shape(16, 64, 64) == (4, 4, 4, 4)  # the structure latent
+    assert c.latent_shape(16, 64, 64) == (8, 4, 4, 4)  # the structure latent
     assert c.compression(16, 64, 64) == pytest.approx(3 * 16 * 64 * 64 / 768)
     assert hasattr(vidtwin.decoder, "last_layer")
 
@@ -87,7 +88,7 @@ def test_vidtwin_reconstruct_shapes_and_latent_shapes(vidtwin, t, h, w):
     assert isinstance(z, TwinLatent)
     hs, ws = math.ceil(h / 16), math.ceil(w / 16)
     assert {k: tuple(v.shape[1:]) for k, v in z.items()} == vidtwin.latent_shapes(t, h, w) == {
-        "structure": (4, 4, hs, ws), "dynamics_h": (4, t, hs), "dynamics_w": (4, t, ws)}
+        "structure": (8, 4, hs, ws), "dynamics_h": (2, t, hs), "dynamics_w": (2, t, ws)}
     assert tuple(z.shape[1:]) == vidtwin.card.latent_shape(t, h, w)  # .shape = the structure's
     assert z.token_grid == (2 * hs, 2 * ws)
     assert z["structure"] is z.structure and z.frames == t
@@ -189,7 +190,7 @@ def test_vidtwin_chunks_are_independent():
         first = m.decode(m.encode(x[:, :, :8]))
         s_only = m.decode(z.structure)  # bare tensor: 2 chunks x 8 frames
     assert {k: tuple(v.shape[1:]) for k, v in z.items()} == m.latent_shapes(13, 16, 32) == {
-        "structure": (4, 4, 1, 2), "dynamics_h": (4, 13, 1), "dynamics_w": (4, 13, 2)}
+        "structure": (8, 4, 1, 2), "dynamics_h": (2, 13, 1), "dynamics_w": (2, 13, 2)}
     assert m.card.temporal_factor == 4 and tuple(z.shape[1:]) == m.card.latent_shape(13, 16, 32)
     assert y.shape == x.shape and torch.allclose(y[:, :, :8], first, atol=1e-5)
     assert s_only.shape == (1, 3, 16, 16, 32)

@@ -19,7 +19,7 @@ from vaelab.io import VideoDecodeError, probe
 from vaelab.models.base import pad_to_rule
 from vaelab import viz_swap
 
-# a narrow VidTwin (the lab config's shapes: patch 8, n_q 4, d_S = d_D = 4, 16-frame chunks)
+# a narrow VidTwin (the lab config's latent shapes: patch 8, n_q 4, d_S 8, d_D 2, 16-frame chunks)
 TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "qformer_width": 16, "qformer_heads": 2,
         "structure_channels": 8}
 DECODES = {n for names in swap.ROWS.values() for n in names if not n.startswith("clip ")}
@@ -145,11 +145,11 @@ def test_swap_shapes_latent_sizes_and_attention(vidtwin, swapped):
     assert list(rows) == ["A", "B"] and all(img.shape == (h, w, 3) for r in rows.values() for img in r.values())
     assert np.array_equal(rows["A"]["clip A"], swapped.clips["A"][2])
     sizes = swapped.latents
-    assert sizes.shapes == vidtwin.latent_shapes(t, h, w) == {"structure": (4, 4, 3, 4), "dynamics_h": (4, t, 3),
-                                                               "dynamics_w": (4, t, 4)}
+    assert sizes.shapes == vidtwin.latent_shapes(t, h, w) == {"structure": (8, 4, 3, 4), "dynamics_h": (2, t, 3),
+                                                               "dynamics_w": (2, t, 4)}
     assert sizes.input_shape == (3, t, h, w) and sizes.input_numel == 3 * t * h * w
-    assert sizes.numel() == 4 * 4 * 3 * 4 + 4 * t * 3 + 4 * t * 4 == vidtwin.card.latent_numel(t, h, w)
-    assert sizes.share("structure") == pytest.approx(192 / (3 * t * h * w))
+    assert sizes.numel() == 8 * 4 * 3 * 4 + 2 * t * 3 + 2 * t * 4 == vidtwin.card.latent_numel(t, h, w)
+    assert sizes.share("structure") == pytest.approx(384 / (3 * t * h * w))
     assert sizes.share() == pytest.approx(sum(sizes.share(p) for p in swap.LATENT_PARTS))
     for att in swapped.attention.values():
         assert att.shape == (4, t) and att.dtype == np.float32 and (att >= 0).all()
@@ -186,7 +186,7 @@ def test_swap_over_two_chunks(vidtwin):
     a, b = moving_gradient(20, 16, 32), _noise(20, 16, 32, seed=5)
     res = swap.swap_clips(vidtwin, a, b)
     assert all(y.shape == (20, 16, 32, 3) for y in res.decodes.values())
-    assert res.latents.shapes["structure"] == (4, 8, 1, 2)
+    assert res.latents.shapes["structure"] == (8, 8, 1, 2)
     att = res.attention["A"]
     assert att.shape == (8, 20) and np.allclose(att.sum(-1), 1.0, atol=1e-5)
     assert att[:4, 16:].max() == 0 and att[4:, :16].max() == 0

@@ -115,7 +115,7 @@ def test_png_encoder_roundtrip():
     from PIL import Image  # test-only check that the stdlib PNG encoder is valid
 
     img = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    uri = viz._png_data_uri(img)
+    uri = viz.png_data_uri(img)
     assert uri.startswith("data:image/png;base64,")
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     np.testing.assert_array_equal(decoded, img)

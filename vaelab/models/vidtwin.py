@@ -16,7 +16,7 @@ query slots to T frames, dynamics are broadcast along the axis they were average
 Transformer decoder turns the sum into pixels. Because the two parts only meet in that sum, one
 clip's structure can be decoded with another clip's dynamics ("cross-reenactment").
 
-Shapes (lab config: patch 8, width 96, n_q 4, d_S = d_D = 4, for a 16 x 64 x 64 clip):
+Shapes (lab config: patch 8, width 96, n_q 4, d_S = 8, d_D = 2, for a 16 x 64 x 64 clip):
 
     x (B, 3, T, H, W)
       -> PatchEmbed (1, 8, 8) -> ST-Transformer encoder (space attn + causal time attn, RoPE)
@@ -24,10 +24,10 @@ Shapes (lab config: patch 8, width 96, n_q 4, d_S = d_D = 4, for a 16 x 64 x 64 
       structure: per position (B*h*w sequences of T tokens + time features)
          -> Q-Former (n_q queries, width 32) -> (B*h*w, n_q, 32) -> per query a (32, h, w) map
          -> conv 3x3 -> conv 3x3 stride 2 + ReLU -> conv 3x3 -> moments
-         -> z_S (B, d_S, n_q, h/2, w/2)                                4 x 4 x 4 x 4 = 256 values
+         -> z_S (B, d_S, n_q, h/2, w/2)                                8 x 4 x 4 x 4 = 512 values
       dynamics: per frame conv 3x3 stride 2 + ReLU -> (B, D, T, h/2, w/2)
-         -> mean over width -> (B, D, T, h/2) -> shared conv 3x3 -> z_D_h (B, d_D, T, h/2)   4 x 16 x 4
-         -> mean over height -> (B, D, T, w/2) -> shared conv 3x3 -> z_D_w (B, d_D, T, w/2)  4 x 16 x 4
+         -> mean over width -> (B, D, T, h/2) -> shared conv 3x3 -> z_D_h (B, d_D, T, h/2)   2 x 16 x 4
+         -> mean over height -> (B, D, T, w/2) -> shared conv 3x3 -> z_D_w (B, d_D, T, w/2)  2 x 16 x 4
                                                                       2 x 256 = 512 values
       decoder: v_S (B, T, h, w, D) + v_h broadcast over w + v_w broadcast over h
          -> ST-Transformer decoder -> Unpatchify -> (B, 3, T, H, W)
@@ -98,8 +98,12 @@ LAB_CONFIG: dict[str, Any] = {
     "qformer_depth": 2,
     "qformer_heads": 4,
     "structure_channels": 64,  # conv width of the structure down/up path (x2 after the stride-2 conv)
-    "structure_latent_channels": 4,  # d_S
-    "dynamics_latent_channels": 4,  # d_D
+    # The released model's structure latent is 3.5x its dynamics latent (16x7x7x8 vs 2x16x7x8 at 16x224x224).
+    # With d_S = d_D = 4 ours was the other way round at training crops (256 vs 512 values per 16x64x64 clip),
+    # and a trained model put the picture into the dynamics (swaps took their look from the dynamics donor).
+    # d_S = 8, d_D = 2 keeps the paper's balance: 512 vs 256.
+    "structure_latent_channels": 8,  # d_S
+    "dynamics_latent_channels": 2,  # d_D
     "chunk_frames": 16,  # clips are coded in independent chunks of this many frames (the paper's 16-frame clips)
     "kl_weight": 1e-3,  # paper's weight; KL normalised by the pixel count (see forward)
     "scaling_factor": 1.0,
@@ -145,11 +149,11 @@ CARD = VidTwinCard(
     kind="video",
     spatial_factor=16,  # patch 8, then one stride-2 conv in both latent paths
     temporal_factor=4,  # chunk_frames / n_q = 16 / 4 for the structure latent; the dynamics keep every frame
-    latent_channels=4,  # d_S: the card's latent_shape is the structure latent
+    latent_channels=8,  # d_S: the card's latent_shape is the structure latent
     causal=False,  # the Q-Former reads every frame of its chunk
     frame_rule="any",
     num_queries=4,
-    dynamics_channels=4,
+    dynamics_channels=2,
     chunk_frames=16,
     teaching=(
         "Two latents instead of one. The structure latent asks: which few moments describe this clip? At every "
