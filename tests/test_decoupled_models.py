@@ -311,3 +311,22 @@ def test_hvdm_forward_losses_and_gradients():
     recon, losses = m(x, mode="triplane")
     (recon - x).abs().mean().backward()
     assert enc.low_stack[0].weight.grad is None and enc.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+def test_vidtwin_dynamics_dropout_drops_the_dynamics_embedding_per_clip(vidtwin):
+    """Training's dynamics dropout: a clip whose keep flag is 0 decodes exactly as structure-only."""
+    x = _clip(8, 32, 32, b=2, seed=3)
+    with torch.no_grad():
+        z = vidtwin.encode(x)
+        mixed = vidtwin.decode_parts(z, z, dynamics_keep=torch.tensor([1.0, 0.0]))
+        both = vidtwin.decode_parts(z, z)
+        s_only = vidtwin.decode_parts(z.structure, frames=8, token_grid=z.token_grid)
+    assert torch.allclose(mixed[0], both[0], atol=1e-5) and torch.allclose(mixed[1], s_only[1], atol=1e-5)
+    assert _differ(mixed[1], both[1])
+    assert 0 < VidTwin().config["dynamics_dropout"] < 1
+    vidtwin.train()
+    try:  # in training the forward pass draws the flags: it runs, and eval mode never drops
+        recon, _ = vidtwin(x)
+        assert recon.shape == x.shape
+    finally:
+        vidtwin.eval()

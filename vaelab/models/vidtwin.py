@@ -106,6 +106,11 @@ LAB_CONFIG: dict[str, Any] = {
     "dynamics_latent_channels": 2,  # d_D
     "chunk_frames": 16,  # clips are coded in independent chunks of this many frames (the paper's 16-frame clips)
     "kl_weight": 1e-3,  # paper's weight; KL normalised by the pixel count (see forward)
+    # Lab deviation (not in the paper): in training, each clip's dynamics embedding is dropped with this
+    # probability, so the structure latent alone must rebuild the clip. Without it (0.0, the paper's recipe), our
+    # small models put the whole picture, layout included, into the per-row/per-column dynamics: a swap then
+    # looked like the *dynamics* donor (measured: 29 vs 62 grey levels from B vs A on bigbuckbunny/bikes).
+    "dynamics_dropout": 0.25,
     "scaling_factor": 1.0,
 }
 
@@ -433,7 +438,8 @@ class VidTwin(VAE):
     # --- decoder -----------------------------------------------------------------------------------
     def decode_parts(self, structure: torch.Tensor | TwinLatent | None = None,
                      dynamics: tuple[torch.Tensor, torch.Tensor] | TwinLatent | None = None, *,
-                     frames: int | None = None, token_grid: tuple[int, int] | None = None) -> torch.Tensor:
+                     frames: int | None = None, token_grid: tuple[int, int] | None = None,
+                     dynamics_keep: torch.Tensor | None = None) -> torch.Tensor:
         """Decode any combination of a structure latent and a dynamics latent; ``None`` drops that part.
 
         ``structure``: (B, d_S, n_q, h_S, w_S) or a TwinLatent (its structure is used);
@@ -442,7 +448,8 @@ class VidTwin(VAE):
         the dynamics' T, else ``frames``, else ``chunk_frames`` per n_q structure frames. Output token
         grid: ``token_grid``, else the one a TwinLatent carries, else twice the latent grid. Parts must
         come from clips of the same frame size and the same number of chunks (align them first).
-        Every chunk is decoded on its own; the chunks are concatenated in time.
+        Every chunk is decoded on its own; the chunks are concatenated in time. ``dynamics_keep`` (B,) of 0/1
+        drops the dynamics embedding per clip (training's dynamics dropout).
         """
         grid = token_grid
         if isinstance(structure, TwinLatent):
@@ -479,7 +486,8 @@ class VidTwin(VAE):
             if dynamics is not None:
                 v_h = self.decoder.embed_axis(z_h[:, :, a:b], grid[0])  # (B, D, t, h): broadcast over the width
                 v_w = self.decoder.embed_axis(z_w[:, :, a:b], grid[1])  # (B, D, t, w): broadcast over the height
-                parts.append((v_h[..., :, None] + v_w[..., None, :]).permute(0, 2, 3, 4, 1))
+                v_d = (v_h[..., :, None] + v_w[..., None, :]).permute(0, 2, 3, 4, 1)  # (B, t, h, w, D)
+                parts.append(v_d if dynamics_keep is None else v_d * dynamics_keep.view(-1, 1, 1, 1, 1))
             out.append(self.decoder(sum(parts)))
         return torch.cat(out, 2) if len(out) > 1 else out[0]
 
@@ -519,7 +527,12 @@ class VidTwin(VAE):
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         post_s, post_h, post_w, grid = self.posteriors(x_bcthw)
-        recon = self.decode_parts(post_s.sample(), (post_h.sample(), post_w.sample()), token_grid=grid)
+        keep = None
+        if self.training and self.config["dynamics_dropout"] > 0:
+            keep = (torch.rand(x_bcthw.shape[0], device=x_bcthw.device) >= self.config["dynamics_dropout"])
+            keep = keep.to(x_bcthw.dtype)
+        recon = self.decode_parts(post_s.sample(), (post_h.sample(), post_w.sample()), token_grid=grid,
+                                  dynamics_keep=keep)
         # The paper sums its reconstruction loss over pixels; the lab's is a per-pixel mean, so normalise the
         # KL (summed over all latent values) by the pixel count to keep the paper's weight meaningful.
         n_pix = 3 * math.prod(x_bcthw.shape[2:])
