@@ -65,9 +65,10 @@ def test_api_lists_endpoints(client):
             "/latent_space", "/latent_patch"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
     assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap",
-                      "chunk"]
+                      "chunk", "custom_model", "custom_weights"]
     optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
-    assert {"tiling", "tile", "overlap", "chunk"} <= optional, "old 6-argument clients keep working"
+    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights"} <= optional, \
+        "old 6-argument clients keep working"
 
 
 def test_model_cards_lists_every_model(client):

@@ -67,3 +67,31 @@ def test_workshop_precomputation_fills_the_cache(one_thread, monkeypatch):
     clip = pipeline.load_input(None, "bikes", frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
     comp = pipeline.reconstruct_clip(clip.frames, ["sd-vae"], device="cpu")
     assert comp.results["sd-vae"].cached
+
+
+def test_custom_weights_for_one_model(one_thread, monkeypatch):
+    """A local weights file for one selected model is used (and said); a bad one or a public server refuses."""
+    import gradio as gr
+
+    from vaelab import models
+    from vaelab.ui import app
+
+    require_lab_weights("sd-vae")
+    monkeypatch.setenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", "1")
+    path = str(models.lab_weights_path("sd-vae"))
+    out = app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="sd-vae", custom_weights=path)
+    assert f"weights from `{path}`" in out[5]
+    with pytest.raises(gr.Error, match="not found|No such|missing"):
+        app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="sd-vae",
+                        custom_weights="/nonexistent/vae.safetensors")
+    with pytest.raises(gr.Error, match="Pick which selected model"):
+        app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="vqgan", custom_weights=path)
+    monkeypatch.setenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", "0")
+    assert not app.custom_weights_allowed()
+    with pytest.raises(gr.Error, match="switched off"):
+        app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="sd-vae", custom_weights=path)
+    monkeypatch.delenv("VAELAB_ALLOW_CUSTOM_WEIGHTS")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    assert not app.custom_weights_allowed()
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "127.0.0.1")
+    assert app.custom_weights_allowed()

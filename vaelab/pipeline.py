@@ -71,13 +71,15 @@ class Comparison:
         return out
 
 
-def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "auto", weights: str = "lab",
+def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "auto",
+                     weights: str | dict[str, str] = "lab",
                      with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
                      tile: int | None = None, overlap: int = 0, chunk_latents: int = 4,
                      progress: Callable[[float, str], None] | None = None) -> Comparison:
     """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it.
 
-    ``tile``/``overlap`` (px) switch on spatial tiling; ``chunk_latents`` is the streamed chunk of causal video
+    ``weights`` is one choice for every model or a {name: choice} dict ("lab" for the rest), each choice as
+    ``models.load`` takes it. ``tile``/``overlap`` (px) switch on spatial tiling; ``chunk_latents`` is the streamed chunk of causal video
     models (4 x ``chunk_latents`` frames per chunk after frame 0); see ``engine.run_model``."""
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
@@ -88,8 +90,9 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
                 progress((i + p) / len(names), f"{name}: reconstructing")
 
         step(0.0)
-        model = get_model(name, weights, device)
-        key = (digest, name, str(weights), str(next(model.parameters()).device), id(model), tile,
+        w = weights.get(name, "lab") if isinstance(weights, dict) else weights
+        model = get_model(name, w, device)
+        key = (digest, name, str(w), str(next(model.parameters()).device), id(model), tile,
                overlap if tile else 0, chunk_latents if model.card.causal else None, bool(with_lpips and lp_ok))
         cached = _RESULTS.get(key)
         if cached is not None:
@@ -112,7 +115,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
             # CV-VAE's compatibility meter: its video latent read by the frozen image (sd-vae) decoder
             from .analysis.latents import compatibility
 
-            extras["compatibility"] = compatibility(frames[:COMPAT_FRAMES], model, get_model("sd-vae", weights, device))
+            extras["compatibility"] = compatibility(frames[:COMPAT_FRAMES], model, get_model("sd-vae", "lab", device))
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
         _RESULTS.put(key, results[name])
     return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))

@@ -112,12 +112,46 @@ def _notes(comp: pipeline.Comparison) -> str:
     return "\n\n".join(lines)
 
 
+def custom_weights_allowed() -> bool:
+    """Loading weights a visitor names (a server path or a Hugging Face repo) is for your own machine: on by
+    default when the app listens on loopback only, off on a public server unless VAELAB_ALLOW_CUSTOM_WEIGHTS=1."""
+    flag = os.environ.get("VAELAB_ALLOW_CUSTOM_WEIGHTS")
+    if flag is not None:
+        return flag == "1"
+    return os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1") in ("127.0.0.1", "localhost", "::1")
+
+
+def _weights_choice(custom_model, custom_weights, model_names) -> dict[str, str]:
+    spec = (custom_weights or "").strip()
+    if not spec:
+        return {}
+    if not custom_weights_allowed():
+        raise gr.Error("Custom weights are switched off on this server (it is not bound to loopback only); "
+                       "the owner can set VAELAB_ALLOW_CUSTOM_WEIGHTS=1.")
+    if custom_model not in (model_names or []):
+        raise gr.Error("Pick which selected model the custom weights are for.")
+    return {custom_model: spec}
+
+
+def weights_md() -> str:
+    """Which weights each offered model uses (Markdown)."""
+    rows = ["| model | weights |", "|---|---|"]
+    for n in models.names():
+        rec = models.training_record(n) if n in models.all_names() else {}
+        held = rec.get("heldout", {})
+        what = (f"VAE Lab weights `{models.lab_weights_path(n).name}` ({rec.get('steps', '?')} steps on CPU, "
+                f"held-out {held['mean_psnr']:.2f} dB)" if "mean_psnr" in held else "configured published weights")
+        rows.append(f"| `{n}` | {what} |")
+    return "\n".join(rows)
+
+
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                chunk=4, progress=gr.Progress()):
+                chunk=4, custom_model=None, custom_weights="", progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
         raise gr.Error("Select at least one model.")
+    weights = _weights_choice(custom_model, custom_weights, model_names)
     try:
         progress(0.0, desc="decoding input")
         clip = pipeline.load_input(upload, example, frames=frames, size=size)
@@ -129,7 +163,7 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
             raise ValueError(f"This request is too heavy for {dev.type.upper()}: {t} frames x {w}x{h} px x "
                              f"{len(model_names)} models. Lower the frames, the resolution or the number of models.")
         comp = pipeline.reconstruct_clip(
-            clip.frames, list(model_names), device=str(dev), fps=clip.fps, clip_notes=clip.notes,
+            clip.frames, list(model_names), device=str(dev), weights=weights, fps=clip.fps, clip_notes=clip.notes,
             tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
             progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
     except (VideoDecodeError, ValueError, models.WeightsError) as e:
@@ -160,7 +194,10 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
                           "PSNR by position inside each 4-frame group (frame 0 is coded alone)", "PSNR (dB)")
     slider = gr.Slider(minimum=0, maximum=max(len(comp.frames) - 1, 1), value=0, step=1,
                        interactive=len(comp.frames) > 1)
-    return (str(video), slider, _frame_figure(comp, 0), curves, _table(comp), _notes(comp),
+    notes = _notes(comp)
+    if weights:
+        notes = "".join(f"**{n}:** weights from `{w}` (not the VAE Lab weights).\n\n" for n, w in weights.items()) + notes
+    return (str(video), slider, _frame_figure(comp, 0), curves, _table(comp), notes,
             gr.Plot(value=codebook, visible=codebook is not None), gr.Plot(value=groups, visible=groups is not None),
             comp, model_cards(comp))
 
@@ -261,6 +298,19 @@ def build_app() -> gr.Blocks:
                         tile = gr.Slider(16, 256, value=64, step=8, label="Tile size (px)", elem_id="tile")
                         overlap = gr.Slider(0, 64, value=16, step=8, label="Overlap (px, linear blend)",
                                             elem_id="overlap")
+                    with gr.Accordion("Weights", open=False):
+                        gr.Markdown(weights_md(), elem_id="weights-table")
+                        custom_model = gr.Dropdown(names, value=names[0] if names else None, elem_id="custom-model",
+                                                   label="Use other weights for")
+                        custom_weights = gr.Textbox(
+                            "", elem_id="custom-weights", interactive=custom_weights_allowed(),
+                            label="Local file/folder or Hugging Face repo id (OWNER/NAME[@REV][:SUBFOLDER])",
+                            placeholder="e.g. stabilityai/sd-vae-ft-mse for sd-vae; empty = the weights above")
+                        gr.Markdown("Published checkpoints load where our module tree matches (see each model card); "
+                                    "offline, a repo must already be in the Hugging Face cache. " +
+                                    ("" if custom_weights_allowed() else "**Switched off on this server** "
+                                     "(not bound to loopback; set VAELAB_ALLOW_CUSTOM_WEIGHTS=1 to allow)."),
+                                    elem_classes=["vaelab-small"])
                     run = gr.Button("Reconstruct", variant="primary", elem_id="run")
                     gr.Markdown(text.limits_text(pipeline.MAX_FRAMES, pipeline.MAX_SIZE, MAX_FILE_MB, 60.0),
                                 elem_classes=["vaelab-small"])
@@ -294,7 +344,8 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
-        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk],
+        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
+                                   custom_model, custom_weights],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered

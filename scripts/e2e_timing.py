@@ -1,0 +1,68 @@
+"""Time the default Reconstruct request in headless Chromium: click -> curves and frame plot rendered.
+
+    python scripts/e2e_timing.py [--runs 2] [--port 7861]
+
+Starts ``python app.py`` on loopback, opens the page, clicks *Reconstruct* with the page's defaults
+(bundled example, default frames/size/models) and prints one JSON line per run. The first run is cold
+(models loaded at start-up, nothing cached); later runs of the same request are answered from the
+result cache, which is what a repeat visitor or a workshop gets.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--port", type=int, default=7861)
+    ap.add_argument("--warm-wait", type=float, default=60.0, help="seconds to let start-up warm-up finish")
+    a = ap.parse_args()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_SERVER_PORT": str(a.port)}
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{a.port}/"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        time.sleep(a.warm_wait)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#run", state="visible")
+            models = [b.get_attribute("name") for b in page.locator("#models input[type=checkbox]:checked").all()]
+            for i in range(a.runs):
+                t0 = time.perf_counter()
+                page.locator("#run").click()
+                if i == 0:  # the plots appear for the first time
+                    page.wait_for_selector("#curves .js-plotly-plot", state="attached", timeout=600_000)
+                    page.wait_for_selector("#frame-plot .js-plotly-plot", state="attached", timeout=600_000)
+                else:  # same request again: rendered once the notes say the results were reused
+                    page.locator("#vaelab-notes").get_by_text("Cached:").wait_for(timeout=600_000)
+                print(json.dumps({"run": i + 1, "models": models, "click_to_rendered_s": round(time.perf_counter() - t0, 2),
+                                  "loadavg": os.getloadavg()[0]}), flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
