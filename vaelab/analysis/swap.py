@@ -118,7 +118,8 @@ class SwapResult:
     def distances(self) -> dict[str, dict[str, float | None]]:
         """For every decode: structure and dynamics distance to clip A and to clip B (0-255 units)."""
         a, b = self.clips["A"], self.clips["B"]
-        return {n: {"structure_to_A": structure_distance(y, a), "structure_to_B": structure_distance(y, b),
+        return {n: {"layout_to_A": layout_similarity(y, a), "layout_to_B": layout_similarity(y, b),
+                    "structure_to_A": structure_distance(y, a), "structure_to_B": structure_distance(y, b),
                     "dynamics_to_A": dynamics_distance(y, a), "dynamics_to_B": dynamics_distance(y, b)}
                 for n, y in self.decodes.items()}
 
@@ -137,6 +138,19 @@ def structure_distance(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = STRUC
         return m[:h, :w].reshape(h // p, p, w // p, p, 3).mean((1, 3))
 
     return float(np.abs(coarse(x_thwc) - coarse(y_thwc)).mean())
+
+
+def layout_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float:
+    """Correlation (-1..1) of two clips' time-averaged luminance after removing each one's mean and contrast.
+
+    SSIM's "structure" term over the whole frame: where things are bright or dark, whatever their colour and
+    exposure. The paper's swaps keep the structure donor's objects but the dynamics donor's colours, so this is
+    the measure that asks "whose layout is it?"; :func:`structure_distance` mixes in colour."""
+    def layout(clip: np.ndarray) -> np.ndarray:
+        g = (clip.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).mean(0)
+        return (g - g.mean()) / (g.std() + 1e-6)
+
+    return float((layout(x_thwc) * layout(y_thwc)).mean())
 
 
 def dynamics_distance(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float | None:
@@ -302,5 +316,5 @@ def swap_pair(model, pair: AlignedPair) -> SwapResult:
 
 
 __all__ = ["AlignedPair", "LatentSizes", "SwapResult", "ROWS", "CLIPS", "LATENT_PARTS", "align_pair", "fit_frame",
-           "loop_to", "load_pair", "check_work", "swap_clips", "swap_pair", "structure_distance", "dynamics_distance",
+           "loop_to", "load_pair", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance",
            "DEFAULT_FRAMES", "MAX_FRAMES", "DEFAULT_SIZE", "MIN_SIZE", "MAX_SIZE", "MAX_WORK_CPU", "MAX_WORK_GPU"]

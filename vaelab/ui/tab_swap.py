@@ -85,16 +85,19 @@ def latent_md(sizes: swap_data.LatentSizes) -> str:
 def notes_md(res: swap_data.SwapResult, device: str) -> str:
     """Alignment notes, the distance table and the timing."""
     lines = ["**How the clips were aligned**", ""] + [f"- {n}" for n in res.notes]
-    lines += ["", "**Which clip does each decode resemble?** Mean absolute difference in 0-255 units; *picture*: the "
-              f"time-averaged frame in {swap_data.STRUCTURE_POOL}x{swap_data.STRUCTURE_POOL} px blocks (what stays), "
-              "*change*: frame-to-frame differences (what moves). Lower = closer.", "",
-              "| decode | picture vs A | picture vs B | change vs A | change vs B |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "**Which clip does each decode resemble?** *Layout*: correlation of the time-averaged brightness "
+              "pattern, colour and exposure removed (1 = same layout; higher = closer). *Picture*: mean absolute "
+              f"difference (0-255) of the time-averaged frame in {swap_data.STRUCTURE_POOL}x{swap_data.STRUCTURE_POOL} "
+              "px blocks, colour included; *change*: of the frame-to-frame differences (what moves). Lower = closer.",
+              "", "| decode | layout vs A | layout vs B | picture vs A | picture vs B | change vs A | change vs B |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
 
     def fmt(v: float | None) -> str:
         return "n/a (1 frame)" if v is None else f"{v:.1f}"
 
     for name, d in res.distances().items():
-        lines.append(f"| {name} | {fmt(d['structure_to_A'])} | {fmt(d['structure_to_B'])} | "
+        lines.append(f"| {name} | {d['layout_to_A']:.2f} | {d['layout_to_B']:.2f} | "
+                     f"{fmt(d['structure_to_A'])} | {fmt(d['structure_to_B'])} | "
                      f"{fmt(d['dynamics_to_A'])} | {fmt(d['dynamics_to_B'])} |")
     lines += ["", "**Did the swap change anything?** Mean absolute difference (0-255) of each swap to the two "
               "reconstructions:"]
