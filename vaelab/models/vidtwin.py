@@ -172,9 +172,11 @@ CARD = VidTwinCard(
          "spatially down-sampled) plus a dynamics latent averaged over height and over width separately; the "
          "decoder sums their embeddings, so structure and dynamics can be swapped between clips.",
     architecture="PatchEmbed (1,8,8) -> 4 ST-Transformer blocks (width 96, spatial + causal temporal attention, RoPE) "
-                 "-> [Q-Former n_q=4 over time per position -> conv stride 2 -> z_S 4 x n_q x H/16 x W/16] + "
-                 "[conv stride 2 -> mean over W / over H -> z_D_h 4 x T x H/16, z_D_w 4 x T x W/16]; decoder: "
-                 "embed both, sum, 4 ST-Transformer blocks -> unpatchify.",
+                 "-> [Q-Former n_q=4 over time per position -> conv stride 2 -> z_S 8 x n_q x H/16 x W/16] + "
+                 "[conv stride 2 -> mean over W / over H -> z_D_h 2 x T x H/16, z_D_w 2 x T x W/16]; decoder: "
+                 "embed both, sum, 4 ST-Transformer blocks -> unpatchify. Lab deviation: in training each clip's "
+                 "dynamics are dropped with p = 0.25, so the structure latent alone must rebuild the clip (without "
+                 "it our small models put the whole picture into the dynamics).",
 )
 
 
