@@ -9,25 +9,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import require_lab_weights
-from test_browser import (CHROMIUM_ARGS, PNG_MAGIC, RENDER_TIMEOUT_MS, choose_cpu, choose_models, run_and_wait,
-                          set_slider)
+from test_browser import (PNG_MAGIC, RENDER_TIMEOUT_MS, browser, choose_cpu, choose_models,  # noqa: F401
+                          run_and_wait, set_slider)  # browser: the shared fixture, used by name
 from vaelab import models
 
 pytestmark = pytest.mark.browser
 
 PLOTS = ("#latent-umap", "#latent-pca")
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_executable):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -196,6 +196,20 @@ def resize_short_side(img_hwc: np.ndarray, size: int) -> np.ndarray:
     return out[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
 
 
+def check_settings(frames, size, max_frames: int = MAX_FRAMES, min_size: int = MIN_SIZE,
+                   max_size: int = MAX_SIZE) -> tuple[int, int]:
+    """Frames and working resolution from a form, as ints within the given bounds; ``ValueError`` otherwise."""
+    try:
+        frames, size = int(frames), int(size)
+    except (TypeError, ValueError):
+        raise ValueError("Frames and working resolution must be numbers.") from None
+    if not 1 <= frames <= max_frames:
+        raise ValueError(f"Frames must be between 1 and {max_frames} (got {frames}).")
+    if not min_size <= size <= max_size:
+        raise ValueError(f"Working resolution must be between {min_size} and {max_size} px (got {size}).")
+    return frames, size
+
+
 def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT_FRAMES,
                size: int = DEFAULT_SIZE):
     """The clip a request works on: an uploaded file wins over an example. Returns a ``vaelab.io.Clip``.
@@ -204,14 +218,7 @@ def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT
     """
     from .io import Clip, example_images, example_path, read_clip
 
-    try:
-        frames, size = int(frames), int(size)
-    except (TypeError, ValueError):
-        raise ValueError("Frames and working resolution must be numbers.") from None
-    if not 1 <= frames <= MAX_FRAMES:
-        raise ValueError(f"Frames must be between 1 and {MAX_FRAMES} (got {frames}).")
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"Working resolution must be between {MIN_SIZE} and {MAX_SIZE} px (got {size}).")
+    frames, size = check_settings(frames, size)
     if upload:
         return read_clip(upload, max_frames=frames, size=size)
     if not example:

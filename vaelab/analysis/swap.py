@@ -232,14 +232,7 @@ def load_pair(upload_a: str | None, example_a: str | None, upload_b: str | None,
     from .. import pipeline
     from ..io import VideoDecodeError
 
-    try:
-        frames, size = int(frames), int(size)
-    except (TypeError, ValueError):
-        raise ValueError("Frames and working resolution must be numbers.") from None
-    if not 1 <= frames <= MAX_FRAMES:
-        raise ValueError(f"Frames must be between 1 and {MAX_FRAMES} (got {frames}).")
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"Working resolution must be between {MIN_SIZE} and {MAX_SIZE} px (got {size}).")
+    frames, size = pipeline.check_settings(frames, size, MAX_FRAMES, MIN_SIZE, MAX_SIZE)
     clips = {}
     for name, upload, example in (("A", upload_a, example_a), ("B", upload_b, example_b)):
         try:
