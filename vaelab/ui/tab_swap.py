@@ -34,10 +34,11 @@ decoder simply **adds** their embeddings, so the two can come from different cli
 
 **What to look for.** *Structure A + dynamics B* keeps A's objects and layout and takes on B's movement and
 colour changes; *structure only* is a clip with its fast changes stripped out; *dynamics only* is change
-without objects (row and column stripes that move). The notes measure it: a swap should be nearer A in the
-time-averaged picture and nearer B in frame-to-frame change. The paper reports that the released model keeps
-A's objects and B's colours and fast motion; the weights here are lab-scale (1.6 M parameters trained on a
-CPU), so expect a blurrier, partial separation.
+without objects (row and column stripes that move). The notes measure it: a swap should share A's *layout* (where
+things are bright or dark, colour removed) and take B's colours and frame-to-frame change. The paper reports that
+the released model keeps A's objects and B's colours and fast motion; the weights here are lab-scale (1.6 M
+parameters trained on a CPU): their swaps keep the structure donor's layout and the dynamics donor's colours, but
+blurrily, and B's motion does not measurably carry over.
 """
 
 WEIGHTS_MISSING = (f"**The VidTwin lab weights are not installed** (`{models.lab_weights_path(MODEL).name}` is "
