@@ -62,12 +62,12 @@ def test_api_lists_endpoints(client):
     api = client.view_api(return_format="dict", print_info=False)
     endpoints = api["named_endpoints"]
     assert {"/reconstruct", "/show_frame", "/wavelets", "/model_cards", "/swap", "/show_swap_frame",
-            "/latent_space", "/latent_patch"} <= set(endpoints)
+            "/latent_space", "/latent_patch", "/caption_effect", "/branch_ablation"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
     assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap",
-                      "chunk", "custom_model", "custom_weights"]
+                      "chunk", "custom_model", "custom_weights", "caption"]
     optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
-    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights"} <= optional, \
+    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights", "caption"} <= optional, \
         "old 6-argument clients keep working"
 
 
@@ -202,3 +202,21 @@ def test_video_model_shows_group_positions(client, small_clip):
     rows = _rows(out["table"])
     assert rows[0]["model"] == video[0]
     assert "padded to 9" in out["notes"] and "streamed causally" in out["notes"]
+
+
+def test_inside_the_model_experiments_use_the_last_input(app_server, small_clip):
+    """Caption right/none/wrong (VideoVAE+) and zeroed branches (IV-VAE) on the last Reconstruct input; before
+    any run they say what to do."""
+    require_lab_weights("sd-vae", "videovae-plus", "iv-vae")
+    c = Client(app_server, verbose=False)  # its own session: its own last result
+    with pytest.raises(AppError, match="Run Reconstruct first"):
+        c.predict("a street", "", 0, "cpu", api_name="/caption_effect")
+    out = _outputs(c.predict(handle_file(str(small_clip)), None, ["sd-vae", "videovae-plus"], 5, 64, "cpu", False,
+                             64, 16, 4, None, "", "a moving grey gradient", api_name="/reconstruct"))
+    assert "a moving grey gradient" in out["notes"]
+    curves, images, notes = c.predict("a moving grey gradient", "", 2, "cpu", api_name="/caption_effect")
+    assert "right vs none" in notes and "scanned page" in notes  # the default wrong caption
+    assert "wrong caption" in curves["plot"] and "frame 2" in images["plot"]
+    images, bars, notes = c.predict(1, "cpu", api_name="/branch_ablation")
+    assert "keyframe branch zeroed" in notes and "temporal branch zeroed" in notes
+    assert '"4th"' in bars["plot"]

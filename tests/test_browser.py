@@ -204,3 +204,31 @@ def test_wavelets_tab_after_a_run(page, tmp_path):
     expect(page.locator("#wavelet-bars")).to_contain_text("HHH", timeout=RENDER_TIMEOUT_MS)
     page.screenshot(path=str(tmp_path / "wavelets.png"), full_page=True)
     assert not page.js_errors, page.js_errors
+
+
+def test_video_models_and_inside_the_model(page, tmp_path):
+    """Two video VAEs (IV-VAE streamed causally, VideoVAE+ with a caption) run in the browser, then the Inside
+    the model tab compares captions and zeroes IV-VAE's branches on the same input."""
+    from playwright.sync_api import expect
+
+    require_lab_weights("iv-vae", "videovae-plus")
+    set_slider(page, "frames", 5)
+    set_slider(page, "size", 64)
+    choose_models(page, ["iv-vae", "videovae-plus"])
+    choose_cpu(page)
+    expect(page.locator("#caption textarea")).to_have_value(re.compile("rabbit"))  # the example's caption
+    run_and_wait(page)
+    expect(page.locator("#group-psnr .js-plotly-plot")).to_have_count(1)
+    expect(page.locator("#vaelab-notes")).to_contain_text("streamed causally")
+    expect(page.locator("#vaelab-notes")).to_contain_text("rabbit")
+
+    page.get_by_role("tab", name="Inside the model").click()
+    expect(page.locator("#caption-right textarea")).to_have_value(re.compile("rabbit"))
+    page.locator("#caption-run").click()
+    expect(page.locator("#caption-notes")).to_contain_text("right vs none", timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator("#caption-images .js-plotly-plot")).to_have_count(1)
+    page.locator("#branch-run").click()
+    expect(page.locator("#branch-notes")).to_contain_text("temporal branch zeroed", timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator("#branch-bars .js-plotly-plot")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "inside.png"), full_page=True)
+    assert not page.js_errors, page.js_errors

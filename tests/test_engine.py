@@ -69,10 +69,36 @@ def test_tiling_with_overlap_hides_seams_that_butted_tiles_show():
     assert any("tiled: 64 px tiles, 16 px overlap" in n for n in blended.notes)
 
 
-def test_tiling_is_skipped_for_streamed_causal_models(clip):
+@pytest.mark.parametrize("name", ["walt", "iv-vae"])
+def test_causal_streaming_with_tiles_equals_tiled_one_shot(name):
+    """Per-tile layer caches: streamed + tiled == the whole clip through tiled(encode) / tiled(decode),
+    and different from untiled (the tiles really are cut)."""
+    from vaelab.streaming import tiled
+
+    torch.manual_seed(0)
+    m = models.build(name).eval()
+    rng = np.random.default_rng(1)
+    clip = rng.integers(0, 256, (9, 48, 64, 3)).astype(np.uint8)
+    x = engine.to_tensor(clip)
+    with torch.inference_mode():
+        z = tiled(m.encode, x, 32, 16)
+        one_shot = engine.to_uint8(tiled(m.decode, z, 4, 2))
+    res = engine.run_model(m, clip, chunk_latents=1, tile=32, overlap=16)
+    assert np.abs(res.recon.astype(int) - one_shot).max() <= 1
+    assert any("own layer caches" in n for n in res.notes) and res.extras["tile"] == 32
+    streamed = np.concatenate(list(engine.stream_reconstruct(m, iter([clip[:4], clip[4:]]), tile=32, overlap=16)))
+    assert np.abs(streamed.astype(int) - one_shot).max() <= 1
+    untiled = engine.run_model(m, clip, chunk_latents=1).recon
+    assert np.abs(untiled.astype(int) - one_shot).max() > 1
+
+
+def test_tile_streams_need_a_streaming_block():
+    from vaelab.streaming import tiled_stream
+
     m = models.build("walt").eval()
-    res = engine.run_model(m, clip[:5], tile=32, overlap=8)
-    assert any("tiling skipped" in n for n in res.notes) and "seam_score" not in res.extras
+    enc = tiled_stream(m.encode_chunk, m.encoder, 32, 8)
+    with pytest.raises(RuntimeError, match="streaming"):
+        enc(torch.zeros(1, 3, 1, 64, 64))
 
 
 @pytest.mark.parametrize("name", ["iv-vae", "walt", "hvdm", "sd-vae"])

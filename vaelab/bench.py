@@ -569,7 +569,8 @@ def bench_scaling(name: str, lengths=(17, 33, 65, 129), sizes=(128, 256, 480, 72
 
 
 def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: str, threads: int,
-                  chunk_latents: int, checkpoints: tuple[int, ...] = ()) -> dict:
+                  chunk_latents: int, checkpoints: tuple[int, ...] = (), tile: int | None = None,
+                  overlap: int = 0) -> dict:
     """Body of ``python -m vaelab.bench --stream``: one streamed file reconstruction in this fresh process.
 
     ``peak_rss_at`` gives the process's peak RSS (VmHWM) when the reconstruction first reached each of
@@ -591,7 +592,8 @@ def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: 
                 hwm_now = _status_kib("VmHWM")
                 at[m] = _r(hwm_now / 1024, 5) if hwm_now else None
 
-    res = stream_file(model, path, size=size, max_frames=frames, chunk_latents=chunk_latents, on_chunk=mark)
+    res = stream_file(model, path, size=size, max_frames=frames, chunk_latents=chunk_latents, on_chunk=mark,
+                      tile=tile, overlap=overlap)
     hwm = _status_kib("VmHWM")
     psnr = res.pop("psnr")
     return res | {"weights": used, "threads": threads, "mean_psnr": _r(float(np.mean(psnr)), 4),
@@ -604,12 +606,13 @@ def _stream_probe(name: str, path: str, frames: int, size: int | None, weights: 
 
 def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132), size: int | None = None,
                         weights: str = "lab", threads: int | None = None, chunk_latents: int = 1,
-                        timeout: float = 3600) -> dict:
+                        timeout: float = 3600, tile: int | None = None, overlap: int = 0) -> dict:
     """Peak RSS of a streamed whole-file reconstruction vs clip length, one fresh process per length.
 
     Default clip: the bundled bigbuckbunny.mp4 at its native 1280x720 (``size=None``). The frames are
     decoded lazily and never held whole (``engine.stream_file``), so the peak should not grow with length:
-    the figure of merit is ``peak_rss_mib`` at 132 frames over that at 33."""
+    the figure of merit is ``peak_rss_mib`` at 132 frames over that at 33. ``tile``/``overlap`` (px) also
+    tile every chunk in space (per-tile caches), which bounds the peak by a tile instead of a frame."""
     from .io import example_path
 
     path = str(path or example_path("bigbuckbunny"))
@@ -622,6 +625,8 @@ def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132
                "--weights", weights, "--threads", str(threads), "--chunk-latents", str(chunk_latents)]
         if size:
             cmd += ["--size", str(size)]
+        if tile:
+            cmd += ["--tile", str(tile), "--overlap", str(overlap)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
             lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
@@ -633,6 +638,7 @@ def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132
     peaks = [r.get("peak_rss_mib") for r in rows]
     flat = (peaks[-1] / peaks[0]) if all(peaks) else None
     return {"name": name, "clip": Path(path).name, "size": size or "native", "chunk_latents": chunk_latents,
+            "tile": tile, "overlap": overlap if tile else 0,
             "rows": rows, "peak_ratio_longest_vs_shortest": _r(flat, 4) if flat else None,
             "method": "VmHWM of a fresh process per length (model load included), frames decoded lazily"}
 
@@ -726,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream-sweep", metavar="NAME", help="--stream at each of --lengths, one process each")
     p.add_argument("--path", help="video file for --stream (default: bundled bigbuckbunny.mp4)")
     p.add_argument("--chunk-latents", type=int, default=1)
+    p.add_argument("--tile", type=int, default=0, help="--stream/--stream-sweep: spatial tile (px; 0 = untiled)")
+    p.add_argument("--overlap", type=int, default=16, help="tile overlap (px)")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--repeats", type=int, default=2)
@@ -755,11 +763,11 @@ def main(argv: list[str] | None = None) -> int:
 
         res = _stream_probe(a.stream, a.path or str(example_path("bigbuckbunny")), a.frames, a.size or None,
                             a.weights, a.threads or torch.get_num_threads(), a.chunk_latents,
-                            tuple(int(v) for v in a.lengths.split(",")))
+                            tuple(int(v) for v in a.lengths.split(",")), tile=a.tile or None, overlap=a.overlap)
     elif a.stream_sweep:
         res = bench_stream_memory(a.stream_sweep, a.path, lengths=tuple(int(v) for v in a.lengths.split(",")),
                                   size=a.size or None, weights=a.weights, threads=a.threads or None,
-                                  chunk_latents=a.chunk_latents)
+                                  chunk_latents=a.chunk_latents, tile=a.tile or None, overlap=a.overlap)
     else:
         p.error("give --one NAME, --scaling NAME, --reference, --stream NAME or --stream-sweep NAME")
     text = json.dumps(res)

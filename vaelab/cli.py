@@ -128,8 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.all_names())}")
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
-                      ckpt_every=args.ckpt_every,
-                      frames=args.frames or TrainConfig.frames)
+                      ckpt_every=args.ckpt_every, image_batch_share=args.image_batch_share,
+                      captions=not args.no_captions, frames=args.frames or TrainConfig.frames)
     record = train(cfg)
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
                      indent=2))
@@ -181,8 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not video:
             return _fail("--stream-memory needs a video model among --models")
         lengths = tuple(int(v) for v in args.stream_lengths.split(","))
-        report["stream_memory"] = bench_stream_memory(video[0], lengths=lengths,
-                                                      size=args.stream_size or None)
+        report["stream_memory"] = bench_stream_memory(video[0], lengths=lengths, size=args.stream_size or None,
+                                                      tile=args.stream_tile or None, overlap=args.stream_overlap)
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=int, default=250, help="checkpoint period in steps (default 250); "
                    "re-running with --steps at or below the checkpoint's step just finalises it")
     t.add_argument("--gan-weight", type=float, default=0.0)
+    t.add_argument("--image-batch-share", type=float, default=0.0,
+                   help="video models: share of steps trained on single frames (joint image + video training)")
+    t.add_argument("--no-captions", action="store_true", help="train a caption model (videovae-plus) without captions")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")
     t.set_defaults(func=cmd_train)
@@ -304,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also: peak RSS of a streamed reconstruction of bigbuckbunny.mp4 (first video model in "
                         "--models) at each of --stream-lengths frames, one fresh process each (slow: minutes at 720p)")
     b.add_argument("--stream-lengths", default="33,66,132")
+    b.add_argument("--stream-tile", type=int, default=0, help="--stream-memory: spatial tile in px (0 = untiled)")
+    b.add_argument("--stream-overlap", type=int, default=16, help="--stream-memory: tile overlap in px")
     b.add_argument("--stream-size", type=int, default=0, help="short side for --stream-memory (0 = native 720p)")
     b.set_defaults(func=cmd_bench)
 

@@ -98,10 +98,39 @@ def _frame_index(t: int, rule: str) -> np.ndarray:
     return np.minimum(np.arange(pad_frames_to_rule(t, rule)), t - 1)
 
 
+def _coders(model: VAE, streamed: bool, tile: int | None, overlap: int, model_kwargs: dict | None = None,
+            decode_kwargs: dict | None = None) -> tuple[Callable, Callable, int | None, int, str | None]:
+    """(encode, decode, tile, overlap, note) for one run: the model's own functions (``*_chunk`` when
+    streamed) with ``model_kwargs`` (both) and ``decode_kwargs`` bound, tiled when ``tile`` is given,
+    tile/overlap rounded down to multiples of the spatial factor."""
+    from functools import partial
+
+    enc, dec = (model.encode_chunk, model.decode_chunk) if streamed else (model.encode, model.decode)
+    enc = partial(enc, **(model_kwargs or {}))
+    dec = partial(dec, **(model_kwargs or {}), **(decode_kwargs or {}))
+    if not tile:
+        return enc, dec, None, 0, None
+    from .streaming import tiled, tiled_stream
+
+    f = model.card.spatial_factor
+    tile, overlap = max(f, tile // f * f), max(0, overlap // f * f)
+    overlap = min(overlap, tile - f)
+    if streamed:  # fresh per-tile caches for this run (each tile streams as its own causal clip)
+        encode = tiled_stream(enc, model.encoder, tile, overlap)
+        decode = tiled_stream(dec, model.decoder, tile // f, overlap // f)
+    else:
+        encode = lambda x: tiled(enc, x, tile, overlap)  # noqa: E731
+        decode = lambda z: tiled(dec, z, tile // f, overlap // f)  # noqa: E731
+    note = (f"tiled: {tile} px tiles, {overlap} px overlap, linear blending (encoder and decoder)"
+            + ("; every tile streams on its own layer caches" if streamed else ""))
+    return encode, decode, tile, overlap, note
+
+
 @torch.inference_mode()
 def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_latents: int = 4,
               tile: int | None = None, overlap: int = 0,
-              progress: Callable[[float], None] | None = None) -> RunResult:
+              progress: Callable[[float], None] | None = None, model_kwargs: dict | None = None,
+              decode_kwargs: dict | None = None) -> RunResult:
     """Reconstruct a uint8 clip (T, H, W, 3), with memory bounded by the chunk, not the clip.
 
     * image models: ``frame_batch`` frames at a time (frames are independent: same result);
@@ -111,8 +140,10 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
     Frame and size rules are met by padding (last frame repeated, edge pixels replicated) and cropped back.
 
     ``tile`` (px) runs encoder and decoder on overlapping spatial tiles blended linearly over ``overlap`` px
-    (``vaelab.streaming.tiled``; the diffusers recipe), for non-streamed models; both are rounded down to
-    multiples of the spatial factor. The result then carries ``extras["seam_score"]`` (1 = no seams).
+    (``vaelab.streaming.tiled``; the diffusers recipe; streamed models keep one set of layer caches per
+    tile, ``tiled_stream``); both are rounded down to multiples of the spatial factor. The result then
+    carries ``extras["seam_score"]`` (1 = no seams). ``model_kwargs`` go to encode and decode (VideoVAE+'s
+    ``caption``), ``decode_kwargs`` to decode only (IV-VAE's ``zero_branch``).
     """
     from .models.base import pad_to_rule
 
@@ -137,18 +168,9 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         chunks = [(0, len(idx))]
 
     f = card.spatial_factor
-    encode, decode = model.encode, model.decode
-    if tile and not streamed:
-        from .streaming import tiled
-
-        tile, overlap = max(f, tile // f * f), max(0, overlap // f * f)
-        overlap = min(overlap, tile - f)
-        encode = lambda x: tiled(model.encode, x, tile, overlap)  # noqa: E731
-        decode = lambda z: tiled(model.decode, z, tile // f, overlap // f)  # noqa: E731
-        notes.append(f"tiled: {tile} px tiles, {overlap} px overlap, linear blending (encoder and decoder)")
-    elif tile:
-        notes.append("tiling skipped: causal streaming keeps per-layer caches, which tiles would mix up")
-        tile = None
+    encode, decode, tile, overlap, note = _coders(model, streamed, tile, overlap, model_kwargs, decode_kwargs)
+    if note:
+        notes.append(note)
 
     def tensor(a: int, b: int) -> torch.Tensor:
         return pad_to_rule(to_tensor(frames_thwc[idx[a:b]], device), card.spatial_factor, "any")[0]
@@ -165,7 +187,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                     x = tensor(a, b)
                     _sync(device)
                     t0 = time.perf_counter()
-                    zs.append(model.encode_chunk(x))
+                    zs.append(encode(x))
                     _sync(device)
                     enc_s += time.perf_counter() - t0
                     if progress:
@@ -176,7 +198,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                 for i, (a, b) in enumerate(lat):
                     _sync(device)
                     t0 = time.perf_counter()
-                    y = model.decode_chunk(z[:, :, a:b])
+                    y = decode(z[:, :, a:b])
                     _sync(device)
                     dec_s += time.perf_counter() - t0
                     out.append(to_uint8(y[:, :, :, :h, :w]))
@@ -232,14 +254,17 @@ def stream_window(model: VAE) -> tuple[str, int]:
 
 
 @torch.inference_mode()
-def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
+def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: int | None = None,
+                       overlap: int = 0) -> Any:
     """Reconstruct a clip that arrives as uint8 (n, H, W, 3) pieces; yields uint8 reconstructed pieces.
 
     Memory is bounded by one window of frames at the working resolution, whatever the clip's length:
     no whole-clip array exists on either side. Causal models go frame 0 alone, then ``4 * chunk_latents``
     frames at a time with layer caches (equal to ``run_model``'s one-shot-equivalent result); other models
     in the independent windows of :func:`stream_window`. Frame and size rules are met per window by
-    padding (last frame repeated, edges replicated) and cropping back."""
+    padding (last frame repeated, edges replicated) and cropping back. ``tile``/``overlap`` (px) tile
+    every window in space as in :func:`run_model` (per-tile caches for causal models), which bounds
+    memory by one tile of one window, also at 720p and beyond."""
     import itertools
 
     from .models.base import pad_to_rule
@@ -249,7 +274,7 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
     kind, n = stream_window(model)
     causal = kind == "causal"
     sizes = itertools.chain([1], itertools.repeat(4 * chunk_latents)) if causal else itertools.repeat(n)
-
+    encode, decode, *_ = _coders(model, causal, tile, overlap)
     first = [True]
 
     def code(frames: np.ndarray) -> np.ndarray:
@@ -258,7 +283,7 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
         first[0] = False
         idx = np.minimum(np.arange(padded), t - 1) if padded else _frame_index(t, card.frame_rule)
         x = pad_to_rule(to_tensor(frames[idx], device), card.spatial_factor, "any")[0]
-        y = model.decode_chunk(model.encode_chunk(x)) if causal else model.decode(model.encode(x))
+        y = decode(encode(x))
         return to_uint8(y[:, :, :t, :h, :w])
 
     from contextlib import nullcontext
@@ -282,7 +307,8 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1) -> Any:
 
 def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: int | None = None,
                 chunk_latents: int = 1, out_path: Any = None, fps: float = 24.0,
-                on_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
+                on_chunk: Callable[[int], None] | None = None, tile: int | None = None,
+                overlap: int = 0) -> dict[str, Any]:
     """Reconstruct a video file of any length with bounded memory; per-frame PSNR, optionally an MP4.
 
     Frames are decoded lazily (``io.iter_chunks``), reconstructed by :func:`stream_reconstruct`, measured
@@ -304,7 +330,7 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
     sources: list[np.ndarray] = []  # input frames not yet compared with their reconstruction
 
     def measured():
-        for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents):
+        for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents, tile=tile, overlap=overlap):
             ref = np.concatenate(sources, 0)
             n = len(rec)
             mse = ((ref[:n].astype(np.float32) - rec.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
@@ -324,4 +350,4 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
     return {"name": model.card.name, "frames": len(psnr), "height": shape[0] if shape else 0,
             "width": shape[1] if shape else 0, "psnr": psnr, "seconds": time.perf_counter() - t0,
             "cut": "causal chunks with layer caches" if kind == "causal" else f"independent {n}-frame windows",
-            "chunk_frames": 4 * chunk_latents if kind == "causal" else n}
+            "chunk_frames": 4 * chunk_latents if kind == "causal" else n, "tile": tile, "overlap": overlap if tile else 0}

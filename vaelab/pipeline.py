@@ -75,12 +75,15 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
                      weights: str | dict[str, str] = "lab",
                      with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
                      tile: int | None = None, overlap: int = 0, chunk_latents: int = 4,
+                     caption: str | None = None,
                      progress: Callable[[float, str], None] | None = None) -> Comparison:
     """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it.
 
     ``weights`` is one choice for every model or a {name: choice} dict ("lab" for the rest), each choice as
     ``models.load`` takes it. ``tile``/``overlap`` (px) switch on spatial tiling; ``chunk_latents`` is the streamed chunk of causal video
-    models (4 x ``chunk_latents`` frames per chunk after frame 0); see ``engine.run_model``."""
+    models (4 x ``chunk_latents`` frames per chunk after frame 0); see ``engine.run_model``. ``caption`` goes to
+    the models that read one (VideoVAE+); the others ignore it."""
+    caption = (caption or "").strip() or None
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
     digest = _frames_digest(frames)
@@ -92,15 +95,19 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         step(0.0)
         w = weights.get(name, "lab") if isinstance(weights, dict) else weights
         model = get_model(name, w, device)
+        cap = caption if getattr(model, "text", None) is not None else None
         key = (digest, name, str(w), str(next(model.parameters()).device), id(model), tile,
-               overlap if tile else 0, chunk_latents if model.card.causal else None, bool(with_lpips and lp_ok))
+               overlap if tile else 0, chunk_latents if model.card.causal else None, bool(with_lpips and lp_ok), cap)
         cached = _RESULTS.get(key)
         if cached is not None:
             import dataclasses
 
             results[name] = dataclasses.replace(cached, cached=True)
             continue
-        run = run_model(model, frames, tile=tile, overlap=overlap, chunk_latents=chunk_latents, progress=step)
+        run = run_model(model, frames, tile=tile, overlap=overlap, chunk_latents=chunk_latents, progress=step,
+                        model_kwargs={"caption": cap} if cap else None)
+        if getattr(model, "text", None) is not None:
+            run.notes.append(f"caption: “{cap}”" if cap else "no caption (the learned null token)")
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
@@ -194,6 +201,16 @@ def resize_short_side(img_hwc: np.ndarray, size: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(img_hwc)).permute(2, 0, 1)[None].float()
     out = F.interpolate(t, size=(nh, nw), mode="area" if s < 1 else "bilinear", align_corners=None if s < 1 else False)
     return out[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+
+def example_caption(example: str | None) -> str:
+    """The caption of a bundled example (what VideoVAE+ was trained to read for it), "" if it has none."""
+    from .train.data import caption_for
+
+    if not example:
+        return ""
+    name = example[: -len(EXAMPLE_PHOTO_SUFFIX)] if example.endswith(EXAMPLE_PHOTO_SUFFIX) else example
+    return caption_for(name) or ""
 
 
 def check_settings(frames, size, max_frames: int = MAX_FRAMES, min_size: int = MIN_SIZE,

@@ -19,6 +19,11 @@ Spatial tiling (approximate). ``tiled(fn, x, tile, overlap)`` runs any spatial m
 a decoder, any model's) on overlapping tiles and blends the overlaps with linear ramps, the
 diffusers / HunyuanVideo recipe. Tiles see zero padding where the full frame had content, so
 without overlap the tile borders show as seams; ``seam_score`` measures them.
+
+Both at once. ``tiled_stream(model.encode_chunk, model.encoder, tile, overlap)`` gives every tile
+its own streaming caches (:class:`TileStreams`), so a causal model streams in time *and* tiles in
+space: the result equals the tiled one-shot result to float rounding (each tile is its own causal
+clip; the blend is per frame), and the largest activation is one tile of one chunk, not a frame.
 """
 from __future__ import annotations
 
@@ -27,10 +32,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .models._causal import check_frames, streaming
+from torch import nn
+
+from .models._causal import Streamable, check_frames, streaming
 
 __all__ = ["frame_chunks", "latent_chunks", "iter_encode_streaming", "iter_decode_streaming", "encode_streaming",
-           "decode_streaming", "tile_starts", "tiled", "seam_score", "streaming"]
+           "decode_streaming", "tile_starts", "tiled", "seam_score", "streaming", "TileStreams", "tiled_stream"]
 
 
 # --- causal streaming ---------------------------------------------------------------------------
@@ -158,6 +165,52 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
             out[..., oy:oy + ny, ox:ox + nx] += y * wt
             weight[oy:oy + ny, ox:ox + nx] += wt
     return out / weight
+
+
+class TileStreams:
+    """``fn`` with one set of streaming caches per spatial tile, for ``tiled`` inside ``with streaming(model)``.
+
+    ``tiled`` visits the tiles of every chunk in the same order, so the k-th call after ``next_chunk()``
+    is always tile k: before it, the caches of the :class:`Streamable` modules inside ``part`` (the
+    encoder or the decoder, whose caches ``fn`` uses) are set to tile k's, afterwards they are saved
+    back. A tile seen for the first time starts with empty caches, i.e. at frame 0 of its own clip."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], part: nn.Module):
+        self.fn = fn
+        self.mods = [m for m in part.modules() if isinstance(m, Streamable)]
+        self.states: list[list[Any]] = []
+        self.k = 0
+
+    def next_chunk(self) -> None:
+        self.k = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mods and not self.mods[0]._streaming:
+            raise RuntimeError("TileStreams runs inside `with streaming(model):`")
+        state = self.states[self.k] if self.k < len(self.states) else [None] * len(self.mods)
+        for m, c in zip(self.mods, state):
+            m._cache = c
+        y = self.fn(x)
+        saved = [m._cache for m in self.mods]
+        if self.k < len(self.states):
+            self.states[self.k] = saved
+        else:
+            self.states.append(saved)
+        self.k += 1
+        return y
+
+
+def tiled_stream(fn: Callable[[torch.Tensor], torch.Tensor], part: nn.Module, tile: int,
+                 overlap: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A chunk function (``encode_chunk``/``decode_chunk``) that tiles each chunk, every tile streaming on
+    its own caches (see :class:`TileStreams`); ``tile``/``overlap`` in the chunk's own pixels."""
+    streams = TileStreams(fn, part)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        streams.next_chunk()
+        return tiled(streams, x, tile, overlap)
+
+    return run
 
 
 def _borders(size: int, tile: int, overlap: int) -> list[int]:

@@ -270,3 +270,23 @@ def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], f
     return style(fig, height=340, title=f"HVDM: triplane planes (first 3 principal components as RGB) and "
                                         f"branch ablations, first {frames} frames",
                  margin=dict(l=10, r=10, t=80, b=40))
+
+
+# --- inside the model (ablations) ------------------------------------------------------------
+
+
+def per_frame_lines(series: dict[str, list[float]], title: str, yaxis: str = "PSNR (dB)") -> go.Figure:
+    """One line per variant over the frame index (e.g. PSNR with / without / with a wrong caption)."""
+    fig = go.Figure([go.Scatter(x=list(range(len(v))), y=list(v), name=k, mode="lines+markers",
+                                line=dict(color=colour(i), width=2), marker=dict(size=5))
+                     for i, (k, v) in enumerate(series.items())])
+    fig.update_xaxes(title_text="frame index")
+    fig.update_yaxes(title_text=yaxis)
+    return style(fig, height=320, title=title, hovermode="x unified", margin=dict(l=60, r=20, t=50, b=50),
+                 legend=dict(orientation="h", y=-0.25))
+
+
+def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """|a - b| of two uint8 RGB frames, averaged over colour, times ``gain``, as a grey uint8 RGB image."""
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1) * gain
+    return np.repeat(np.clip(d, 0, 255).round().astype(np.uint8)[..., None], 3, -1)

@@ -17,12 +17,39 @@ TRAIN_FRACTION = 0.8
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "colorwheel", "logo", "motorcycle_left", "page")
 
+# What each source shows, written by looking at it: VideoVAE+'s caption conditioning is trained on these
+# (a caption can only help as much as it describes the picture). Held-out frames use the same captions.
+CAPTIONS = {
+    "bigbuckbunny": "a big grey cartoon rabbit by his burrow on a green grassy hill with rocks and trees",
+    "bikes": "a grey city street with walls and a door, a van drives by and a person walks a bicycle on cobblestones",
+    "astronaut": "a smiling astronaut in an orange space suit in front of the american flag and a space shuttle",
+    "coffee": "a cup of coffee on a red saucer on a wooden table",
+    "chelsea": "close up of a tabby cat face with green eyes",
+    "rocket": "a white rocket on a launch pad at night with towers and lights",
+    "immunohistochemistry": "microscope image of stained tissue, brown cells on a pale blue background",
+    "hubble_deep_field": "many small galaxies and stars on a black sky",
+    "retina": "an orange red photograph of a human retina with blood vessels on black",
+    "colorwheel": "a smooth rainbow colour wheel on a black background",
+    "logo": "a green and orange snake logo on white",
+    "motorcycle_left": "a motorcycle in a studio",
+    "page": "a scanned page of grey printed text",
+}
+
+
+def caption_for(name: str) -> str | None:
+    """The caption of a source ("bikes@192" -> bikes'), None for sources without one."""
+    return CAPTIONS.get(name.split("@")[0])
+
 
 @dataclass
 class Source:
     name: str
     frames: np.ndarray  # uint8 (T, H, W, 3)
     is_photo: bool
+
+    @property
+    def caption(self) -> str | None:
+        return caption_for(self.name)
 
 
 def _clip_frames(short_side: int) -> dict[str, np.ndarray]:
@@ -83,38 +110,47 @@ class Sampler:
         self.crop, self.frames, self.photo_share = crop, frames, photo_share
         self.rng = np.random.default_rng(seed)
 
-    def _from_clip(self) -> np.ndarray:
-        src = self.clips[self.rng.integers(len(self.clips))].frames
-        stride = int(self.rng.integers(1, 3)) if self.frames > 1 else 1
-        span = (self.frames - 1) * stride + 1
+    def _from_clip(self, frames: int) -> tuple[np.ndarray, str | None]:
+        source = self.clips[self.rng.integers(len(self.clips))]
+        src = source.frames
+        stride = int(self.rng.integers(1, 3)) if frames > 1 else 1
+        span = (frames - 1) * stride + 1
         t0 = int(self.rng.integers(0, max(1, len(src) - span + 1)))
         idx = np.minimum(np.arange(t0, t0 + span, stride), len(src) - 1)
         _, h, w, _ = src.shape
         y, x = self.rng.integers(0, h - self.crop + 1), self.rng.integers(0, w - self.crop + 1)
-        return src[idx, y:y + self.crop, x:x + self.crop]
+        return src[idx, y:y + self.crop, x:x + self.crop], source.caption
 
-    def _from_photo(self) -> np.ndarray:
+    def _from_photo(self, frames: int) -> tuple[np.ndarray, str | None]:
         """A synthetic camera: the crop window drifts by a random velocity (<= 3 px/frame)."""
-        img = self.photos[self.rng.integers(len(self.photos))].frames[0]
+        source = self.photos[self.rng.integers(len(self.photos))]
+        img = source.frames[0]
         h, w, _ = img.shape
         c = self.crop
         vy, vx = self.rng.uniform(-3, 3, size=2)
-        y0 = self.rng.uniform(abs(vy) * self.frames, max(abs(vy) * self.frames, h - c - abs(vy) * self.frames))
-        x0 = self.rng.uniform(abs(vx) * self.frames, max(abs(vx) * self.frames, w - c - abs(vx) * self.frames))
+        y0 = self.rng.uniform(abs(vy) * frames, max(abs(vy) * frames, h - c - abs(vy) * frames))
+        x0 = self.rng.uniform(abs(vx) * frames, max(abs(vx) * frames, w - c - abs(vx) * frames))
         out = []
-        for t in range(self.frames):
+        for t in range(frames):
             y = int(np.clip(round(y0 + vy * t), 0, h - c))
             x = int(np.clip(round(x0 + vx * t), 0, w - c))
             out.append(img[y:y + c, x:x + c])
-        return np.stack(out)
+        return np.stack(out), source.caption
 
-    def batch(self, size: int) -> torch.Tensor:
-        clips = []
+    def sample(self, size: int, frames: int | None = None) -> tuple[torch.Tensor, list[str | None]]:
+        """A batch (B, 3, T, crop, crop) in [-1, 1] and each sample's caption; ``frames`` overrides T
+        (1 = an image batch: single frames of clips and photos, for joint image + video training)."""
+        frames = self.frames if frames is None else frames
+        clips, caps = [], []
         for _ in range(size):
             use_photo = self.photos and (not self.clips or self.rng.random() < self.photo_share)
-            c = self._from_photo() if use_photo else self._from_clip()
+            c, cap = self._from_photo(frames) if use_photo else self._from_clip(frames)
             if self.rng.random() < 0.5:
                 c = c[:, :, ::-1]
             clips.append(c)
+            caps.append(cap)
         x = torch.from_numpy(np.ascontiguousarray(np.stack(clips)))  # (B, T, H, W, 3)
-        return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+        return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0, caps
+
+    def batch(self, size: int, frames: int | None = None) -> torch.Tensor:
+        return self.sample(size, frames)[0]

@@ -39,6 +39,8 @@ class TrainConfig:
     gan_weight: float = 0.0  # 0 = no discriminator
     disc_start: int = 2000
     photo_share: float = 0.3
+    image_batch_share: float = 0.0  # video models: share of steps that train on a batch of single frames
+    captions: bool = True  # models with a caption path (VideoVAE+) see each source's caption (data.CAPTIONS)
     dead_code_every: int = 100  # VQ only: re-seed codes unused in the last window from encoder outputs
     seed: int = 0
     threads: int = 1
@@ -125,6 +127,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                       seed=cfg.seed + step)
     heldout = heldout_clips(128)
     is_vq = hasattr(model, "quantize")
+    takes_caption = cfg.captions and getattr(model, "text", None) is not None
+    image_rng = np.random.default_rng(cfg.seed + 7919 + step)  # own stream: the video batches stay as before
     usage = torch.zeros(model.quantize.n_embed, dtype=torch.long) if is_vq else None
     model.train()
     from tqdm import tqdm
@@ -134,8 +138,11 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     while step < cfg.steps:
         for g in opt.param_groups:
             g["lr"] = _lr_at(cfg, step)
-        x = sampler.batch(cfg.batch)
-        recon, reg = model(x)
+        # joint image + video training: an image is a 1-frame clip (W.A.L.T's causal first frame, VideoVAE+'s
+        # image mode); batch * frames single frames keep the step's pixel count
+        image_step = cfg.frames > 1 and image_rng.random() < cfg.image_batch_share
+        x, caps = sampler.sample(cfg.batch * cfg.frames if image_step else cfg.batch, frames=1 if image_step else None)
+        recon, reg = model(x, caption=caps) if takes_caption else model(x)
         losses = reconstruction_loss(x, recon, cfg.wavelet_weight)
         losses.update({k: v for k, v in reg.items() if not k.startswith("_")})
         if disc is not None and step >= cfg.disc_start:
@@ -165,7 +172,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                 usage.zero_()
         step += 1
         bar.update(1)
-        rec = {"step": step, "lr": round(_lr_at(cfg, step - 1), 7),
+        rec = {"step": step, "lr": round(_lr_at(cfg, step - 1), 7), **({"image_batch": 1} if image_step else {}),
                **{k: round(float(v), 5) for k, v in losses.items()}, "time_s": round(time.perf_counter() - t_start, 1)}
         if step % 25 == 0:
             bar.set_postfix(loss=f"{float(total):.4f}")

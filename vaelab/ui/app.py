@@ -2,7 +2,8 @@
 
 Endpoints (named after their functions, usable with gradio_client): ``/reconstruct``,
 ``/show_frame``, ``/wavelets``, ``/model_cards``; the tab modules add ``/swap``, ``/show_swap_frame``,
-``/weights_status`` (tab_swap) and the Latent space tab's own (tab_latents).
+``/weights_status`` (tab_swap), ``/caption_effect``, ``/branch_ablation`` (tab_inside) and the Latent space
+tab's own (tab_latents).
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import pandas as pd
 
 from .. import metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
-from ..io import VideoDecodeError, side_by_side, write_mp4
-from . import tab_latents, tab_swap, text
+from ..io import side_by_side, write_mp4
+from . import tab_inside, tab_latents, tab_swap, text
+from .errors import visitor_errors
 from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui")
@@ -30,6 +32,7 @@ MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", 200))
 # Work cap per request (frames x pixels x models): keeps one CPU request well under a minute.
 MAX_WORK_CPU = 4_000_000
 MAX_WORK_GPU = 200_000_000
+MAX_CAPTION_CHARS = 300  # VideoVAE+ reads at most 32 words; longer text is cut here
 QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
 OUT_DIR = Path(tempfile.gettempdir()) / "vaelab-out"
 OUT_TTL_S = 3600
@@ -147,12 +150,12 @@ def weights_md() -> str:
 
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                chunk=4, custom_model=None, custom_weights="", progress=gr.Progress()):
+                chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
         raise gr.Error("Select at least one model.")
     weights = _weights_choice(custom_model, custom_weights, model_names)
-    try:
+    with visitor_errors("Reconstruction"):
         progress(0.0, desc="decoding input")
         clip = pipeline.load_input(upload, example, frames=frames, size=size)
         t, h, w, _ = clip.frames.shape
@@ -165,12 +168,7 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), weights=weights, fps=clip.fps, clip_notes=clip.notes,
             tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
-            progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
-    except (VideoDecodeError, ValueError, models.WeightsError) as e:
-        raise gr.Error(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
-        log.exception("reconstruct failed")
-        raise gr.Error(f"Reconstruction failed ({type(e).__name__}). The server is fine; try smaller settings.") from None
+            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
 
     progress(0.88, desc="encoding side-by-side video")
     panel = side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()], ["input"] + list(comp.results))
@@ -298,6 +296,11 @@ def build_app() -> gr.Blocks:
                         tile = gr.Slider(16, 256, value=64, step=8, label="Tile size (px)", elem_id="tile")
                         overlap = gr.Slider(0, 64, value=16, step=8, label="Overlap (px, linear blend)",
                                             elem_id="overlap")
+                    caption = gr.Textbox(pipeline.example_caption(examples[0] if examples else None),
+                                         label="Caption for VideoVAE+ (optional; others ignore it)",
+                                         elem_id="caption", max_length=MAX_CAPTION_CHARS,
+                                         info="Examples come with the caption VideoVAE+ was trained on. Empty = no "
+                                              "caption. Inside the model compares right / none / wrong.")
                     with gr.Accordion("Weights", open=False):
                         gr.Markdown(weights_md(), elem_id="weights-table")
                         custom_model = gr.Dropdown(names, value=names[0] if names else None, elem_id="custom-model",
@@ -337,6 +340,8 @@ def build_app() -> gr.Blocks:
             wbars = gr.Plot(elem_id="wavelet-bars", show_label=False)
             wnotes = gr.Markdown(elem_id="wavelet-notes")
             whvdm = gr.Plot(elem_id="wavelet-hvdm", show_label=False, visible=False)
+        with gr.Tab("Inside the model"):
+            tab_inside.build(state, example)
         with gr.Tab("Structure x Dynamics"):
             tab_swap.build()
         with gr.Tab("Latent space"):
@@ -345,11 +350,12 @@ def build_app() -> gr.Blocks:
             cards = gr.Markdown(elem_id="cards")
 
         run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
-                                   custom_model, custom_weights],
+                                   custom_model, custom_weights, caption],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute")
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
+        example.change(pipeline.example_caption, example, caption, queue=False, api_name=False)
         wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=2)
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)

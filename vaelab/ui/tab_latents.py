@@ -20,7 +20,7 @@ from .. import models, pipeline
 from .. import viz_latents as VL
 from ..analysis import latents as L
 from ..engine import auto_device, get_model
-from ..io import VideoDecodeError
+from .errors import visitor_errors
 from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui.latents")
@@ -187,15 +187,9 @@ def latent_space(clip_source, upload, example, frames, size, model_names, use_re
     the sd-vae reference; returns the status text, UMAP and PCA scatter plots, the distance / channel
     table, the decoder-compatibility table (an update, hidden when there is no row), the per-channel
     bars and the view kept for thumbnails."""
-    try:
+    with visitor_errors("The latent-space analysis", "try fewer frames, a lower resolution or fewer models"):
         return _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
                              parallel, state, progress)
-    except (VideoDecodeError, ValueError, models.WeightsError) as e:
-        raise gr.Error(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
-        log.exception("latent space failed")
-        raise gr.Error(f"The latent-space analysis failed ({type(e).__name__}). The server is fine; "
-                       "try fewer frames, a lower resolution or fewer models.") from None
 
 
 def _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed, parallel,

@@ -13,7 +13,8 @@ import numpy as np
 from .. import models, pipeline, viz_swap
 from ..analysis import swap as swap_data
 from ..engine import auto_device, get_model
-from ..io import VideoDecodeError, write_mp4
+from ..io import write_mp4
+from .errors import visitor_errors
 from .gpu import zero_gpu
 
 log = logging.getLogger("vaelab.ui.swap")
@@ -122,18 +123,13 @@ def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progres
     table, the notes and the result (state for the frame slider)."""
     if MODEL not in models.names():
         raise gr.Error(WEIGHTS_MISSING.replace("**", "").replace("`", ""))
-    try:
+    with visitor_errors("The swap"):
         progress(0.0, desc="reading clips")
         pair = swap_data.load_pair(upload_a, example_a, upload_b, example_b, frames=frames, size=size)
         dev = auto_device(device)
         swap_data.check_work(pair.a.shape, dev)
         progress(0.15, desc="VidTwin: 2 encodes, 8 decodes")
         res = swap_data.swap_pair(get_model(MODEL, "lab", dev), pair)
-    except (VideoDecodeError, ValueError, models.WeightsError) as e:
-        raise gr.Error(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - never show a traceback to a visitor; keep it in the log
-        log.exception("swap failed")
-        raise gr.Error(f"The swap failed ({type(e).__name__}). The server is fine; try smaller settings.") from None
 
     from .app import _fresh_output_path  # here, not at import: app.py imports this module
 

@@ -1,0 +1,115 @@
+"""Tab "Inside the model": VideoVAE+'s caption and IV-VAE's latent branches (wiring and words only).
+
+Both experiments run on the input of the last Reconstruct run. The computation is
+``vaelab.analysis.ablations``, the figures ``vaelab.viz``. Endpoints: ``/caption_effect``,
+``/branch_ablation``.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from .. import models, pipeline, viz
+from ..analysis import ablations
+from ..engine import auto_device, get_model
+from .errors import visitor_errors
+from .gpu import zero_gpu
+
+CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
+
+CAPTION_HELP = """### VideoVAE+: what does the caption do?
+VideoVAE+ ([Xing et al. 2024](https://arxiv.org/abs/2412.17805)) lets its encoder *and* decoder attend to a
+caption (cross-attention after the ResNet blocks), so text can carry part of what the latent would otherwise
+have to store. Here the caption is read by a tiny text embedder of our own (hashed words, 2 transformer
+blocks) trained with the VAE on one caption per training source; 10 % of training captions were dropped so
+that "no caption" is a learned mode too. Compare the **right** caption, **no** caption and a **wrong** one on
+the same clip: where the right caption wins, the caption carries information."""
+
+BRANCH_HELP = """### IV-VAE: what each half of the latent carries
+IV-VAE ([Wu et al. 2024](https://arxiv.org/abs/2411.06449)) splits its latent channels into a **keyframe**
+branch (2D convolutions on the first frame of each 4-frame group) and a **temporal** branch (group-causal 3D
+convolutions over the group). Decoding the same latent with one half set to zero shows what it carries. The
+decoder mixes the halves from its first layer on, so this is not a clean "keyframes only" video: it is the
+trained model missing half its code. PSNR is split by position inside each 4-frame group (frame 0 is coded
+alone)."""
+
+
+def _frames(state) -> np.ndarray:
+    if not isinstance(state, pipeline.Comparison):
+        raise gr.Error("Run Reconstruct first: these experiments use its input clip.")
+    return state.frames
+
+
+def _model(name: str, device: str):
+    if name not in models.names():
+        raise gr.Error(f"The {name} lab weights are not installed ({models.lab_weights_path(name).name} is "
+                       f"missing), so this experiment cannot run: VAE Lab never shows random-weight decodes.")
+    return get_model(name, "lab", auto_device(device))
+
+
+def _picture(ab: ablations.Ablation, frame, extra: dict[str, np.ndarray] | None = None) -> tuple:
+    t = int(np.clip(int(frame or 0), 0, len(ab.frames) - 1))
+    images = {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()} | (extra or {})
+    return t, images
+
+
+@zero_gpu
+def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Progress()):
+    """VideoVAE+ with the right caption, none and a wrong one: PSNR curves, one frame of each, notes."""
+    frames = _frames(state)
+    with visitor_errors("The caption experiment"):
+        progress(0.1, desc="videovae-plus: 3 reconstructions")
+        ab = ablations.caption_effect(_model(CAPTION_MODEL, device), frames, caption, wrong)
+    t, images = _picture(ab, frame)
+    images["|right - none| x4"] = viz.amplified_difference(ab.variants["right caption"].recon[t],
+                                                            ab.variants["no caption"].recon[t])
+    curves = viz.per_frame_lines({k: v.psnr for k, v in ab.variants.items()}, "VideoVAE+: PSNR per frame")
+    notes = "\n".join(f"- {n}" for n in ab.notes)
+    return curves, viz.image_row(images, f"frame {t}"), notes
+
+
+@zero_gpu
+def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
+    """IV-VAE decoded with its full latent and with either branch zeroed: one frame, PSNR by group position."""
+    frames = _frames(state)
+    with visitor_errors("The branch experiment"):
+        progress(0.1, desc="iv-vae: 3 reconstructions")
+        ab = ablations.branch_ablation(_model(BRANCH_MODEL, device), frames)
+    t, images = _picture(ab, frame)
+    cats = list(next(iter(ab.by_position.values())))
+    bars = viz.bars(cats, {k: [v[c] for c in cats] for k, v in ab.by_position.items()},
+                    "IV-VAE: PSNR by position inside each 4-frame group", "PSNR (dB)")
+    notes = "\n".join(f"- {n}" for n in ab.notes)
+    return viz.image_row(images, f"frame {t}"), bars, notes
+
+
+def build(state: gr.State, example: gr.Dropdown) -> None:
+    """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result and
+    ``example`` its example dropdown (its caption fills the caption box)."""
+    gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
+                "tab's last input again.")
+    frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
+    device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="inside-device")
+    gr.Markdown(CAPTION_HELP)
+    first = pipeline.example_names()[0] if pipeline.example_names() else None
+    with gr.Row():
+        caption = gr.Textbox(pipeline.example_caption(first), label="Right caption (describe the clip)",
+                             elem_id="caption-right", max_length=300)
+        wrong = gr.Textbox(ablations.wrong_caption_for(pipeline.example_caption(first)),
+                           label="Wrong caption", elem_id="caption-wrong", max_length=300)
+    crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
+    ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
+    cimages = gr.Plot(elem_id="caption-images", show_label=False)
+    cnotes = gr.Markdown(elem_id="caption-notes")
+    gr.Markdown(BRANCH_HELP)
+    brun = gr.Button("Zero each branch", variant="primary", elem_id="branch-run")
+    bimages = gr.Plot(elem_id="branch-images", show_label=False)
+    bbars = gr.Plot(elem_id="branch-bars", show_label=False)
+    bnotes = gr.Markdown(elem_id="branch-notes")
+
+    example.change(lambda e: (pipeline.example_caption(e), ablations.wrong_caption_for(pipeline.example_caption(e))),
+                   example, [caption, wrong], queue=False, api_name=False)
+    crun.click(caption_effect, [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
+               concurrency_limit=1, concurrency_id="compute")
+    brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
+               concurrency_limit=1, concurrency_id="compute")
