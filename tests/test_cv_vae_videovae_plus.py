@@ -74,7 +74,7 @@ def test_cards(built):
 
 
 @pytest.mark.parametrize("name", ["cv-vae", "videovae-plus"])
-@pytest.mark.parametrize("t,h,w", [(1, 17, 23), (2, 9, 15), (5, 31, 25), (16, 8, 9), (17, 15, 16)])
+@pytest.mark.parametrize("t,h,w", [(1, 17, 23), (2, 9, 15), (5, 31, 25), (16, 8, 9), (17, 15, 16), (33, 7, 9)])
 def test_reconstruct_shape_and_latent_shape(built, name, t, h, w):
     m = built[name]
     x = _clip(t, h, w)
@@ -217,8 +217,9 @@ def test_encode_chunked_first_window_exact_and_smooth_input_close(built):
             assert (zc[:, :, :5] - z[:, :, :5]).abs().max() <= 1e-6, "window 0 must equal one-shot (causal encoder)"
             errs[speed] = float((zc - z).norm() / z.norm())
         y, yc = m.decode(z), m.decode_chunked(z, window=4)
-    assert errs[0.0] <= 1e-6, "a static clip is exact: the replicated first frame *is* the past"
-    assert 0 < errs[0.002] < 0.1 and errs[0.002] < errs[0.02], errs
+    # float32 rounding only (oneDNN's blocking depends on the window's length)
+    assert errs[0.0] <= 1e-5, "a static clip is exact: the replicated first frame *is* the past"
+    assert 1e-4 < errs[0.002] < 0.1 and errs[0.002] < errs[0.02], errs
     assert yc.shape == y.shape and torch.isfinite(yc).all()
 
 

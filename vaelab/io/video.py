@@ -159,16 +159,9 @@ def read_clip(
 
     Raises :class:`VideoDecodeError` for anything wrong with the file.
     """
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-    if size is not None and size < 2:
-        raise ValueError(f"size must be >= 2, got {size}")
     if start_frame < 0:
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
-    path = Path(path)
-    _check_file(path, limits.max_bytes)
-    _check_image_header(path, limits)
-    frame_cap = limits.max_frames if max_frames is None else min(max_frames, limits.max_frames)
+    path, frame_cap = _checked(path, max_frames, size, limits)
     cap_reason = "limit" if max_frames is None or max_frames >= limits.max_frames else "requested"
     deadline = time.monotonic() + limits.timeout_s
 
@@ -206,10 +199,7 @@ def iter_chunks(
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    path = Path(path)
-    _check_file(path, limits.max_bytes)
-    _check_image_header(path, limits)
-    cap = limits.max_frames if max_frames is None else min(max_frames, limits.max_frames)
+    path, cap = _checked(path, max_frames, size, limits)
     with contextlib.ExitStack() as stack:
         source = _open_with_pyav(path, stack)
         _check_size(source.width, source.height, limits)
@@ -278,6 +268,19 @@ def probe(path: str | PathLike) -> dict:
             "n_video_streams": len(streams),
             "rotation": (-90 * quarter_turns) % 360,
         }
+
+
+def _checked(path: str | PathLike, max_frames: int | None, size: int | None, limits: VideoLimits) -> tuple[Path, int]:
+    """The checks both readers make before opening a file: arguments, file size, image header.
+    Returns the path and the frame cap (``max_frames`` never above ``limits.max_frames``)."""
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if size is not None and size < 2:
+        raise ValueError(f"size must be >= 2, got {size}")
+    path = Path(path)
+    _check_file(path, limits.max_bytes)
+    _check_image_header(path, limits)
+    return path, limits.max_frames if max_frames is None else min(max_frames, limits.max_frames)
 
 
 def _check_file(path: Path, max_bytes: int | None) -> None:

@@ -14,6 +14,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that takes oneDNN's CPU kernel where PyTorch's heuristic falls back to its reference loop.
+
+    PyTorch (2.14) picks oneDNN for a float32 CPU convolution of batch 1 only if N*C*D*H > 20480: a rule
+    written for 2D inputs that leaves out W for 3D ones, so a one-clip batch of a few frames at lab sizes
+    runs ``slow_conv3d``, about 5x slower per clip here (docs/PERFORMANCE.md). This applies the rule to the
+    whole input (N*C*D*H*W) and keeps PyTorch's choice for 1x1 spatial kernels. Same parameters and state
+    dict; same gradients; outputs equal to float32 rounding."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+                and not isinstance(self.padding, str) and x.numel() > 20480
+                and (weight.shape[-1] != 1 or weight.shape[-2] != 1)
+                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, list(self.padding),
+                                                     list(self.stride), list(self.dilation), self.groups)
+        return super()._conv_forward(x, weight, bias)
+
+
 def _groups(channels: int, groups: int) -> int:
     """GroupNorm needs channels % groups == 0; fall back to the largest divisor <= groups."""
     g = min(groups, channels)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import VAE, pad_to_rule
-from ._blocks import DiagonalGaussian
+from ._blocks import Conv3d, DiagonalGaussian
 
 
 # --- the streaming cache ------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class CausalConv3d(Streamable):
         super().__init__()
         kt, kh, kw = _triple(kernel)
         self.kt, self.stride = kt, stride
-        self.conv = nn.Conv3d(in_channels, out_channels, (kt, kh, kw), stride=(stride, spatial_stride, spatial_stride),
+        self.conv = Conv3d(in_channels, out_channels, (kt, kh, kw), stride=(stride, spatial_stride, spatial_stride),
                               padding=(0, kh // 2, kw // 2), bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,7 +173,7 @@ class CausalResBlock3d(nn.Module):
         self.conv1 = CausalConv3d(in_channels, out_channels, 3)
         self.norm2 = RMSNorm(out_channels)
         self.conv2 = CausalConv3d(out_channels, out_channels, 3)
-        self.conv_shortcut = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.conv_shortcut = Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))

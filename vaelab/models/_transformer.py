@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._blocks import Conv3d
+
 
 # --- rotary position embeddings ---------------------------------------------------------------------
 
@@ -187,7 +189,7 @@ class PatchEmbed3d(nn.Module):
     def __init__(self, patch: int, dim: int, in_channels: int = 3):
         super().__init__()
         self.patch = patch
-        self.proj = nn.Conv3d(in_channels, dim, (1, patch, patch), stride=(1, patch, patch))
+        self.proj = Conv3d(in_channels, dim, (1, patch, patch), stride=(1, patch, patch))
 
     def forward(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         h, w = x_bcthw.shape[-2:]
@@ -218,7 +220,7 @@ class Unpatchify(nn.Module):
         return self.proj.weight
 
 
-def frame_chunks(t: int, size: int) -> list[tuple[int, int]]:
+def fixed_chunks(t: int, size: int) -> list[tuple[int, int]]:
     """[start, end) frame ranges of consecutive chunks of ``size`` frames (the last one may be shorter)."""
     return [(a, min(a + size, t)) for a in range(0, max(t, 1), size)]
 

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import Attention, DiagonalGaussian, _groups
+from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .sd_vae import convert_legacy_attention
 
@@ -143,7 +143,7 @@ class GroupNorm3D(nn.GroupNorm):
         return per_frame(super().forward, x)
 
 
-class Conv3dT(nn.Conv3d):
+class Conv3dT(Conv3d):
     """3D conv padded in time by replicating edge frames: ``causal`` pads k_t - 1 frames in front only
     (output t sees inputs <= t), otherwise (k_t - 1) / 2 on each side. Space: zero "same" padding
     (``space_pad`` False: none, the caller pads). Its weight is [out, in, k_t, k, k], the 2D name kept."""

@@ -68,8 +68,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..analysis.wavelets import BANDS_3D, dwt3
-from ._blocks import _groups
-from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, frame_chunks,
+from ._blocks import Conv3d, _groups
+from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks,
                            grid_positions)
 from .base import VAE, ModelCard, Paper, pad_to_rule
 
@@ -151,11 +151,11 @@ def _conv_stack(in_ch: int, widths: list[int], extra_mid: bool = True) -> nn.Seq
     c = in_ch
     for i, w in enumerate(widths):
         stride = (1, 1, 1) if i == 0 else (1, 2, 2)
-        layers += [nn.Conv3d(c, w, (1, 3, 3), stride=stride, padding=(0, 1, 1)),
+        layers += [Conv3d(c, w, (1, 3, 3), stride=stride, padding=(0, 1, 1)),
                    nn.GroupNorm(_groups(w, 8), w), nn.SiLU()]
         c = w
     if extra_mid:
-        layers.append(nn.Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1)))
+        layers.append(Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1)))
     return nn.Sequential(*layers)
 
 
@@ -340,13 +340,13 @@ class HVDM(VAE):
         ``mode`` overrides ``config["mode"]`` ("fused" | "triplane" | "wavelet": the other branch zeroed).
         Chunks of ``chunk_frames`` frames are encoded independently and concatenated in time."""
         mode = self._mode(mode)
-        chunks = frame_chunks(x_bcthw.shape[2], self.config["chunk_frames"])
+        chunks = fixed_chunks(x_bcthw.shape[2], self.config["chunk_frames"])
         zs = [self.encoder(x_bcthw[:, :, a:b], mode) for a, b in chunks]
         return torch.cat(zs, 2) if len(zs) > 1 else zs[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, 4, T, h, w) -> (B, 3, T, 8h, 8w), chunk by chunk as ``encode``."""
-        xs = [self.decoder(z[:, :, a:b]) for a, b in frame_chunks(z.shape[2], self.config["chunk_frames"])]
+        xs = [self.decoder(z[:, :, a:b]) for a, b in fixed_chunks(z.shape[2], self.config["chunk_frames"])]
         return torch.cat(xs, 2) if len(xs) > 1 else xs[0]
 
     @torch.no_grad()

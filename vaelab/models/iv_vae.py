@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._blocks import Conv3d
 from ._causal import CausalVideoVAE, RMSNorm, Streamable, depth_to_time
 from .base import ModelCard, Paper
 
@@ -122,7 +123,7 @@ class GroupCausalConv3d(Streamable):
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, t_c: int = 4):
         super().__init__()
         self.t_c = t_c
-        self.conv = nn.Conv3d(in_channels, out_channels, (3, kernel, kernel), padding=(0, kernel // 2, kernel // 2))
+        self.conv = Conv3d(in_channels, out_channels, (3, kernel, kernel), padding=(0, kernel // 2, kernel // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -182,7 +183,7 @@ class SepResBlock(nn.Module):
         self.conv1 = SepConv(2 * in_half, out_half, 3, t_c)
         self.norm2 = RMSNorm(2 * out_half, groups=2)
         self.conv2 = SepConv(2 * out_half, out_half, 3, t_c)
-        self.conv_shortcut = nn.Conv3d(2 * in_half, 2 * out_half, 1) if in_half != out_half else None
+        self.conv_shortcut = Conv3d(2 * in_half, 2 * out_half, 1) if in_half != out_half else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -234,7 +235,7 @@ class SepDownsample(Streamable):
         self.time = time
         self.conv_kf = nn.Conv2d(half, half, 3, stride=2)
         self.conv_tp = nn.Conv2d(half, half, 3, stride=2)
-        self.time_conv = nn.Conv3d(half, half, (2, 1, 1), stride=(2, 1, 1)) if time else None
+        self.time_conv = Conv3d(half, half, (2, 1, 1), stride=(2, 1, 1)) if time else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kf, tp = x.chunk(2, 1)
@@ -259,7 +260,7 @@ class SepUpsample(Streamable):
     def __init__(self, in_half: int, out_half: int, time: bool):
         super().__init__()
         self.time = time
-        self.time_conv = nn.Conv3d(in_half, 2 * in_half, 1) if time else None
+        self.time_conv = Conv3d(in_half, 2 * in_half, 1) if time else None
         self.conv_kf = nn.Conv2d(in_half, out_half, 3, padding=1)
         self.conv_tp = nn.Conv2d(in_half, out_half, 3, padding=1)
 

@@ -37,8 +37,8 @@ None (unconditional), one string for the whole batch, or one string/None per sam
 Effect of a caption. With random weights every caption (and None) gives a different output:
 the cross-attention outputs are added to the features (nothing is zero-initialised there, as in
 the repo). After training, a caption only helps as much as the training captions carried
-information; the lab's captions are source names (see the training notes), so expect a small
-effect, and compare caption / None / a wrong caption on the same clip.
+information; the lab's captions are one line per training source (``train/data.py: CAPTIONS``), so
+the effect is small (the weights' record, ``caption_effect``, has it on held-out frames). Compare caption / None / a wrong caption on the same clip (Inside the model tab).
 
 Chunking (``encode_chunked`` / ``decode_chunked`` / ``reconstruct_chunked``): like the repo's
 inference script, clips are cut into independent chunks of 4n frames with no overlap or
@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import DiagonalGaussian, Downsample2D, Upsample2D, _groups
+from ._blocks import Conv3d, DiagonalGaussian, Downsample2D, Upsample2D, _groups
 from ._text import Caption, TextEmbedder, as_caption_list
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .cv_vae import GroupNorm3D, SpatialAttention, per_frame
@@ -110,7 +110,8 @@ CARD = ModelCard(
     teaching=(
         "Space first, then time: a per-frame 8x8 autoencoder whose layers can glance at neighbouring frames, "
         "followed by a small autoencoder that squeezes 4 frames into 1. Captions can steer the coding through "
-        "cross-attention: reconstruct with the right caption, no caption and a wrong one and compare. A single "
+        "cross-attention: reconstruct with the right caption, no caption and a wrong one and compare (Inside the "
+        "model tab; the card's training record gives the held-out effect). A single "
         "image skips every temporal layer (joint image mode). Chunks are coded independently, so watch for a "
         "flicker spike at every chunk boundary."
     ),
@@ -135,7 +136,7 @@ class TemporalConvLayer(nn.Module):
         kt, kh, kw = kernel
         self.kt = kt
         self.norm = GroupNorm3D(channels, groups, over_time=False)
-        self.conv = nn.Conv3d(channels, channels, (kt, kh, kw), padding=(0, kh // 2, kw // 2))
+        self.conv = Conv3d(channels, channels, (kt, kh, kw), padding=(0, kh // 2, kw // 2))
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
@@ -338,7 +339,7 @@ class Decoder2plus1D(nn.Module):
 
 # --- stage 2: the temporal autoencoder -----------------------------------------------------------------
 
-class SamePadConv3d(nn.Conv3d):
+class SamePadConv3d(Conv3d):
     """3x3x3 conv with "same" replicate padding (front-heavy when the stride is 2): T -> T / stride_t."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: tuple[int, int, int] = (1, 1, 1)):

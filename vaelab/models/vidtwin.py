@@ -83,7 +83,7 @@ from torch import nn
 
 from ._blocks import DiagonalGaussian
 from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, centre_crop, fourier_time,
-                           frame_chunks)
+                           fixed_chunks)
 from .base import VAE, ModelCard, Paper, pad_to_rule
 
 LAB_CONFIG: dict[str, Any] = {
@@ -403,7 +403,7 @@ class VidTwin(VAE):
         Each chunk of ``chunk_frames`` frames is encoded on its own; structure moments are concatenated
         along the query axis (n_q per chunk), dynamics moments along time."""
         moments: list[list[torch.Tensor]] = [[], [], []]
-        for a, b in frame_chunks(x_bcthw.shape[2], self.config["chunk_frames"]):
+        for a, b in fixed_chunks(x_bcthw.shape[2], self.config["chunk_frames"]):
             tok = self.encoder.tokens(x_bcthw[:, :, a:b])
             for lst, m in zip(moments, (self.encoder.structure(tok)[0], *self.encoder.dynamics(tok))):
                 lst.append(m)
@@ -426,7 +426,7 @@ class VidTwin(VAE):
         """
         x_pad, _ = pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)
         t, nq = x_pad.shape[2], self.config["num_queries"]
-        chunks = frame_chunks(t, self.config["chunk_frames"])
+        chunks = fixed_chunks(t, self.config["chunk_frames"])
         out = None
         for k, (a, b) in enumerate(chunks):
             _, probs = self.encoder.structure(self.encoder.tokens(x_pad[:, :, a:b]))
@@ -468,7 +468,7 @@ class VidTwin(VAE):
             lat_hw, t = (z_h.shape[-1], z_w.shape[-1]), z_h.shape[2]
         else:
             lat_hw, t = tuple(structure.shape[-2:]), frames or cf * max(1, structure.shape[2] // nq)
-        chunks = frame_chunks(t, cf)
+        chunks = fixed_chunks(t, cf)
         if structure is not None:
             if tuple(structure.shape[-2:]) != lat_hw:
                 raise ValueError(f"structure latent grid {tuple(structure.shape[-2:])} does not match the dynamics "

@@ -59,8 +59,9 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | None = None,
-             full: bool = False) -> dict[str, Any]:
-    """Held-out numbers per clip (and their mean); ``full`` adds SSIM via vaelab.metrics."""
+             full: bool = False, captions: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Held-out numbers per clip (and their mean); ``full`` adds SSIM via vaelab.metrics; ``captions``
+    (clip name -> caption) go to a caption model (VideoVAE+), otherwise it runs without one."""
     from ..engine import run_model
 
     was_training = model.training
@@ -68,7 +69,8 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
     out: dict[str, Any] = {}
     for name, frames in clips.items():
         frames = frames[:max_frames] if max_frames else frames
-        res = run_model(model, frames)
+        cap = (captions or {}).get(name)
+        res = run_model(model, frames, model_kwargs={"caption": cap} if cap else None)
         if full:
             from ..metrics import clip_metrics
 
@@ -194,6 +196,18 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     return finalize(model, cfg, time.perf_counter() - t_start, heldout, sampler)
 
 
+def caption_effect(model: models.VAE, heldout: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Held-out mean PSNR of a caption model with each clip's own caption, none, and a wrong one."""
+    from ..analysis.ablations import wrong_caption_for
+    from .data import caption_for
+
+    right = {n: caption_for(n) for n in heldout}
+    conds = {"right": right, "none": {}, "wrong": {n: wrong_caption_for(c) for n, c in right.items()}}
+    out = {k: evaluate(model, heldout, captions=c)["mean_psnr"] for k, c in conds.items()}
+    return out | {"protocol": "held-out clips as above, PSNR only; right = data.CAPTIONS, wrong = "
+                              "analysis.ablations.wrong_caption_for"}
+
+
 @torch.no_grad()
 def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[str, np.ndarray],
              sampler: Sampler) -> dict[str, Any]:
@@ -223,7 +237,9 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
         "wall_time_s": round(wall_s, 1),
         "machine": f"{platform.machine()}, {cfg.threads} CPU thread(s), torch {torch.__version__}",
         "heldout": ev | {"protocol": "last 20 % of frames of each clip, short side 128 px, per-frame PSNR/SSIM "
-                                     "(vaelab.metrics conventions), averaged over frames, then over clips"},
+                                     "(vaelab.metrics conventions), averaged over frames, then over clips"
+                                     + (", no caption" if getattr(shipped, "text", None) is not None else "")},
+        **({"caption_effect": caption_effect(shipped, heldout)} if getattr(shipped, "text", None) is not None else {}),
         "weights_file": path.name,
         "date": time.strftime("%Y-%m-%d"),
     }

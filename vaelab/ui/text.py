@@ -80,6 +80,9 @@ def _training_md(tr: dict[str, Any]) -> list[str]:
                          f"{v.get('size')})" for k, v in clips.items())
         out.append(f"- **Held-out (measured):** mean PSNR {held.get('mean_psnr', float('nan')):.2f} dB, "
                    f"SSIM {held.get('mean_ssim', float('nan')):.3f}. {rows}. Protocol: {held.get('protocol', '')}")
+    if ce := tr.get("caption_effect"):
+        out.append(f"- **Caption effect (held-out, measured):** right caption {ce['right']:.2f} dB, no caption "
+                   f"{ce['none']:.2f} dB, wrong caption {ce['wrong']:.2f} dB.")
     if tr.get("notes"):
         out.append(f"- **Notes:** {tr['notes']}")
     return out
