@@ -118,3 +118,27 @@ def test_stream_memory_probe_reports_flat_peaks(small_clip):
         assert r["peak_rss_mib"] >= r["rss_after_load_mib"] > 0
         assert str(r["frames"]) in r["peak_rss_at"]
     assert rep["peak_ratio_longest_vs_shortest"] > 0
+
+
+def test_stream_memory_passes_size_and_tiles_to_the_child(small_clip):
+    """The child process gets the requested size (0 = native, not the probe's own default) and the tiles."""
+    from vaelab.bench import bench_stream_memory
+
+    rep = bench_stream_memory("walt", path=str(small_clip), lengths=(5,), size=None, weights="random", threads=1,
+                              tile=32, overlap=8)
+    (row,) = rep["rows"]
+    assert "error" not in row, row
+    assert (row["height"], row["width"]) == (64, 96)  # small_clip's native size
+    assert row["tile"] == 32 and row["overlap"] == 8 and rep["tile"] == 32
+
+
+def test_conv3d_dispatch_bench_compares_in_one_process():
+    from vaelab import bench
+    from vaelab.models._blocks import Conv3d
+
+    before = Conv3d._conv_forward
+    rep = bench.bench_conv3d_kernels(names=("walt",), frames=5, size=(32, 48), repeats=1, weights="random")
+    (row,) = rep["rows"]
+    assert row["ours_s"] > 0 and row["stock_s"] > 0 and row["speedup"] > 0
+    assert row["max_abs_diff"] < 1e-4  # float rounding only
+    assert Conv3d._conv_forward is before  # restored

@@ -445,6 +445,40 @@ def _diffusers_autoencoder(cfg: dict[str, Any], size: int):
     ).eval()
 
 
+def bench_conv3d_kernels(names: tuple[str, ...] = ("iv-vae", "walt", "cv-vae", "videovae-plus"), frames: int = 9,
+                         size: tuple[int, int] = (128, 224), repeats: int = 2, weights: str = "lab") -> dict:
+    """Our ``_blocks.Conv3d`` (oneDNN for batch-1 CPU clips) vs stock ``nn.Conv3d`` dispatch, in one process.
+
+    For each model: best-of-``repeats`` encode+decode seconds of one (1, 3, frames, H, W) clip with each
+    dispatch (same weights, same input), their ratio, and the largest output difference (float rounding)."""
+    from .models._blocks import Conv3d
+
+    ours, stock = Conv3d._conv_forward, torch.nn.Conv3d._conv_forward
+    rows = []
+    x = torch.rand(1, 3, frames, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    try:
+        for name in names:
+            notes: list[str] = []
+            model, used = _load_model(name, weights, torch.device("cpu"), notes)
+            xx = x if model.card.frame_rule == "1+4k" else x[:, :, : frames // 4 * 4]
+            best, outs = {}, {}
+            for kind, fn in (("ours", ours), ("stock", stock)):
+                Conv3d._conv_forward = fn
+                with torch.inference_mode():
+                    model.decode(model.encode(xx))  # warm-up
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        outs[kind] = model.decode(model.encode(xx))
+                        best[kind] = min(best.get(kind, float("inf")), time.perf_counter() - t0)
+            rows.append({"name": name, "weights": used, "ours_s": _r(best["ours"], 4), "stock_s": _r(best["stock"], 4),
+                         "speedup": _r(best["stock"] / best["ours"], 3),
+                         "max_abs_diff": float((outs["ours"] - outs["stock"]).abs().max())})
+    finally:
+        Conv3d._conv_forward = ours
+    return {"input": [1, 3, frames, *size], "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows,
+            "method": "same process, same weights and input; stock = torch.nn.Conv3d's own dispatch"}
+
+
 def bench_reference_sd(size: int = 256, repeats: int = 2, config: dict[str, Any] | None = None, batch: int = 1,
                        device: str | torch.device | None = None, count: bool = True, seed: int = 0) -> dict:
     """Our sd-vae vs ``diffusers.AutoencoderKL`` with the same random weights (SD config unless ``config``).
@@ -623,8 +657,7 @@ def bench_stream_memory(name: str, path: str | None = None, lengths=(33, 66, 132
     for t in lengths:
         cmd = [sys.executable, "-m", "vaelab.bench", "--stream", name, "--path", path, "--frames", str(t),
                "--weights", weights, "--threads", str(threads), "--chunk-latents", str(chunk_latents)]
-        if size:
-            cmd += ["--size", str(size)]
+        cmd += ["--size", str(size or 0), "--lengths", str(t)]  # 0 = native; the child's default is 128
         if tile:
             cmd += ["--tile", str(tile), "--overlap", str(overlap)]
         try:
@@ -728,6 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", metavar="NAME", help="measure CPU peak RSS of one model in this fresh process")
     p.add_argument("--scaling", metavar="NAME", help="time/memory vs clip length and resolution")
     p.add_argument("--reference", action="store_true", help="our sd-vae vs diffusers at the SD config")
+    p.add_argument("--conv3d", action="store_true", help="our Conv3d dispatch vs stock nn.Conv3d on the video models")
     p.add_argument("--stream", metavar="NAME", help="peak RSS of one streamed file reconstruction (fresh process)")
     p.add_argument("--stream-sweep", metavar="NAME", help="--stream at each of --lengths, one process each")
     p.add_argument("--path", help="video file for --stream (default: bundled bigbuckbunny.mp4)")
@@ -758,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
                             variants=tuple(a.variants.split(",")))
     elif a.reference:
         res = bench_reference_sd(size=a.size, repeats=a.repeats)
+    elif a.conv3d:
+        res = bench_conv3d_kernels(frames=a.frames if a.frames != 8 else 9, repeats=a.repeats)
     elif a.stream:
         from .io import example_path
 
@@ -769,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
                                   size=a.size or None, weights=a.weights, threads=a.threads or None,
                                   chunk_latents=a.chunk_latents, tile=a.tile or None, overlap=a.overlap)
     else:
-        p.error("give --one NAME, --scaling NAME, --reference, --stream NAME or --stream-sweep NAME")
+        p.error("give --one NAME, --scaling NAME, --reference, --conv3d, --stream NAME or --stream-sweep NAME")
     text = json.dumps(res)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
