@@ -66,7 +66,9 @@ class Streamable(nn.Module):
 
     def _store(self, value: Any) -> None:
         if self._streaming:
-            self._cache = value.detach() if isinstance(value, torch.Tensor) else value
+            # a copy, not a view: a slice of the chunk's activation would keep the whole chunk's storage alive
+            # (one per layer, and per tile when tiled), which is most of the streaming memory at 720p
+            self._cache = value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
 @contextmanager
