@@ -88,7 +88,7 @@ CARD = ModelCard(
     teaching=(
         "Half of the latent is a keyframe code (the first frame of every group of 4, computed with per-frame 2D "
         "convs), the other half a motion code (3D convs over the group). Decode with either half zeroed to see "
-        "what each carries. Its convolutions are causal *between* groups of 4 frames but two-sided *inside* a "
+        "what each carries (Inside the model tab). Its convolutions are causal *between* groups of 4 frames but two-sided *inside* a "
         "group, so the 4 frames of a group get equal context: compare per-frame PSNR by position in the group "
         "with a plain causal VAE (W.A.L.T), whose first frames of each group get less. Between groups it is "
         "still causal, so it streams exactly with a one-frame cache."

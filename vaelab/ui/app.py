@@ -25,6 +25,7 @@ from ..io import side_by_side, write_mp4
 from . import tab_inside, tab_latents, tab_swap, text
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .tab_inside import MAX_CAPTION_CHARS
 
 log = logging.getLogger("vaelab.ui")
 
@@ -32,7 +33,6 @@ MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", 200))
 # Work cap per request (frames x pixels x models): keeps one CPU request well under a minute.
 MAX_WORK_CPU = 4_000_000
 MAX_WORK_GPU = 200_000_000
-MAX_CAPTION_CHARS = 300  # VideoVAE+ reads at most 32 words; longer text is cut here
 QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
 OUT_DIR = Path(tempfile.gettempdir()) / "vaelab-out"
 OUT_TTL_S = 3600

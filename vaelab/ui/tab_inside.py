@@ -16,6 +16,7 @@ from .errors import visitor_errors
 from .gpu import zero_gpu
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
+MAX_CAPTION_CHARS = 300  # the embedder reads at most 32 words anyway
 
 CAPTION_HELP = """### VideoVAE+: what does the caption do?
 VideoVAE+ ([Xing et al. 2024](https://arxiv.org/abs/2412.17805)) lets its encoder *and* decoder attend to a
@@ -59,7 +60,8 @@ def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Prog
     frames = _frames(state)
     with visitor_errors("The caption experiment"):
         progress(0.1, desc="videovae-plus: 3 reconstructions")
-        ab = ablations.caption_effect(_model(CAPTION_MODEL, device), frames, caption, wrong)
+        ab = ablations.caption_effect(_model(CAPTION_MODEL, device), frames, str(caption or "")[:MAX_CAPTION_CHARS],
+                                      str(wrong or "")[:MAX_CAPTION_CHARS])
     t, images = _picture(ab, frame)
     images["|right - none| x4"] = viz.amplified_difference(ab.variants["right caption"].recon[t],
                                                             ab.variants["no caption"].recon[t])
@@ -87,16 +89,16 @@ def build(state: gr.State, example: gr.Dropdown) -> None:
     """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result and
     ``example`` its example dropdown (its caption fills the caption box)."""
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
-                "tab's last input again.")
+                "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
     device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="inside-device")
     gr.Markdown(CAPTION_HELP)
     first = pipeline.example_names()[0] if pipeline.example_names() else None
     with gr.Row():
         caption = gr.Textbox(pipeline.example_caption(first), label="Right caption (describe the clip)",
-                             elem_id="caption-right", max_length=300)
+                             elem_id="caption-right", max_length=MAX_CAPTION_CHARS)
         wrong = gr.Textbox(ablations.wrong_caption_for(pipeline.example_caption(first)),
-                           label="Wrong caption", elem_id="caption-wrong", max_length=300)
+                           label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
     crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
     ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
     cimages = gr.Plot(elem_id="caption-images", show_label=False)
