@@ -233,8 +233,8 @@ def run_variant(model: VAE, clip_thwc: np.ndarray, variant: str = "engine") -> A
                   caches, image models 8 frames at a time, other video models in one call;
     * "one-shot": the whole clip through ``model.reconstruct`` in one call (no streaming, no batching):
                   what memory looks like without the engine;
-    * "tiled":    ``run_model`` with 128 px tiles and 32 px overlap (skipped for causal streaming models,
-                  which the result's notes say)."""
+    * "tiled":    ``run_model`` with 128 px tiles and 32 px overlap (causal streaming models keep one set
+                  of layer caches per tile)."""
     from .engine import to_tensor, to_uint8
 
     if variant == "engine":
