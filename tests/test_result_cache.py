@@ -69,6 +69,18 @@ def test_workshop_precomputation_fills_the_cache(one_thread, monkeypatch):
     assert comp.results["sd-vae"].cached
 
 
+def test_workshop_precomputation_uses_the_captions_the_page_sends(one_thread, monkeypatch):
+    from vaelab.ui import app
+
+    require_lab_weights("videovae-plus")
+    monkeypatch.setattr(pipeline, "example_names", lambda: ["bikes"])
+    assert app.precompute_examples(["videovae-plus"]) == 1
+    clip = pipeline.load_input(None, "bikes", frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
+    page = pipeline.reconstruct_clip(clip.frames, ["videovae-plus"], device="cpu",
+                                     caption=pipeline.example_caption("bikes"))
+    assert page.results["videovae-plus"].cached
+
+
 def test_custom_weights_for_one_model(one_thread, monkeypatch):
     """A local weights file for one selected model is used (and said); a bad one or a public server refuses."""
     import gradio as gr

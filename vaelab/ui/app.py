@@ -383,7 +383,8 @@ def precompute_examples(names: list[str] | None = None) -> int:
         clip = pipeline.load_input(None, ex, frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
         for name in names:
             try:
-                pipeline.reconstruct_clip(clip.frames, [name], device=dev, fps=clip.fps, clip_notes=clip.notes)
+                pipeline.reconstruct_clip(clip.frames, [name], device=dev, fps=clip.fps, clip_notes=clip.notes,
+                                          caption=pipeline.example_caption(ex))  # what the page sends
                 done += 1
             except Exception as e:  # noqa: BLE001 - one failing model must not stop the others
                 log.warning("workshop pre-computation of %s on %s failed: %s", name, ex, e)
