@@ -139,11 +139,14 @@ class GroupCausalConv3d(Streamable):
             if rest.shape[2] % tc:
                 raise ValueError(f"GCConv needs whole groups of {tc} frames after frame 0, got {rest.shape[2]}")
             g = rest.shape[2] // tc
-            groups = rest.reshape(b, c, g, tc, h, w)
-            front = torch.cat([prev[:, :, None], groups[:, :, :-1, -1:]], 2)  # (B, C, G, 1, H, W)
-            padded = torch.cat([front, groups, torch.zeros_like(front)], 3)  # (B, C, G, tc + 2, H, W)
-            padded = padded.transpose(1, 2).reshape(b * g, c, tc + 2, h, w)
-            y = self.conv(padded)  # (B*G, C', tc, H, W)
+            groups = rest.reshape(b, c, g, tc, h, w).transpose(1, 2)  # (B, G, C, tc, H, W), a view
+            # one copy straight into the folded layout: [last frame of the previous group | group | zeros]
+            padded = rest.new_empty(b, g, c, tc + 2, h, w)
+            padded[:, 0, :, 0] = prev[:, :, 0]
+            padded[:, 1:, :, 0] = groups[:, :-1, :, -1]
+            padded[:, :, :, 1:tc + 1] = groups
+            padded[:, :, :, tc + 1] = 0
+            y = self.conv(padded.view(b * g, c, tc + 2, h, w))  # (B*G, C', tc, H, W)
             outs.append(y.reshape(b, g, -1, tc, h, w).transpose(1, 2).reshape(b, -1, g * tc, h, w))
         self._store(x[:, :, -1:])
         return torch.cat(outs, 2) if len(outs) > 1 else outs[0]
