@@ -58,8 +58,8 @@ def test_wrong_caption_is_never_the_right_one():
 def test_branch_ablation_zeroes_each_half(ivvae, clip):
     ab = ablations.branch_ablation(ivvae, clip[:5], chunk_latents=1)
     assert list(ab.variants) == ["full latent", "keyframe branch zeroed", "temporal branch zeroed"]
-    full = ab.variants["full latent"].recon
-    assert np.array_equal(full, engine.run_model(ivvae, clip[:5], chunk_latents=1).recon)
+    full = ab.variants["full latent"].recon  # one shared encode: the Reconstruct pixels to float rounding
+    assert np.abs(full.astype(int) - engine.run_model(ivvae, clip[:5], chunk_latents=1).recon).max() <= 1
     for k in ("keyframe branch zeroed", "temporal branch zeroed"):
         assert ab.difference("full latent", k).mean() > 0
     # streamed decode with a zeroed branch == one-shot decode of the zeroed latent

@@ -10,7 +10,8 @@ Plain data for the "Inside the model" tab (figures in ``vaelab.viz``):
   channels set to zero (``zero_branch``), and the per-frame PSNR is split by position inside each
   4-frame group: the keyframe branch should carry the group's first frames, the temporal one the rest.
 
-Every variant goes through ``engine.run_model`` (streaming, padding and cropping as in Reconstruct).
+Caption variants go through ``engine.run_model`` (padding and cropping as in Reconstruct); the branch variants
+share one streamed encode and differ only in the decode.
 """
 from __future__ import annotations
 
@@ -83,14 +84,28 @@ def caption_effect(model, frames_thwc: np.ndarray, caption: str, wrong: str | No
 
 
 def branch_ablation(model, frames_thwc: np.ndarray, chunk_latents: int = 4) -> Ablation:
-    """IV-VAE on a uint8 clip: full decode, keyframe half zeroed, temporal half zeroed; PSNR by group position."""
+    """IV-VAE on a uint8 clip: full decode, keyframe half zeroed, temporal half zeroed; PSNR by group position.
+
+    The clip is encoded once (streamed, as ``run_model`` does) and its latent decoded three times."""
+    import torch
+
+    from ..engine import _model_lock, to_tensor, to_uint8
+    from ..models.base import pad_to_rule
     from ..models.iv_vae import BRANCHES
+    from ..streaming import decode_streaming, encode_streaming
 
     if not hasattr(model, "zero_branch"):
         raise ValueError(f"{model.card.name} has no latent branches; the branch ablation needs iv-vae")
+    t, h, w, _ = frames_thwc.shape
     conds = {"full latent": None} | {f"{b} branch zeroed": b for b in BRANCHES}
-    variants = {k: _variant(k, model, frames_thwc, chunk_latents=chunk_latents, decode_kwargs={"zero_branch": b})
-                for k, b in conds.items()}
+    x = to_tensor(frames_thwc, next(model.parameters()).device)
+    x_pad, _ = pad_to_rule(x, model.card.spatial_factor, model.card.frame_rule)  # last frame repeated, edges replicated
+    variants = {}
+    with torch.inference_mode(), _model_lock(model):
+        z = encode_streaming(model, x_pad, chunk_latents)
+        for k, b in conds.items():
+            rec = to_uint8(decode_streaming(model, z, chunk_latents, zero_branch=b)[:, :, :t, :h, :w])
+            variants[k] = Variant(k, rec, metrics.psnr_per_frame(frames_thwc, rec).tolist())
     by_pos = {k: metrics.psnr_by_group_position(v.psnr) for k, v in variants.items()}
     out = Ablation(model.card.name, frames_thwc, variants, by_pos)
     for k, v in variants.items():
