@@ -6,6 +6,7 @@ Each reconstruction is kept tiny (few frames, 64 px, one or two models): the poi
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -32,20 +33,27 @@ def browser(chromium_executable):
             b.close()
 
 
-@pytest.fixture
-def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+@contextlib.contextmanager
+def open_app(browser, url: str, width: int = 1400, height: int = 1100):
+    """A fresh browser context on the app's page, loaded; ``page.js_errors`` collects uncaught JS errors."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(app_server + "/", wait_until="domcontentloaded")
+    pg.goto(url + "/", wait_until="domcontentloaded")
     pg.wait_for_selector("#run", state="visible")
     pg.js_errors = errors  # for failure messages
     try:
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    with open_app(browser, app_server) as pg:
+        yield pg
 
 
 # --------------------------------------------------------------------------- helpers

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import require_lab_weights
 from test_browser import (PNG_MAGIC, RENDER_TIMEOUT_MS, browser, choose_cpu, choose_models,  # noqa: F401
-                          run_and_wait, set_slider)  # browser: the shared fixture, used by name
+                          open_app, run_and_wait, set_slider)  # browser: the shared fixture, used by name
 from vaelab import models
 
 pytestmark = pytest.mark.browser
@@ -19,21 +19,11 @@ PLOTS = ("#latent-umap", "#latent-pca")
 
 
 @pytest.fixture
-def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1500, "height": 1200})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(app_server + "/", wait_until="domcontentloaded")
-    pg.wait_for_selector("#run", state="visible")
-    pg.get_by_role("tab", name="Latent space").click()
-    pg.wait_for_selector("#latent-run", state="visible")
-    pg.js_errors = errors
-    try:
+def page(browser, app_server):  # noqa: F811 - the shared browser fixture, by name
+    with open_app(browser, app_server, 1500, 1200) as pg:
+        pg.get_by_role("tab", name="Latent space").click()
+        pg.wait_for_selector("#latent-run", state="visible")
         yield pg
-    finally:
-        context.close()
 
 
 def _shipped_video_models() -> list[str]:

@@ -25,6 +25,7 @@ from ..io import side_by_side, write_mp4
 from . import tab_inside, tab_latents, tab_swap, text
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .widgets import clip_inputs
 from .tab_inside import MAX_CAPTION_CHARS
 
 log = logging.getLogger("vaelab.ui")
@@ -277,10 +278,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    upload = gr.File(label="Upload a video or an image (takes priority over the example)",
-                                     file_types=["video", "image"], type="filepath", elem_id="upload")
-                    example = gr.Dropdown(examples, value=examples[0] if examples else None, label="...or an example",
-                                          elem_id="example")
+                    upload, example = clip_inputs(examples, examples[0] if examples else None, "upload", "example")
                     chosen = gr.CheckboxGroup(names, value=default_models(), elem_id="models",
                                               label="Models (video models take longer on CPU)")
                     with gr.Row():

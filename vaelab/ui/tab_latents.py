@@ -22,6 +22,7 @@ from ..analysis import latents as L
 from ..engine import auto_device, get_model
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .widgets import clip_inputs
 
 log = logging.getLogger("vaelab.ui.latents")
 
@@ -338,10 +339,8 @@ def build(state: gr.State) -> None:
                                    label="Clip", elem_id="latent-clip-source",
                                    info="The Reconstruct tab's input uses its last run; until there is one, the "
                                         "clip chosen below. The status line says which clip was used.")
-            upload = gr.File(label="Upload a video or an image (takes priority over the example)",
-                             file_types=["video", "image"], type="filepath", elem_id="latent-upload")
-            example = gr.Dropdown(examples, value=examples[0] if examples else None, label="...or an example",
-                                  elem_id="latent-example")
+            upload, example = clip_inputs(examples, examples[0] if examples else None, "latent-upload",
+                                          "latent-example")
             with gr.Row():
                 frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames (from the start)",
                                    elem_id="latent-frames")

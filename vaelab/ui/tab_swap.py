@@ -16,6 +16,7 @@ from ..engine import auto_device, get_model
 from ..io import write_mp4
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .widgets import clip_inputs
 
 log = logging.getLogger("vaelab.ui.swap")
 
@@ -166,16 +167,12 @@ def build() -> None:
         with gr.Column(scale=1, min_width=280):
             with gr.Group():
                 gr.Markdown("**Clip A** (structure donor of the first swap)")
-                upload_a = gr.File(label="Upload clip A (takes priority over the example)",
-                                   file_types=["video", "image"], type="filepath", elem_id="swap-upload-a")
-                example_a = gr.Dropdown(examples, value=default("bigbuckbunny", 0), label="...or an example",
-                                        elem_id="swap-example-a")
+                upload_a, example_a = clip_inputs(examples, default("bigbuckbunny", 0), "swap-upload-a",
+                                                  "swap-example-a", "clip A")
             with gr.Group():
                 gr.Markdown("**Clip B** (dynamics donor of the first swap)")
-                upload_b = gr.File(label="Upload clip B (takes priority over the example)",
-                                   file_types=["video", "image"], type="filepath", elem_id="swap-upload-b")
-                example_b = gr.Dropdown(examples, value=default("bikes", 1), label="...or an example",
-                                        elem_id="swap-example-b")
+                upload_b, example_b = clip_inputs(examples, default("bikes", 1), "swap-upload-b", "swap-example-b",
+                                                  "clip B")
             with gr.Row():
                 frames = gr.Slider(1, swap_data.MAX_FRAMES, value=swap_data.DEFAULT_FRAMES, step=1,
                                    label="Frames (from the start)", elem_id="swap-frames")
