@@ -69,10 +69,11 @@ def set_slider(page, elem_id: str, value: int) -> None:
     expect(page.locator(f"#{elem_id} input[type=range]")).to_have_value(str(value))
 
 
-def choose_models(page, keep: list[str]) -> None:
+def choose_models(page, keep: list[str], group: str = "#models") -> None:
+    """Tick exactly the ``keep`` boxes of a CheckboxGroup (``group`` selects it)."""
     from playwright.sync_api import expect
 
-    boxes = page.locator("#models input[type=checkbox]")
+    boxes = page.locator(f"{group} input[type=checkbox]")
     for i in range(boxes.count()):
         box = boxes.nth(i)
         name = box.get_attribute("name")
@@ -88,14 +89,19 @@ def choose_cpu(page) -> None:
     page.locator("#device input[value=cpu]").check()
 
 
-def run_and_wait(page) -> None:
-    page.locator("#run").click()
-    for sel in ("#curves .js-plotly-plot", "#frame-plot .js-plotly-plot"):
+def wait_for_plots(page, *selectors: str) -> None:
+    """Wait until each selector's Plotly plot is attached; on a timeout, fail with the toasts and JS errors."""
+    for sel in selectors:
         try:
-            page.wait_for_selector(sel, state="attached", timeout=RENDER_TIMEOUT_MS)
+            page.wait_for_selector(f"{sel} .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
         except Exception as e:  # noqa: BLE001 - re-raise with what the page shows
             toasts = page.locator("[data-testid=toast-body]").all_inner_texts()
             raise AssertionError(f"{sel} never rendered; toasts: {toasts}; JS errors: {page.js_errors}") from e
+
+
+def run_and_wait(page) -> None:
+    page.locator("#run").click()
+    wait_for_plots(page, "#curves", "#frame-plot")
 
 
 def video_src(page) -> str:

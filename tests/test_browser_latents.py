@@ -10,7 +10,7 @@ import pytest
 
 from conftest import require_lab_weights
 from test_browser import (PNG_MAGIC, RENDER_TIMEOUT_MS, browser, choose_cpu, choose_models,  # noqa: F401
-                          open_app, run_and_wait, set_slider)  # browser: the shared fixture, used by name
+                          open_app, run_and_wait, set_slider, wait_for_plots)  # browser: the shared fixture
 from vaelab import models
 
 pytestmark = pytest.mark.browser
@@ -31,27 +31,12 @@ def _shipped_video_models() -> list[str]:
 
 
 def _choose_video_models(page, keep: list[str]) -> None:
-    from playwright.sync_api import expect
-
-    boxes = page.locator("#latent-models input[type=checkbox]")
-    for i in range(boxes.count()):
-        box = boxes.nth(i)
-        if box.get_attribute("name") in keep:
-            box.check()
-            expect(box).to_be_checked()
-        else:
-            box.uncheck()
-            expect(box).not_to_be_checked()
+    choose_models(page, keep, "#latent-models")
 
 
 def _run_and_wait(page) -> None:
     page.locator("#latent-run").click()
-    for sel in PLOTS:
-        try:
-            page.wait_for_selector(f"{sel} .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
-        except Exception as e:  # noqa: BLE001 - re-raise with what the page shows
-            toasts = page.locator("[data-testid=toast-body]").all_inner_texts()
-            raise AssertionError(f"{sel} never rendered; toasts: {toasts}; JS errors: {page.js_errors}") from e
+    wait_for_plots(page, *PLOTS)
 
 
 def _traces(page, sel: str) -> list[dict]:

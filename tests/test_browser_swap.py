@@ -11,18 +11,13 @@ import re
 import pytest
 
 from conftest import require_lab_weights
-from test_browser import RENDER_TIMEOUT_MS, browser, page, set_slider  # noqa: F401 - fixtures used by name
+from test_browser import RENDER_TIMEOUT_MS, browser, page, set_slider, wait_for_plots  # noqa: F401 - fixtures by name
 
 pytestmark = pytest.mark.browser
 
 
 def _wait_for_plots(pg) -> None:
-    for sel in ("#swap-frame-plot .js-plotly-plot", "#swap-attention .js-plotly-plot"):
-        try:
-            pg.wait_for_selector(sel, state="attached", timeout=RENDER_TIMEOUT_MS)
-        except Exception as e:  # noqa: BLE001 - re-raise with what the page shows
-            toasts = pg.locator("[data-testid=toast-body]").all_inner_texts()
-            raise AssertionError(f"{sel} never rendered; toasts: {toasts}; JS errors: {pg.js_errors}") from e
+    wait_for_plots(pg, "#swap-frame-plot", "#swap-attention")
 
 
 def test_swap_tab_runs_and_keeps_results_on_error(page, small_clip, tmp_path):  # noqa: F811

@@ -25,7 +25,7 @@ from ..io import side_by_side, write_mp4
 from . import tab_inside, tab_latents, tab_swap, text
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs
+from .widgets import clip_inputs, clip_settings, device_choice
 from .tab_inside import MAX_CAPTION_CHARS
 
 log = logging.getLogger("vaelab.ui")
@@ -281,12 +281,9 @@ def build_app() -> gr.Blocks:
                     upload, example = clip_inputs(examples, examples[0] if examples else None, "upload", "example")
                     chosen = gr.CheckboxGroup(names, value=default_models(), elem_id="models",
                                               label="Models (video models take longer on CPU)")
-                    with gr.Row():
-                        frames = gr.Slider(1, pipeline.MAX_FRAMES, value=pipeline.DEFAULT_FRAMES, step=1,
-                                           label="Frames (from the start)", elem_id="frames")
-                        size = gr.Slider(pipeline.MIN_SIZE, pipeline.MAX_SIZE, value=pipeline.DEFAULT_SIZE, step=16,
-                                         label="Working resolution (short side, px)", elem_id="size")
-                    device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="device")
+                    frames, size = clip_settings(pipeline.MAX_FRAMES, pipeline.DEFAULT_FRAMES, pipeline.MIN_SIZE,
+                                                 pipeline.MAX_SIZE, pipeline.DEFAULT_SIZE)
+                    device = device_choice("device")
                     with gr.Accordion("Streaming and tiling (memory vs artefacts)", open=False):
                         chunk = gr.Slider(1, 8, value=4, step=1, elem_id="chunk",
                                           label="Causal video models: latent frames per streamed chunk (x4 frames)")

@@ -14,6 +14,7 @@ from ..analysis import ablations
 from ..engine import auto_device, get_model
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .widgets import device_choice
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
 MAX_CAPTION_CHARS = 300  # the embedder reads at most 32 words anyway
@@ -91,7 +92,7 @@ def build(state: gr.State, example: gr.Dropdown) -> None:
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
                 "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
-    device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="inside-device")
+    device = device_choice("inside-device")
     gr.Markdown(CAPTION_HELP)
     first = pipeline.example_names()[0] if pipeline.example_names() else None
     with gr.Row():

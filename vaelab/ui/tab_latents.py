@@ -22,7 +22,7 @@ from ..analysis import latents as L
 from ..engine import auto_device, get_model
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs
+from .widgets import clip_inputs, clip_settings
 
 log = logging.getLogger("vaelab.ui.latents")
 
@@ -341,12 +341,8 @@ def build(state: gr.State) -> None:
                                         "clip chosen below. The status line says which clip was used.")
             upload, example = clip_inputs(examples, examples[0] if examples else None, "latent-upload",
                                           "latent-example")
-            with gr.Row():
-                frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames (from the start)",
-                                   elem_id="latent-frames")
-                size = gr.Slider(pipeline.MIN_SIZE, MAX_SIZE, value=DEFAULT_SIZE, step=16,
-                                 label="Working resolution (short side, px)", elem_id="latent-size",
-                                 info="Example or upload only; the Reconstruct input keeps its size.")
+            frames, size = clip_settings(MAX_FRAMES, DEFAULT_FRAMES, pipeline.MIN_SIZE, MAX_SIZE, DEFAULT_SIZE, "latent-",
+                                         "Example or upload only; the Reconstruct input keeps its size.")
             chosen = gr.CheckboxGroup(video, value=video[:2], label="Video models (trained weights only)",
                                       elem_id="latent-models")
             use_reference = gr.Checkbox(has_reference, interactive=has_reference,

@@ -16,7 +16,7 @@ from ..engine import auto_device, get_model
 from ..io import write_mp4
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs
+from .widgets import clip_inputs, clip_settings, device_choice
 
 log = logging.getLogger("vaelab.ui.swap")
 
@@ -173,12 +173,9 @@ def build() -> None:
                 gr.Markdown("**Clip B** (dynamics donor of the first swap)")
                 upload_b, example_b = clip_inputs(examples, default("bikes", 1), "swap-upload-b", "swap-example-b",
                                                   "clip B")
-            with gr.Row():
-                frames = gr.Slider(1, swap_data.MAX_FRAMES, value=swap_data.DEFAULT_FRAMES, step=1,
-                                   label="Frames (from the start)", elem_id="swap-frames")
-                size = gr.Slider(swap_data.MIN_SIZE, swap_data.MAX_SIZE, value=swap_data.DEFAULT_SIZE, step=16,
-                                 label="Working resolution (short side, px)", elem_id="swap-size")
-            device = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id="swap-device")
+            frames, size = clip_settings(swap_data.MAX_FRAMES, swap_data.DEFAULT_FRAMES, swap_data.MIN_SIZE,
+                                         swap_data.MAX_SIZE, swap_data.DEFAULT_SIZE, "swap-")
+            device = device_choice("swap-device")
             run = gr.Button("Swap structure and dynamics", variant="primary", elem_id="swap-run")
             gr.Markdown(limits_text(), elem_classes=["vaelab-small"])
         with gr.Column(scale=3):

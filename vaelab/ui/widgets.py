@@ -11,3 +11,19 @@ def clip_inputs(examples: list[str], value: str | None, upload_id: str, example_
                      type="filepath", elem_id=upload_id)
     example = gr.Dropdown(examples, value=value, label="...or an example", elem_id=example_id)
     return upload, example
+
+
+def clip_settings(max_frames: int, default_frames: int, min_size: int, max_size: int, default_size: int,
+                  prefix: str = "", size_info: str | None = None) -> tuple[gr.Slider, gr.Slider]:
+    """Frames (from the start) and working resolution (short side) sliders side by side; ids ``{prefix}frames``
+    and ``{prefix}size``."""
+    with gr.Row():
+        frames = gr.Slider(1, max_frames, value=default_frames, step=1, label="Frames (from the start)",
+                           elem_id=f"{prefix}frames")
+        size = gr.Slider(min_size, max_size, value=default_size, step=16, label="Working resolution (short side, px)",
+                         elem_id=f"{prefix}size", info=size_info)
+    return frames, size
+
+
+def device_choice(elem_id: str) -> gr.Radio:
+    return gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id=elem_id)
