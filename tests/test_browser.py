@@ -99,6 +99,15 @@ def wait_for_plots(page, *selectors: str) -> None:
             raise AssertionError(f"{sel} never rendered; toasts: {toasts}; JS errors: {page.js_errors}") from e
 
 
+def expect_error_toast(page, text: str) -> None:
+    """A toast containing ``text`` shows, written for a visitor (no traceback)."""
+    from playwright.sync_api import expect
+
+    toast = page.locator("[data-testid=toast-body]").filter(has_text=text)
+    expect(toast.first).to_be_visible(timeout=60_000)
+    expect(toast.first).not_to_contain_text("Traceback")
+
+
 def run_and_wait(page) -> None:
     page.locator("#run").click()
     wait_for_plots(page, "#curves", "#frame-plot")
@@ -172,9 +181,7 @@ def test_example_run_then_error_keeps_outputs(page):
     # No model selected: a readable error toast, and the previous results stay on the page.
     choose_models(page, [])
     page.locator("#run").click()
-    toast = page.locator("[data-testid=toast-body]").filter(has_text="Select at least one model")
-    expect(toast.first).to_be_visible(timeout=60_000)
-    expect(toast.first).not_to_contain_text("Traceback")
+    expect_error_toast(page, "Select at least one model")
     expect(page.locator("#curves .js-plotly-plot")).to_have_count(1)
     expect(page.locator("#frame-plot .js-plotly-plot")).to_have_count(1)
     expect(page.locator("#table")).to_contain_text("litevae")

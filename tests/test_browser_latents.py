@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import require_lab_weights
-from test_browser import (PNG_MAGIC, RENDER_TIMEOUT_MS, browser, choose_cpu, choose_models,  # noqa: F401
-                          open_app, run_and_wait, set_slider, wait_for_plots)  # browser: the shared fixture
+from test_browser import (PNG_MAGIC, browser, choose_cpu, choose_models,  # noqa: F401
+                          expect_error_toast, open_app, run_and_wait, set_slider, wait_for_plots)  # browser: the shared fixture
 from vaelab import models
 
 pytestmark = pytest.mark.browser
@@ -133,9 +133,7 @@ def test_reconstruct_input_then_error_keeps_plots(page):
     # Nothing selected: a readable error toast, and what is on screen stays.
     page.locator("#latent-reference input[type=checkbox]").uncheck()
     page.locator("#latent-run").click()
-    toast = page.locator("[data-testid=toast-body]").filter(has_text="Select at least one video model")
-    expect(toast.first).to_be_visible(timeout=60_000)
-    expect(toast.first).not_to_contain_text("Traceback")
+    expect_error_toast(page, "Select at least one video model")
     for sel in PLOTS:
         expect(page.locator(f"{sel} .js-plotly-plot")).to_have_count(1)
     expect(status).to_contain_text("the Reconstruct tab's last input")

@@ -11,7 +11,8 @@ import re
 import pytest
 
 from conftest import require_lab_weights
-from test_browser import RENDER_TIMEOUT_MS, browser, page, set_slider, wait_for_plots  # noqa: F401 - fixtures by name
+from test_browser import (RENDER_TIMEOUT_MS, browser, expect_error_toast, page, set_slider,  # noqa: F401
+                          wait_for_plots)  # browser, page: fixtures used by name
 
 pytestmark = pytest.mark.browser
 
@@ -69,9 +70,7 @@ def test_swap_tab_runs_and_keeps_results_on_error(page, small_clip, tmp_path):  
     page.set_input_files("#swap-upload-b input[type=file]", str(bad))
     expect(page.locator("#swap-upload-b")).to_contain_text("broken.mp4", timeout=60_000)
     page.locator("#swap-run").click()
-    toast = page.locator("[data-testid=toast-body]").filter(has_text="Clip B:")
-    expect(toast.first).to_be_visible(timeout=60_000)
-    expect(toast.first).not_to_contain_text("Traceback")
+    expect_error_toast(page, "Clip B:")
     expect(page.locator("#swap-frame-plot .js-plotly-plot")).to_have_count(1)
     expect(page.locator("#swap-attention .js-plotly-plot")).to_have_count(1)
     expect(notes).to_contain_text("centre-cropped")
