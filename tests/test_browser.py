@@ -244,10 +244,13 @@ def test_video_models_and_inside_the_model(page, tmp_path):
     expect(page.locator("#vaelab-notes")).to_contain_text("rabbit")
 
     page.get_by_role("tab", name="Inside the model").click()
+    expect(page.locator("#inside-frame input[type=range]")).to_have_attribute("max", "4")  # fitted to 5 frames
+    set_slider(page, "inside-frame", 3)
     expect(page.locator("#caption-right textarea")).to_have_value(re.compile("rabbit"))
     page.locator("#caption-run").click()
     expect(page.locator("#caption-notes")).to_contain_text("right vs none", timeout=RENDER_TIMEOUT_MS)
     expect(page.locator("#caption-images .js-plotly-plot")).to_have_count(1)
+    expect(page.locator("#caption-images")).to_contain_text("frame 3")
     page.locator("#branch-run").click()
     expect(page.locator("#branch-notes")).to_contain_text("temporal branch zeroed", timeout=RENDER_TIMEOUT_MS)
     expect(page.locator("#branch-bars .js-plotly-plot")).to_have_count(1)

@@ -336,7 +336,7 @@ def build_app() -> gr.Blocks:
             wnotes = gr.Markdown(elem_id="wavelet-notes")
             whvdm = gr.Plot(elem_id="wavelet-hvdm", show_label=False, visible=False)
         with gr.Tab("Inside the model"):
-            tab_inside.build(state, example)
+            inside_frame = tab_inside.build(state, example)
         with gr.Tab("Structure x Dynamics"):
             tab_swap.build()
         with gr.Tab("Latent space"):
@@ -347,7 +347,8 @@ def build_app() -> gr.Blocks:
         run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
                                    custom_model, custom_weights, caption],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
-                  concurrency_limit=1, concurrency_id="compute")
+                  concurrency_limit=1, concurrency_id="compute"
+                  ).success(tab_inside.frame_range, state, inside_frame, queue=False, api_name=False)
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
         example.change(pipeline.example_caption, example, caption, queue=False, api_name=False)

@@ -86,9 +86,16 @@ def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
     return viz.image_row(images, f"frame {t}"), bars, notes
 
 
-def build(state: gr.State, example: gr.Dropdown) -> None:
+def frame_range(state):
+    """The frame slider fitted to the last Reconstruct input (called after each successful run)."""
+    n = len(state.frames) if isinstance(state, pipeline.Comparison) else pipeline.MAX_FRAMES
+    return gr.Slider(minimum=0, maximum=max(n - 1, 1), value=0, step=1, interactive=n > 1)
+
+
+def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result and
-    ``example`` its example dropdown (its caption fills the caption box)."""
+    ``example`` its example dropdown (its caption fills the caption box). Returns the frame slider, which
+    the app fits to each new Reconstruct input (``frame_range``)."""
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
                 "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
@@ -116,3 +123,4 @@ def build(state: gr.State, example: gr.Dropdown) -> None:
                concurrency_limit=1, concurrency_id="compute")
     brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
                concurrency_limit=1, concurrency_id="compute")
+    return frame
