@@ -13,6 +13,7 @@ import numpy as np
 
 from . import metrics
 from .engine import RunResult, get_model, run_model
+from .models.base import reads_captions
 
 
 @dataclass
@@ -95,7 +96,8 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         step(0.0)
         w = weights.get(name, "lab") if isinstance(weights, dict) else weights
         model = get_model(name, w, device)
-        cap = caption if getattr(model, "text", None) is not None else None
+        reads = reads_captions(model)
+        cap = caption if reads else None
         key = (digest, name, str(w), str(next(model.parameters()).device), id(model), tile,
                overlap if tile else 0, chunk_latents if model.card.causal else None, bool(with_lpips and lp_ok), cap)
         cached = _RESULTS.get(key)
@@ -106,7 +108,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
             continue
         run = run_model(model, frames, tile=tile, overlap=overlap, chunk_latents=chunk_latents, progress=step,
                         model_kwargs={"caption": cap} if cap else None)
-        if getattr(model, "text", None) is not None:
+        if reads:
             run.notes.append(f"caption: “{cap}”" if cap else "no caption (the learned null token)")
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")

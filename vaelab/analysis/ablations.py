@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import metrics
 from ..engine import run_model
+from ..models.base import reads_captions
 
 WRONG_CAPTIONS = ("a scanned page of grey printed text", "many small galaxies and stars on a black sky")
 
@@ -62,7 +63,7 @@ def _variant(label: str, model, frames: np.ndarray, **kwargs) -> Variant:
 
 def caption_effect(model, frames_thwc: np.ndarray, caption: str, wrong: str | None = None) -> Ablation:
     """VideoVAE+ on a uint8 clip with the right caption, none, and a wrong one (posterior means, no sampling)."""
-    if getattr(model, "text", None) is None:
+    if not reads_captions(model):
         raise ValueError(f"{model.card.name} has no caption path; the caption effect needs videovae-plus")
     caption = (caption or "").strip()
     if not caption:

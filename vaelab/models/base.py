@@ -64,6 +64,11 @@ class ModelCard:
         return (3 * t * h * w) / (c * tl * hl * wl)
 
 
+def reads_captions(model: Any) -> bool:
+    """Does ``model`` take a ``caption=`` (VideoVAE+ with its text path on)? Every caption-aware caller asks this."""
+    return getattr(model, "text", None) is not None
+
+
 def pad_frames_to_rule(t: int, rule: str) -> int:
     """Smallest frame count >= t that satisfies ``rule``: "any", "1+Nk" (e.g. "1+4k") or "Nk" (e.g. "4k")."""
     if rule == "any":

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import models
+from ..models.base import reads_captions
 from .data import Sampler, heldout_clips, train_sources
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss, reconstruction_loss
 
@@ -129,7 +130,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                       seed=cfg.seed + step)
     heldout = heldout_clips(128)
     is_vq = hasattr(model, "quantize")
-    takes_caption = cfg.captions and getattr(model, "text", None) is not None
+    takes_caption = cfg.captions and reads_captions(model)
     image_rng = np.random.default_rng(cfg.seed + 7919 + step)  # own stream: the video batches stay as before
     usage = torch.zeros(model.quantize.n_embed, dtype=torch.long) if is_vq else None
     model.train()
@@ -196,14 +197,16 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     return finalize(model, cfg, time.perf_counter() - t_start, heldout, sampler)
 
 
-def caption_effect(model: models.VAE, heldout: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Held-out mean PSNR of a caption model with each clip's own caption, none, and a wrong one."""
+def caption_effect(model: models.VAE, heldout: dict[str, np.ndarray], none_psnr: float) -> dict[str, Any]:
+    """Held-out mean PSNR of a caption model with each clip's own caption, none (``none_psnr``: the plain
+    held-out evaluation, already run), and a wrong one."""
     from ..analysis.ablations import wrong_caption_for
     from .data import caption_for
 
     right = {n: caption_for(n) for n in heldout}
-    conds = {"right": right, "none": {}, "wrong": {n: wrong_caption_for(c) for n, c in right.items()}}
-    out = {k: evaluate(model, heldout, captions=c)["mean_psnr"] for k, c in conds.items()}
+    wrong = {n: wrong_caption_for(c) for n, c in right.items()}
+    out = {"right": evaluate(model, heldout, captions=right)["mean_psnr"], "none": none_psnr,
+           "wrong": evaluate(model, heldout, captions=wrong)["mean_psnr"]}
     return out | {"protocol": "held-out clips as above, PSNR only; right = data.CAPTIONS, wrong = "
                               "analysis.ablations.wrong_caption_for"}
 
@@ -223,6 +226,7 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
     # evaluate what we ship: the fp16 file read back
     shipped = models.load(cfg.model, weights=str(path), device="cpu")
     ev = evaluate(shipped, heldout, full=True)
+    reads = reads_captions(shipped)
     record = {
         "model": cfg.model,
         "config": model.config,
@@ -238,8 +242,8 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
         "machine": f"{platform.machine()}, {cfg.threads} CPU thread(s), torch {torch.__version__}",
         "heldout": ev | {"protocol": "last 20 % of frames of each clip, short side 128 px, per-frame PSNR/SSIM "
                                      "(vaelab.metrics conventions), averaged over frames, then over clips"
-                                     + (", no caption" if getattr(shipped, "text", None) is not None else "")},
-        **({"caption_effect": caption_effect(shipped, heldout)} if getattr(shipped, "text", None) is not None else {}),
+                                     + (", no caption" if reads else "")},
+        **({"caption_effect": caption_effect(shipped, heldout, ev["mean_psnr"])} if reads else {}),
         "weights_file": path.name,
         "date": time.strftime("%Y-%m-%d"),
     }
