@@ -49,10 +49,16 @@ def _model(name: str, device: str):
     return get_model(name, "lab", auto_device(device))
 
 
-def _picture(ab: ablations.Ablation, frame, extra: dict[str, np.ndarray] | None = None) -> tuple:
+def _picture(ab: ablations.Ablation, frame) -> tuple[int, dict[str, np.ndarray]]:
+    """The frame to show (clamped to the clip) and the input and every variant at that frame."""
     t = int(np.clip(int(frame or 0), 0, len(ab.frames) - 1))
-    images = {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()} | (extra or {})
-    return t, images
+    return t, {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()}
+
+
+def captions_for(example: str | None) -> tuple[str, str]:
+    """The right and a wrong caption for a bundled example (right is "" for one without a caption)."""
+    right = pipeline.example_caption(example)
+    return right, ablations.wrong_caption_for(right)
 
 
 @zero_gpu
@@ -101,12 +107,12 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
     device = device_choice("inside-device")
     gr.Markdown(CAPTION_HELP)
-    first = pipeline.example_names()[0] if pipeline.example_names() else None
+    examples = pipeline.example_names()
+    right, wrong_default = captions_for(examples[0] if examples else None)
     with gr.Row():
-        caption = gr.Textbox(pipeline.example_caption(first), label="Right caption (describe the clip)",
-                             elem_id="caption-right", max_length=MAX_CAPTION_CHARS)
-        wrong = gr.Textbox(ablations.wrong_caption_for(pipeline.example_caption(first)),
-                           label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
+        caption = gr.Textbox(right, label="Right caption (describe the clip)", elem_id="caption-right",
+                             max_length=MAX_CAPTION_CHARS)
+        wrong = gr.Textbox(wrong_default, label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
     crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
     ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
     cimages = gr.Plot(elem_id="caption-images", show_label=False)
@@ -117,8 +123,7 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     bbars = gr.Plot(elem_id="branch-bars", show_label=False)
     bnotes = gr.Markdown(elem_id="branch-notes")
 
-    example.change(lambda e: (pipeline.example_caption(e), ablations.wrong_caption_for(pipeline.example_caption(e))),
-                   example, [caption, wrong], queue=False, api_name=False)
+    example.change(captions_for, example, [caption, wrong], queue=False, api_name=False)
     crun.click(caption_effect, [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
                concurrency_limit=1, concurrency_id="compute")
     brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
