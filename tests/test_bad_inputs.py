@@ -227,6 +227,27 @@ def vfr(d: Path) -> Path:
     return encode(d / "vfr.mp4", pattern(8, 48, 64), pts=pts_ms, time_base=Fraction(1, 1000))
 
 
+def vfr_microseconds(d: Path) -> Path:
+    """2-3 KB: 30 frames 1 us apart, then one at 59.9 s (``resampled to 1e+06 fps`` before the clamp)."""
+    pts_us = list(range(30)) + [59_900_000]
+    return encode(d / "vfr_us.mkv", pattern(31, 16, 16), codec="mpeg4", pts=pts_us, time_base=Fraction(1, 1_000_000))
+
+
+def still_codec_lying_header(fmt: str, suffix: str) -> Callable[[Path], Path]:
+    """A video container (MOV, AVI, NUT) whose PNG stream header says 64x64 but whose one packet is a
+    16000x16000 PNG (~0.75 MB on disk, 732 MiB once decoded)."""
+    def make(d: Path) -> Path:
+        path = d / f"lying.{suffix}"
+        with av.open(str(path), "w", format=fmt) as out:
+            stream = out.add_stream("png", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 64, 64, "rgb24"
+            packet = av.Packet(raw_png(16000, 16000, 8, 2, 3))
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, 0, 0, Fraction(1, 1)
+            out.mux(packet)
+        return path
+    return make
+
+
 def long_clip(d: Path) -> Path:
     return encode(d / "long.mp4", pattern(40, 32, 32), fps=25)
 
@@ -305,6 +326,9 @@ CORPUS = [
     Case("gif-screen-65535x65535", gif_huge_screen, "error", "too large|damaged"),
     Case("png-claims-12000x12000", lambda d: write(d / "bomb.png", raw_png(12000, 12000, 8, 0, 1)),
          "error", "too large"),
+    Case("mov-png-16000-says-64", still_codec_lying_header("mov", "mov"), "error", "too large (16000x16000)"),
+    Case("avi-png-16000-says-64", still_codec_lying_header("avi", "avi"), "error", "too large (16000x16000)"),
+    Case("nut-png-16000-says-64", still_codec_lying_header("nut", "nut"), "error", "too large (16000x16000)"),
     # --- awkward but valid images
     Case("png-alpha", png_with_alpha, "clip", "alpha composited on white"),
     Case("png-16bit-rgb", png_16bit_rgb, "clip", "16-bit: converted to 8-bit"),
@@ -323,6 +347,7 @@ CORPUS = [
     Case("rotated-270", lambda d: encode(d / "rot270.mp4", pattern(3, 32, 64), rotation=270), "clip", "rotated",
          shape=(3, 64, 32, 3)),
     Case("variable-frame-rate", vfr, "clip", "variable frame rate", frames=8),
+    Case("vfr-microsecond-steps", vfr_microseconds, "clip", "resampled to 240 fps", frames=64),
     Case("10-bit", ten_bit, "clip", "10-bit: converted to 8-bit"),
     Case("two-video-streams", lambda d: encode(d / "two.mkv", pattern(3, 48, 64), streams=2), "clip",
          "2 video streams"),

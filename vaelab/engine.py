@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .limits import check_cancelled
 from .models import VAE
 
 _LOCK = threading.Lock()
@@ -130,13 +131,17 @@ def _coders(model: VAE, streamed: bool, tile: int | None, overlap: int, model_kw
 def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_latents: int = 4,
               tile: int | None = None, overlap: int = 0,
               progress: Callable[[float], None] | None = None, model_kwargs: dict | None = None,
-              decode_kwargs: dict | None = None) -> RunResult:
+              decode_kwargs: dict | None = None, window: int | None = None) -> RunResult:
     """Reconstruct a uint8 clip (T, H, W, 3), with memory bounded by the chunk, not the clip.
 
     * image models: ``frame_batch`` frames at a time (frames are independent: same result);
     * causal video models: streamed, frame 0 alone then ``4 * chunk_latents`` frames per chunk, with
       per-layer caches (``vaelab.streaming``): equal to one-shot to float rounding;
-    * other video models: one shot over the clip.
+    * other video models: in the independent frame windows of their paper (:func:`stream_window`; VidTwin
+      and HVDM code 16-frame chunks independently anyway, CV-VAE's 16+1 and VideoVAE+'s 16-frame windows are
+      those papers' long-video recipes), so memory follows the window, not the clip; ``window=0`` codes
+      the whole clip in one call, another int sets the window.
+    ``limits.check_cancelled`` runs before every chunk, so a cancelled request stops at the next one.
     Frame and size rules are met by padding (last frame repeated, edge pixels replicated) and cropped back.
 
     ``tile`` (px) runs encoder and decoder on overlapping spatial tiles blended linearly over ``overlap`` px
@@ -165,7 +170,12 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         chunks = frame_chunks(len(idx), chunk_latents)
         notes.append(f"streamed causally: frame 0, then {4 * chunk_latents}-frame chunks with layer caches")
     else:
-        chunks = [(0, len(idx))]
+        win = stream_window(model)[1] if window is None else int(window)
+        windowed = 0 < win < t
+        chunks = [(a, min(a + win, t)) for a in range(0, t, win)] if windowed else [(0, len(idx))]
+        if windowed:
+            notes.append(f"coded in independent {win}-frame windows (the paper's long-video recipe; bounded memory)")
+    windowed = card.kind == "video" and not streamed and len(chunks) > 1
 
     f = card.spatial_factor
     encode, decode, tile, overlap, note = _coders(model, streamed, tile, overlap, model_kwargs, decode_kwargs)
@@ -173,7 +183,8 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         notes.append(note)
 
     def tensor(a: int, b: int) -> torch.Tensor:
-        return pad_to_rule(to_tensor(frames_thwc[idx[a:b]], device), card.spatial_factor, "any")[0]
+        sel = a + _frame_index(b - a, card.frame_rule) if windowed else idx[a:b]  # a window meets the rule alone
+        return pad_to_rule(to_tensor(frames_thwc[sel], device), card.spatial_factor, "any")[0]
 
     enc_s = dec_s = 0.0
     out: list[np.ndarray] = []
@@ -184,6 +195,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
             zs = []
             with streaming(model):
                 for i, (a, b) in enumerate(chunks):
+                    check_cancelled()
                     x = tensor(a, b)
                     _sync(device)
                     t0 = time.perf_counter()
@@ -196,6 +208,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
             lat = latent_chunks(z.shape[2], chunk_latents)
             with streaming(model):
                 for i, (a, b) in enumerate(lat):
+                    check_cancelled()
                     _sync(device)
                     t0 = time.perf_counter()
                     y = decode(z[:, :, a:b])
@@ -206,13 +219,15 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                         progress(0.5 + 0.5 * (i + 1) / len(lat))
         else:
             for i, (a, b) in enumerate(chunks):
+                check_cancelled()
                 x = tensor(a, b)
                 _sync(device)
                 t0 = time.perf_counter()
                 z = encode(x)
                 _sync(device)
                 t1 = time.perf_counter()
-                y = decode(z)[:, :, :, :h, :w]
+                check_cancelled()
+                y = decode(z)[:, :, :b - a if windowed else None, :h, :w]
                 _sync(device)
                 enc_s += t1 - t0
                 dec_s += time.perf_counter() - t1
@@ -283,6 +298,7 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: in
         first[0] = False
         idx = np.minimum(np.arange(padded), t - 1) if padded else _frame_index(t, card.frame_rule)
         x = pad_to_rule(to_tensor(frames[idx], device), card.spatial_factor, "any")[0]
+        check_cancelled()
         y = decode(encode(x))
         return to_uint8(y[:, :, :t, :h, :w])
 

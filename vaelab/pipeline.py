@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import metrics
+from . import limits, metrics
 from .engine import RunResult, get_model, run_model
 from .models.base import reads_captions
 
@@ -89,6 +89,8 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
     results: dict[str, ModelResult] = {}
     digest = _frames_digest(frames)
     for i, name in enumerate(names):
+        limits.check_cancelled()
+
         def step(p: float, i=i, name=name) -> None:
             if progress:
                 progress((i + p) / len(names), f"{name}: reconstructing")
@@ -112,6 +114,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
             run.notes.append(f"caption: “{cap}”" if cap else "no caption (the learned null token)")
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
+        limits.check_cancelled()
         m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
         extras = dict(run.extras)
         if hasattr(model, "codebook_usage"):
@@ -180,9 +183,9 @@ CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (o
 
 EXAMPLE_PHOTO_SUFFIX = " (photo)"
 
-# UI limits (documented in the README): CPU-friendly defaults, hard caps per request.
-DEFAULT_FRAMES, MAX_FRAMES = 8, 64
-DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 128, 32, 512
+# UI limits (documented in the README; they live in vaelab.limits): CPU-friendly defaults, hard caps per request.
+DEFAULT_FRAMES, MAX_FRAMES = limits.RECONSTRUCT.default_frames, limits.RECONSTRUCT.max_frames
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = limits.RECONSTRUCT.default_size, limits.RECONSTRUCT.min_size, limits.RECONSTRUCT.max_size
 
 
 def example_names() -> list[str]:
@@ -217,16 +220,12 @@ def example_caption(example: str | None) -> str:
 
 def check_settings(frames, size, max_frames: int = MAX_FRAMES, min_size: int = MIN_SIZE,
                    max_size: int = MAX_SIZE) -> tuple[int, int]:
-    """Frames and working resolution from a form, as ints within the given bounds; ``ValueError`` otherwise."""
-    try:
-        frames, size = int(frames), int(size)
-    except (TypeError, ValueError):
-        raise ValueError("Frames and working resolution must be numbers.") from None
-    if not 1 <= frames <= max_frames:
-        raise ValueError(f"Frames must be between 1 and {max_frames} (got {frames}).")
-    if not min_size <= size <= max_size:
-        raise ValueError(f"Working resolution must be between {min_size} and {max_size} px (got {size}).")
-    return frames, size
+    """Frames and working resolution from a form, as ints within the given bounds; ``ValueError`` otherwise
+    (``limits.check_form``: the one validation path)."""
+    import dataclasses
+
+    return limits.check_form(frames, size, dataclasses.replace(limits.RECONSTRUCT, max_frames=max_frames,
+                                                               min_size=min_size, max_size=max_size))
 
 
 def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT_FRAMES,
@@ -239,6 +238,7 @@ def load_input(upload: str | None, example: str | None, *, frames: int = DEFAULT
 
     frames, size = check_settings(frames, size)
     if upload:
+        limits.check_upload_name(upload)
         return read_clip(upload, max_frames=frames, size=size)
     if not example:
         raise ValueError("Upload a video or image, or pick an example.")

@@ -18,7 +18,10 @@ def encoder_decoder_stats(name: str, size: int = 128) -> dict[str, float]:
     """Params and FLOPs per ``size`` x ``size`` frame, split into encoder and decoder (random weights suffice)."""
     from .. import models
 
-    model = models.build(name, models.training_record(name).get("config")).eval()
+    # Frozen: FlopCounterMode's module tracker hooks the autograd graph of every module input that requires
+    # grad, and a view of a parameter taken under no_grad (VidTwin's Q-Former queries, expanded per place)
+    # requires grad with no grad_fn: "Expected gradient function to be set" on every start.
+    model = models.build(name, models.training_record(name).get("config")).eval().requires_grad_(False)
     card = model.card
     rule = card.frame_rule  # "any", "1+Nk" (one frame is a valid clip) or "Nk" (N frames are the smallest clip)
     t = 1 if rule == "any" or rule.startswith("1+") else int(rule.rstrip("k"))

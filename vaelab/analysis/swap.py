@@ -27,11 +27,14 @@ import torch.nn.functional as F
 from ..engine import to_tensor, to_uint8
 from ..models.base import pad_to_rule
 
-# Per-request bounds (CPU-friendly defaults; the UI states them). Eight decodes of the clip run per request.
-DEFAULT_FRAMES, MAX_FRAMES = 16, 32
-DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 128, 64, 256
+from .. import limits
+
+# Per-request bounds live in vaelab.limits (SWAP); the names stay here for the tab and the tests.
 # frames x pixels per request: the default 16 x 128 x 228 is ~0.47 M (about 9 s on one busy CPU thread)
-MAX_WORK_CPU, MAX_WORK_GPU = 1_000_000, 8_000_000
+_F = limits.SWAP
+DEFAULT_FRAMES, MAX_FRAMES, DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = (_F.default_frames, _F.max_frames, _F.default_size,
+                                                                _F.min_size, _F.max_size)
+MAX_WORK_CPU, MAX_WORK_GPU = _F.work_cpu, _F.work_gpu
 STRUCTURE_POOL = 4  # px: the structure distance compares 4 x 4 block means of the time-averaged frame
 
 CLIPS = ("A", "B")
@@ -232,7 +235,7 @@ def load_pair(upload_a: str | None, example_a: str | None, upload_b: str | None,
     from .. import pipeline
     from ..io import VideoDecodeError
 
-    frames, size = pipeline.check_settings(frames, size, MAX_FRAMES, MIN_SIZE, MAX_SIZE)
+    frames, size = limits.check_form(frames, size, limits.SWAP)
     clips = {}
     for name, upload, example in (("A", upload_a, example_a), ("B", upload_b, example_b)):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import math
 import struct
 import time
@@ -46,6 +47,7 @@ class VideoLimits:
     max_pixels: int = 4096 * 4096  # refuse width * height above this, before decoding frames
     min_side: int = 16  # refuse smaller videos
     timeout_s: float = 60.0  # wall-clock budget for decoding
+    max_fps: float = 240.0  # a variable frame rate is resampled to at most this rate
 
 
 class VideoDecodeError(ValueError):
@@ -95,6 +97,10 @@ _IMAGE_DEMUXERS = (
 _AUDIO_DEMUXERS = ("mp3", "wav", "aac", "flac", "w64")
 _DEMUXER_WHITELIST = ",".join(_VIDEO_DEMUXERS + _IMAGE_DEMUXERS + _AUDIO_DEMUXERS)
 _STILL_IMAGE_DEMUXERS = frozenset(_IMAGE_DEMUXERS)
+# Codecs whose every packet is a whole image file with its own header (a MOV, AVI or NUT may carry them
+# behind a stream header that claims any size): each packet's real size is read before it is decoded.
+_STILL_IMAGE_CODECS = frozenset({"png", "apng", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "qoi", "ppm",
+                                 "pgm", "pam", "pbm", "jpeg2000", "jpegxl", "sgi", "targa", "dpx", "exr", "pcx"})
 
 # Decoders raise a zoo of exception types on malformed input (PIL: SyntaxError, struct.error).
 _DECODER_ERRORS = (
@@ -128,6 +134,7 @@ class _Source:
     is_still_image: bool
     notes: list[str]
     errors: int = 0  # packets or frames that failed to decode
+    limits: "VideoLimits | None" = None  # checked against each still-image packet's own header
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ def read_clip(
 
     with contextlib.ExitStack() as stack:
         try:
-            source = _open_with_pyav(path, stack)
+            source = _open_with_pyav(path, stack, limits)
         except _UnreadableError:
             source = _open_with_pil(path, stack)
             if source is None:
@@ -201,7 +208,7 @@ def iter_chunks(
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     path, cap = _checked(path, max_frames, size, limits)
     with contextlib.ExitStack() as stack:
-        source = _open_with_pyav(path, stack)
+        source = _open_with_pyav(path, stack, limits)
         _check_size(source.width, source.height, limits)
         geometry: _Geometry | None = None
         buf: list[np.ndarray] = []
@@ -249,8 +256,11 @@ def probe(path: str | PathLike) -> dict:
             duration = container.duration / av.time_base
         quarter_turns = 0
         if 0 < ctx.width * ctx.height <= VideoLimits().max_pixels:
+            source = _Source(iter(()), ctx.width, ctx.height, None, None, None, 0, False, [], limits=VideoLimits())
             try:
-                first = next(container.decode(stream), None)
+                first = next(_decode_packets(container, stream, source), None)
+            except VideoDecodeError:
+                raise  # a still-image packet larger than its stream header says
             except _DECODER_ERRORS:
                 first = None
             if first is not None:
@@ -322,6 +332,22 @@ def _check_image_header(path: Path, limits: VideoLimits) -> None:
     _check_size(width, height, limits)
 
 
+def _check_packet_image(packet, limits: VideoLimits) -> None:
+    """Refuse a still-image packet whose own header is over the size limits (Pillow reads only the header)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(bytes(packet)), formats=_PIL_FORMATS) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = limits.max_side + 1
+    except (*_DECODER_ERRORS, Image.UnidentifiedImageError):
+        return  # not a header Pillow knows: the decoded frame is checked instead
+    _check_size(width, height, limits)
+
+
 def _megabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1024**2:.1f} MB"
 
@@ -351,7 +377,7 @@ def _video_streams(container: av.container.InputContainer) -> list:
     return streams
 
 
-def _open_with_pyav(path: Path, stack: contextlib.ExitStack) -> _Source:
+def _open_with_pyav(path: Path, stack: contextlib.ExitStack, limits: VideoLimits | None = None) -> _Source:
     container = _open_container(path, stack)
     streams = _video_streams(container)
     stream = streams[0]
@@ -372,6 +398,7 @@ def _open_with_pyav(path: Path, stack: contextlib.ExitStack) -> _Source:
         rotate_tag=_rotate_tag(stream),
         is_still_image=container.format.name in _STILL_IMAGE_DEMUXERS,
         notes=notes,
+        limits=limits,
     )
     source.frames = _decode_packets(container, stream, source)
     return source
@@ -386,6 +413,7 @@ def _decode_packets(
     still holds would be lost); it is skipped and counted in ``source.errors``.
     """
     packets = container.demux(stream)
+    still_codec = stream.codec_context.name in _STILL_IMAGE_CODECS
     while True:
         try:
             packet = next(packets)
@@ -394,6 +422,8 @@ def _decode_packets(
         except _DECODER_ERRORS:
             source.errors += 1
             break
+        if still_codec and source.limits is not None:
+            _check_packet_image(packet, source.limits)  # before the decoder allocates the real size
         try:
             frames = stream.decode(packet)
         except _DECODER_ERRORS:
@@ -576,6 +606,8 @@ def _decode(
             frame = next(source.frames)
         except StopIteration:
             break
+        except VideoDecodeError:
+            raise  # a limit, from a packet's own header: not damage
         except _DECODER_ERRORS:
             damaged = True
             break
@@ -630,7 +662,7 @@ def _decode(
         stop_note = f"the file seems damaged or cut short: decoding stopped after {n_seen} frames"
         notes.append(stop_note)
 
-    fps, picks = _constant_rate(times, source.fps)
+    fps, picks = _constant_rate(times, source.fps, limits.max_fps, frame_cap)
     video = np.stack(frames)
     if picks is not None:
         notes.append(f"variable frame rate: resampled to {fps:g} fps by timestamps")
@@ -650,13 +682,17 @@ def _decode(
 
 
 def _constant_rate(
-    times: list[float | None], stream_fps: float | None
+    times: list[float | None], stream_fps: float | None, max_fps: float = 240.0,
+    max_ticks: int | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """Return the clip's fps and, for a variable frame rate, the indices of the frames to
     show at each tick of a constant-rate clock (None when the rate is already constant).
 
-    The new rate is the median frame interval; each tick shows the latest frame whose
-    timestamp is not after it, as a player would.
+    The new rate is the median frame interval, at most ``max_fps`` (a file stamped in
+    microsecond steps would otherwise ask for a million ticks a second); each tick shows the
+    latest frame whose timestamp is not after it, as a player would. Only the first
+    ``max_ticks`` + 1 ticks are built (the caller keeps ``max_ticks`` and needs to know whether
+    there were more), so memory never follows the file's claimed duration.
     """
     fallback = stream_fps or 25.0
     if len(times) < 3 or any(t is None for t in times):
@@ -671,8 +707,10 @@ def _constant_rate(
     median = float(np.median(positive))
     if np.all(np.abs(steps - median) <= 0.1 * median):
         return stream_fps or 1.0 / median, None
-    fps = float(Fraction(1.0 / median).limit_denominator(1001))
+    fps = min(float(Fraction(1.0 / median).limit_denominator(1001)), float(max_fps))
     n_ticks = math.floor((t[-1] - t[0]) * fps + 1e-6) + 1
+    if max_ticks is not None:
+        n_ticks = min(n_ticks, max_ticks + 1)
     ticks = t[0] + np.arange(n_ticks) / fps
     # A little slack so a frame stamped a hair after its tick (rounded pts) still counts.
     latest = np.searchsorted(t, ticks + 1e-3 / fps, side="right") - 1

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .base import VAE, ModelCard
+from . import metadata
+from .base import VAE, ModelCard, WeightsError
 
 # name -> (module, class), every family we implement. Order is the order shown in the app.
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -36,10 +37,6 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 ASSETS = Path(os.environ.get("VAELAB_ASSETS") or Path(__file__).resolve().parents[2] / "assets")
-
-
-class WeightsError(RuntimeError):
-    """A checkpoint could not be used; the message says why in one line."""
 
 
 def all_names() -> list[str]:
@@ -216,7 +213,7 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
         if not path.exists():
             raise WeightsError(f"no lab weights for {name}: {path.name} is missing (train them with `vaelab train {name}`)")
         state, meta = read_checkpoint(path)
-        config = json.loads(meta["config"]) if "config" in meta else training_record(name).get("config")
+        config = metadata.checked_config(name, cls, meta["config"]) if "config" in meta else training_record(name).get("config")
         model = cls(config)
         load_weights(model, state)
     else:
@@ -249,7 +246,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         state.update(part)
         meta = meta or part_meta
     if res.kind == "file" and "config" in meta:
-        model = cls(json.loads(meta["config"]))
+        model = cls(metadata.checked_config(name, cls, meta["config"]))  # untrusted: checked before building
         load_weights(model, state)
         return model, []
     if name not in ("sd-vae", "vqgan"):
@@ -263,7 +260,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
             raise WeightsError(f"{e}; official {name} checkpoints are not supported because {reason.detail}") from None
         return model, []
     state, config, notes = official.convert_checkpoint(name, state, res.config, training_record(name).get("config"))
-    model = cls(config)
+    model = cls(metadata.checked_config(name, cls, config))
     load_weights(model, state)
     changes = {k: v for k, v in official.card_overrides(name, config).items() if getattr(model.card, k) != v}
     if changes:

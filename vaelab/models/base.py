@@ -93,6 +93,10 @@ def pad_to_rule(x_bcthw: torch.Tensor, spatial: int, frame_rule: str) -> tuple[t
     return x_bcthw, (t, h, w)
 
 
+class WeightsError(RuntimeError):
+    """A checkpoint could not be used; the message says why in one line."""
+
+
 class VAE(nn.Module):
     """Base class. Subclasses set ``card`` and implement ``encode``/``decode``.
 

@@ -19,10 +19,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import metrics, models, pipeline, viz
+from .. import limits, metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
 from ..io import side_by_side, write_mp4
-from . import tab_inside, tab_latents, tab_swap, text
+from . import security, tab_inside, tab_latents, tab_swap, text
+from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import clip_inputs, clip_settings, device_choice
@@ -30,11 +31,10 @@ from .tab_inside import MAX_CAPTION_CHARS
 
 log = logging.getLogger("vaelab.ui")
 
-MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", 200))
+MAX_FILE_MB = limits.MAX_FILE_MB
 # Work cap per request (frames x pixels x models): keeps one CPU request well under a minute.
-MAX_WORK_CPU = 4_000_000
-MAX_WORK_GPU = 200_000_000
-QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
+MAX_WORK_CPU, MAX_WORK_GPU = limits.RECONSTRUCT.work_cpu, limits.RECONSTRUCT.work_gpu
+QUEUE_SIZE = limits.QUEUE_SIZE
 OUT_DIR = Path(tempfile.gettempdir()) / "vaelab-out"
 OUT_TTL_S = 3600
 
@@ -116,13 +116,7 @@ def _notes(comp: pipeline.Comparison) -> str:
     return "\n\n".join(lines)
 
 
-def custom_weights_allowed() -> bool:
-    """Loading weights a visitor names (a server path or a Hugging Face repo) is for your own machine: on by
-    default when the app listens on loopback only, off on a public server unless VAELAB_ALLOW_CUSTOM_WEIGHTS=1."""
-    flag = os.environ.get("VAELAB_ALLOW_CUSTOM_WEIGHTS")
-    if flag is not None:
-        return flag == "1"
-    return os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1") in ("127.0.0.1", "localhost", "::1")
+custom_weights_allowed = security.custom_weights_allowed
 
 
 def _weights_choice(custom_model, custom_weights, model_names) -> dict[str, str]:
@@ -149,6 +143,7 @@ def weights_md() -> str:
     return "\n".join(rows)
 
 
+@compute
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
                 chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
@@ -157,19 +152,17 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
         raise gr.Error("Select at least one model.")
     weights = _weights_choice(custom_model, custom_weights, model_names)
     with visitor_errors("Reconstruction"):
+        opts = limits.check_reconstruct(upload, frames, size, tiling, tile, overlap, chunk)
         progress(0.0, desc="decoding input")
-        clip = pipeline.load_input(upload, example, frames=frames, size=size)
+        clip = pipeline.load_input(upload, example, frames=opts.frames, size=opts.size)
         t, h, w, _ = clip.frames.shape
         dev = auto_device(device)
-        work = t * h * w * len(model_names)
-        cap = MAX_WORK_GPU if dev.type == "cuda" else MAX_WORK_CPU
-        if work > cap:
-            raise ValueError(f"This request is too heavy for {dev.type.upper()}: {t} frames x {w}x{h} px x "
-                             f"{len(model_names)} models. Lower the frames, the resolution or the number of models.")
+        limits.check_work(t, h, w, len(model_names), dev)
+        limits.check_memory(list(model_names), t, h, w, dev, tile=opts.tile)
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), weights=weights, fps=clip.fps, clip_notes=clip.notes,
-            tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
-            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
+            tile=opts.tile, overlap=opts.overlap, chunk_latents=opts.chunk,
+            caption=limits.caption(caption), progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
 
     progress(0.88, desc="encoding side-by-side video")
     panel = side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()], ["input"] + list(comp.results))
@@ -203,11 +196,13 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
 
 def show_frame(state, index):
     """Render input, reconstructions and error heatmaps for one frame of the last result."""
-    if state is None:
+    if not isinstance(state, pipeline.Comparison):
         return None
-    return _frame_figure(state, int(index))
+    with visitor_errors("The frame view"):
+        return _frame_figure(state, limits.number(index, "Frame", 0, 1e9))
 
 
+@compute
 def wavelets(state, mode, frame):
     """Haar band view of the last Reconstruct result: mosaics for one frame and per-band energy/error bars."""
     from ..analysis import wavelet_view as wv
@@ -215,7 +210,8 @@ def wavelets(state, mode, frame):
     if not isinstance(state, pipeline.Comparison):
         raise gr.Error("Run Reconstruct first: this tab analyses its input and reconstructions.")
     recons = {n: r.run.recon for n, r in state.results.items()}
-    t = int(np.clip(int(frame or 0), 0, len(state.frames) - 1))
+    with visitor_errors("The wavelet view"):
+        t = int(np.clip(limits.number(frame or 0, "Frame", 0, 1e9), 0, len(state.frames) - 1))
     three_d = str(mode).startswith("3D")
     if three_d:
         tl = t // 2
@@ -274,7 +270,7 @@ def build_app() -> gr.Blocks:
     examples = pipeline.example_names()
     with gr.Blocks(title="VAE Lab", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(text.INTRO)
-        state = gr.State(None)
+        state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # a session's last result; see limits
         with gr.Tab("Reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
@@ -352,7 +348,8 @@ def build_app() -> gr.Blocks:
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
         example.change(pipeline.example_caption, example, caption, queue=False, api_name=False)
-        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=2)
+        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=1,
+                   concurrency_id="compute")  # its HVDM part runs a model: the one compute slot
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
@@ -409,6 +406,7 @@ def _warm(workshop: bool = False) -> None:
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    security.bind(host)  # custom weights follow the address actually bound, not an environment variable
     configure_threads()
     threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
     if workshop:  # a room of laptops: pay every load and every example before the first visitor arrives
@@ -417,4 +415,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **
         threading.Thread(target=_warm, daemon=True).start()
     demo = build_app()
     return demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_FILE_MB}mb",
-                       theme=gr.themes.Soft(), css=CSS, show_error=True, **kwargs)
+                       theme=gr.themes.Soft(), css=CSS, show_error=True,
+                       state_session_capacity=limits.STATE_SESSIONS,
+                       app_kwargs={"middleware": security.middleware()}, **kwargs)

@@ -15,6 +15,7 @@ import gradio as gr
 
 from .. import models
 from ..io import VideoDecodeError
+from ..limits import Cancelled
 
 log = logging.getLogger("vaelab.ui")
 
@@ -24,7 +25,7 @@ def visitor_errors(what: str, hint: str = "try smaller settings") -> Iterator[No
     """``with visitor_errors("Reconstruction"):`` maps exceptions to ``gr.Error`` as described above."""
     try:
         yield
-    except gr.Error:
+    except (gr.Error, Cancelled):
         raise
     except (VideoDecodeError, ValueError, models.WeightsError) as e:
         raise gr.Error(str(e)) from None

@@ -9,15 +9,16 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .. import models, pipeline, viz
+from .. import limits, models, pipeline, viz
 from ..analysis import ablations
 from ..engine import auto_device, get_model
+from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import device_choice
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
-MAX_CAPTION_CHARS = 300  # the embedder reads at most 32 words anyway
+MAX_CAPTION_CHARS = limits.MAX_CAPTION_CHARS
 
 CAPTION_HELP = """### VideoVAE+: what does the caption do?
 VideoVAE+ ([Xing et al. 2024](https://arxiv.org/abs/2412.17805)) lets its encoder *and* decoder attend to a
@@ -36,9 +37,15 @@ trained model missing half its code. PSNR is split by position inside each 4-fra
 alone)."""
 
 
-def _frames(state) -> np.ndarray:
+def _frames(state, frame=0) -> np.ndarray:
+    """The last Reconstruct input, checked before any model runs (a NaN frame number is one line, not three
+    reconstructions and a crash)."""
     if not isinstance(state, pipeline.Comparison):
         raise gr.Error("Run Reconstruct first: these experiments use its input clip.")
+    try:
+        limits.number(frame or 0, "Frame to show", 0, 1e9)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
     return state.frames
 
 
@@ -51,7 +58,7 @@ def _model(name: str, device: str):
 
 def _picture(ab: ablations.Ablation, frame) -> tuple[int, dict[str, np.ndarray]]:
     """The frame to show (clamped to the clip) and the input and every variant at that frame."""
-    t = int(np.clip(int(frame or 0), 0, len(ab.frames) - 1))
+    t = int(np.clip(limits.number(frame or 0, "Frame to show", 0, 1e9), 0, len(ab.frames) - 1))
     return t, {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()}
 
 
@@ -61,10 +68,11 @@ def captions_for(example: str | None) -> tuple[str, str]:
     return right, ablations.wrong_caption_for(right)
 
 
+@compute
 @zero_gpu
 def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Progress()):
     """VideoVAE+ with the right caption, none and a wrong one: PSNR curves, one frame of each, notes."""
-    frames = _frames(state)
+    frames = _frames(state, frame)
     with visitor_errors("The caption experiment"):
         progress(0.1, desc="videovae-plus: 3 reconstructions")
         ab = ablations.caption_effect(_model(CAPTION_MODEL, device), frames, str(caption or "")[:MAX_CAPTION_CHARS],
@@ -77,10 +85,11 @@ def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Prog
     return curves, viz.image_row(images, f"frame {t}"), notes
 
 
+@compute
 @zero_gpu
 def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
     """IV-VAE decoded with its full latent and with either branch zeroed: one frame, PSNR by group position."""
-    frames = _frames(state)
+    frames = _frames(state, frame)
     with visitor_errors("The branch experiment"):
         progress(0.1, desc="iv-vae: 3 reconstructions")
         ab = ablations.branch_ablation(_model(BRANCH_MODEL, device), frames)

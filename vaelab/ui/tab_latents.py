@@ -16,10 +16,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import models, pipeline
+from .. import limits, models, pipeline
 from .. import viz_latents as VL
 from ..analysis import latents as L
 from ..engine import auto_device, get_model
+from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import clip_inputs, clip_settings
@@ -29,14 +30,13 @@ log = logging.getLogger("vaelab.ui.latents")
 REFERENCE = "sd-vae"
 CLIP_FROM_RECONSTRUCT = "Reconstruct tab's input"
 CLIP_FROM_HERE = "Example or upload below"
-DEFAULT_CAP, MIN_CAP, MAX_CAP = 5_000, 500, 50_000
-DEFAULT_FRAMES, MAX_FRAMES = 8, 32
-DEFAULT_SIZE, MAX_SIZE = 128, 256
+DEFAULT_CAP, MIN_CAP, MAX_CAP = limits.LATENT_POINTS
+DEFAULT_FRAMES, MAX_FRAMES = limits.LATENTS.default_frames, limits.LATENTS.max_frames
+DEFAULT_SIZE, MAX_SIZE = limits.LATENTS.default_size, limits.LATENTS.max_size
 # Work cap per request: frames x pixels x encoder passes (a video model costs ~3: its video pass, its
 # image pass and the compatibility decode; the reference 1). Encoder passes are ~3x cheaper than the
 # Reconstruct tab's encode + decode, so this is about the same wall time as its 4 M cap.
-MAX_WORK_CPU = 8_000_000
-MAX_WORK_GPU = 400_000_000
+MAX_WORK_CPU, MAX_WORK_GPU = limits.LATENTS.work_cpu, limits.LATENTS.work_gpu
 COMPAT_HEADERS = ["model", "image decoder on the video latent (dB)", "video model's own decoder (dB)",
                   "image VAE on those frames (ceiling, dB)", "frames", "how / why not"]
 
@@ -135,13 +135,7 @@ def _no_video_md() -> str:
 # --- the request ----------------------------------------------------------------------------------
 
 def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number (got {value!r}).") from None
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be between {lo:,} and {hi:,} (got {v:,}).")
-    return v
+    return limits.number(value, name, lo, hi)
 
 
 def _choose_clip(clip_source: str, upload: str | None, example: str | None, frames: int, size: int,
@@ -181,6 +175,7 @@ def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
             + ". The numbers below use all of them.")
 
 
+@compute
 @zero_gpu
 def latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
                  parallel=False, state=None, progress=gr.Progress()):
@@ -332,7 +327,7 @@ def build(state: gr.State) -> None:
                 "all vectors.")
     if not video:
         gr.Markdown(_no_video_md(), elem_id="latent-no-video")
-    view = gr.State(None)
+    view = gr.State(None, time_to_live=limits.STATE_TTL_S)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             clip_source = gr.Radio([CLIP_FROM_RECONSTRUCT, CLIP_FROM_HERE], value=CLIP_FROM_RECONSTRUCT,

@@ -10,10 +10,11 @@ import logging
 import gradio as gr
 import numpy as np
 
-from .. import models, pipeline, viz_swap
+from .. import limits, models, pipeline, viz_swap
 from ..analysis import swap as swap_data
 from ..engine import auto_device, get_model
 from ..io import write_mp4
+from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import clip_inputs, clip_settings, device_choice
@@ -116,6 +117,7 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
     return "\n".join(lines)
 
 
+@compute
 @zero_gpu
 def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progress=gr.Progress()):
     """Swap VidTwin's structure and dynamics latents between clip A and clip B.
@@ -147,7 +149,10 @@ def show_swap_frame(state, index):
     """One frame of every panel of the last swap."""
     if not isinstance(state, swap_data.SwapResult):
         return None
-    t = int(np.clip(int(index or 0), 0, state.frames - 1))
+    try:
+        t = int(np.clip(limits.number(index or 0, "Frame", 0, 1e9), 0, state.frames - 1))
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
     return viz_swap.frame_grid(state.rows(t), t)
 
 
@@ -162,7 +167,7 @@ def build() -> None:
 
     gr.Markdown(TEACHING)
     gr.Markdown(weights_status, elem_id="swap-status")
-    state = gr.State(None)
+    state = gr.State(None, time_to_live=limits.STATE_TTL_S)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             with gr.Group():
