@@ -13,6 +13,7 @@ contract every input must meet. docs/RELIABILITY.md has the resulting table.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -230,7 +231,7 @@ def vfr(d: Path) -> Path:
 def vfr_microseconds(d: Path) -> Path:
     """2-3 KB: 30 frames 1 us apart, then one at 59.9 s (``resampled to 1e+06 fps`` before the clamp)."""
     pts_us = list(range(30)) + [59_900_000]
-    return encode(d / "vfr_us.mkv", pattern(31, 16, 16), codec="mpeg4", pts=pts_us, time_base=Fraction(1, 1_000_000))
+    return encode(d / "vfr_us.mp4", pattern(31, 16, 16), pts=pts_us, time_base=Fraction(1, 1_000_000))
 
 
 def still_codec_lying_header(fmt: str, suffix: str) -> Callable[[Path], Path]:
@@ -763,3 +764,95 @@ def test_cli_eval_absurd_size_exits_2_with_one_line(tmp_path, capsys):
     assert rc == 2
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vaelab: error: "), captured.err
+
+
+# --------------------------------------------------------------------------- checkpoint metadata (untrusted config)
+
+
+def ckpt_with_config(config_text: str, model: str = "sd-vae") -> Callable[[Path], Path]:
+    """A tiny safetensors file whose metadata carries ``config_text`` as its VAE Lab config."""
+    def make(d: Path) -> Path:
+        import torch
+        from safetensors.torch import save_file
+
+        path = d / "crafted.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"config": config_text, "vaelab_model": model})
+        return path
+    return make
+
+
+CONFIG_CHECKPOINTS = [
+    # 308 bytes that used to allocate 2 GB: counted on the meta device first
+    ("channels-1024x4", ckpt_with_config(json.dumps({"block_out_channels": [1024] * 4, "layers_per_block": 4})),
+     "parameters (at most"),
+    ("negative-channels", ckpt_with_config(json.dumps({"block_out_channels": [32, -64, 128, 128]})),
+     "block_out_channels must not be negative"),
+    ("zero-latent-channels", ckpt_with_config(json.dumps({"latent_channels": 0})), "latent_channels must be positive"),
+    ("string-channels", ckpt_with_config(json.dumps({"latent_channels": "4; rm -rf"})), "must be a number"),
+    ("bool-for-int", ckpt_with_config(json.dumps({"layers_per_block": True})), "layers_per_block must be"),
+    ("nan-value", ckpt_with_config('{"kl_weight": NaN}'), "kl_weight must be finite"),
+    ("huge-int", ckpt_with_config(json.dumps({"latent_channels": 10**12})), "latent_channels is too large"),
+    ("long-list", ckpt_with_config(json.dumps({"block_out_channels": [8] * 1000})), "entries (at most"),
+    ("unknown-key", ckpt_with_config(json.dumps({"__class__": "os.system"})), "unknown key"),
+    ("not-an-object", ckpt_with_config("[1, 2, 3]"), "not a JSON object"),
+    ("not-json", ckpt_with_config("{config"), "not valid JSON"),
+    ("metadata-too-long", ckpt_with_config(json.dumps({"latent_channels": 4, "pad": "x" * 70_000})),
+     "at most 64,000 characters"),
+    ("no-blocks", ckpt_with_config(json.dumps({"block_out_channels": []})), "does not build a model"),
+]
+
+
+@pytest.mark.parametrize(("make", "expected"), [c[1:] for c in CONFIG_CHECKPOINTS], ids=[c[0] for c in CONFIG_CHECKPOINTS])
+def test_checkpoint_config_is_validated_before_anything_is_built(make, expected, tmp_path):
+    """The config in a checkpoint's metadata is untrusted: each crafted one is refused with one line naming the
+    problem, before a model is built from it (so quickly, and nothing is allocated for its tensors)."""
+    from vaelab import models
+
+    path = make(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(models.WeightsError) as info:
+        models.load("sd-vae", weights=path, device="cpu")
+    message = str(info.value)
+    assert expected in message, message
+    assert "\n" not in message and len(message) < 300 and str(tmp_path) not in message, message
+    assert time.monotonic() - start < 20
+
+
+_CONFIG_PEAK_SCRIPT = """
+import sys
+from vaelab import models  # imported before the baseline
+def peak_kb():
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+before = peak_kb()
+try:
+    models.load("sd-vae", weights=sys.argv[1], device="cpu")
+    print("loaded")
+except models.WeightsError as e:
+    print("error:", e)
+print((peak_kb() - before) // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="measures VmHWM in /proc")
+def test_checkpoint_asking_for_gigabytes_allocates_nothing(tmp_path):
+    """The 308-byte file asking for block_out_channels [1024] x 4: refused with the process's peak RSS almost
+    unchanged (it used to allocate 2 GB of parameters before the state dict was compared)."""
+    path = ckpt_with_config(json.dumps({"block_out_channels": [1024] * 4, "layers_per_block": 4}))(tmp_path)
+    assert path.stat().st_size < 1000
+    proc = subprocess.run([sys.executable, "-c", _CONFIG_PEAK_SCRIPT, str(path)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcome, growth_mb = proc.stdout.strip().splitlines()[-2:]
+    assert outcome.startswith("error:") and "parameters" in outcome, outcome
+    assert int(growth_mb) < 100, f"peak RSS grew by {growth_mb} MB while refusing a {path.stat().st_size} B file"
+
+
+def test_shipped_lab_configs_pass_the_validation():
+    """Positive control: every shipped weight file's own config is accepted (and still loads)."""
+    from vaelab import models
+    from vaelab.models import metadata
+
+    for name in models.all_names():
+        config = models.training_record(name).get("config")
+        if config is not None:
+            assert metadata.checked_config(name, models.model_class(name), config) == config

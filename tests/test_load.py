@@ -240,6 +240,72 @@ def test_cancelled_requests_leave_the_server_serving(app_server, client, small_c
     assert status.get("queue_size", 0) == 0, status
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of ``pid`` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_rate(pid: int, seconds: float) -> float:
+    """CPU seconds per wall second of ``pid`` over the next ``seconds``."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def wait_idle(pid: int, timeout: float = 180.0, rate: float = 0.1) -> float:
+    """Wait until the server's start-up work (model warm-up, UMAP compilation) is over."""
+    deadline = time.monotonic() + timeout
+    while (r := cpu_rate(pid, 1.0)) > rate and time.monotonic() < deadline:
+        pass
+    return r
+
+
+CANCEL_REQUEST = (None, "bikes", ["sd-vae", "litevae", "vqgan"], 32, 128, "cpu")  # ~2.8 M of the 4 M cap
+
+
+def test_cancel_stops_the_work(app_server, client, capsys):
+    """A running request that is cancelled stops on the server within about a second (its CPU time goes to
+    ~0), and the next request then runs alone: the compute slot is held until the work has stopped."""
+    pid = server_pid(app_server)
+    idle = wait_idle(pid)
+    job = client.submit(*CANCEL_REQUEST, api_name="/reconstruct")
+    deadline = time.monotonic() + 120
+    while job.status().code.name not in ("PROCESSING", "PROGRESS") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # decoding done, inside the models
+    busy = cpu_rate(pid, 1.0)
+    assert busy > 0.5, f"the request did not load the server ({busy:.2f} CPU s/s)"
+    assert job.cancel()
+    time.sleep(1.0)  # the cancel reaches the server; the work stops at the next module or chunk
+    after = cpu_rate(pid, 2.0)
+    report(capsys, f"cancel: server CPU {idle:.2f} s/s idle, {busy:.2f} s/s while running, {after:.2f} s/s from "
+                   "1 s to 3 s after the cancel")
+    assert after < 0.2, f"the cancelled work kept running: {after:.2f} CPU s/s after the cancel"
+    assert not job.done() or job.status().code.name in ("CANCELLED", "FINISHED")
+
+
+def test_cancel_cycles_do_not_pile_up_work(app_server, client, capsys):
+    """Four submit-then-cancel cycles: no work keeps running next to the next request, and the server's RSS
+    does not grow by more than one job's worth."""
+    pid = server_pid(app_server)
+    wait_idle(pid)
+    rss0 = memory_kib(pid)["VmRSS"]
+    for _ in range(4):
+        job = client.submit(*CANCEL_REQUEST, api_name="/reconstruct")
+        deadline = time.monotonic() + 60
+        while job.status().code.name not in ("PROCESSING", "PROGRESS") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        job.cancel()
+    time.sleep(1.5)
+    after = cpu_rate(pid, 2.0)
+    grown = (memory_kib(pid)["VmRSS"] - rss0) / 1024
+    report(capsys, f"4 cancel cycles: server CPU {after:.2f} s/s afterwards, RSS {grown:+.0f} MiB")
+    assert after < 0.2, after
+    assert grown < 700, grown
+
+
 def test_server_peak_rss_within_budget(app_server, capsys):
     """VmHWM of the app process over the whole session so far (bad inputs, security, load)."""
     pid = server_pid(app_server)

@@ -217,9 +217,30 @@ class CancelToken:
 _SCOPE = threading.local()
 
 
+_HOOK: list = []
+
+
+def _install_module_hook() -> None:
+    """Check the token before every module's forward too (not only between chunks): one chunk of a video
+    model can take seconds on a CPU, one layer takes milliseconds. Installed once, on the first scope (the
+    app's compute handlers); outside a scope the hook is one thread-local lookup."""
+    if _HOOK:
+        return
+    with _HOOK_LOCK:
+        if not _HOOK:
+            from torch.nn.modules.module import register_module_forward_pre_hook
+
+            _HOOK.append(register_module_forward_pre_hook(lambda module, args: check_cancelled()))
+
+
+_HOOK_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def cancel_scope(token: CancelToken) -> Iterator[CancelToken]:
-    """Work in this thread inside the block stops at the next :func:`check_cancelled` once ``token`` is cancelled."""
+    """Work in this thread inside the block stops at the next :func:`check_cancelled` (between chunks, and
+    before any module's forward) once ``token`` is cancelled."""
+    _install_module_hook()
     prev = getattr(_SCOPE, "token", None)
     _SCOPE.token = token
     try:
