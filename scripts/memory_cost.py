@@ -7,8 +7,11 @@ as ``vaelab bench`` measures). The peak RSS increase is fitted as
 
     MiB = fixed + per_mpx * (frames held at once x H x W / 1e6) + per_clip_mpx * (T x H x W / 1e6)
 
-from a window-long clip, a clip two windows long and a window-long clip at a larger size. The limits
-module uses it to refuse, before any work, a CPU request whose estimate is over the budget.
+``fixed`` and ``per_mpx`` come from two window-long clips at two sizes (what the model holds at once);
+``per_clip_mpx`` from what grows with the whole clip whatever the model (the uint8 input and
+reconstruction, per-frame metrics, the side-by-side panel), measured once at the largest allowed clip
+(64 x 160 x 376) without a model. A clip two windows long is measured too, as a check of the estimate.
+The limits module uses it to refuse, before any work, a CPU request whose estimate is over the budget.
 
     PYTHONPATH=$PWD nice python scripts/memory_cost.py [--models a,b] [--threads 2]
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((96, 160), (160, 288))  # (H, W): the small and the large point
+CLIP = (64, 160, 376)  # the largest clip one CPU request may hold (64 frames at 160 px short side, 16:7)
 
 
 def window(name: str) -> int:
@@ -58,6 +62,30 @@ def one(name: str, t: int, h: int, w: int, threads: int) -> dict:
     return {"peak_mib": round((_status_kib("VmHWM") - rss0) / 1024, 1), "exact": exact, "seconds": round(sec, 1)}
 
 
+def whole_clip(t: int, h: int, w: int, threads: int) -> dict:
+    """Peak RSS increase of everything in a request that follows the whole clip, not the model."""
+    import numpy as np
+    import torch
+
+    from vaelab import metrics
+    from vaelab.bench import _reset_hwm, _status_kib
+    from vaelab.io import side_by_side
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    metrics.clip_metrics(small, small[::-1].copy())
+    clip = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    exact = _reset_hwm()
+    rss0 = _status_kib("VmRSS")
+    recon = np.concatenate([clip[i:i + 8] ^ 1 for i in range(0, t, 8)], 0)  # the engine's concatenation
+    metrics.clip_metrics(clip, recon)
+    metrics.temporal_flicker(recon)
+    metrics.temporal_flicker(clip)
+    side_by_side([clip, recon], ["input", "model"])
+    return {"peak_mib": round((_status_kib("VmHWM") - rss0) / 1024, 1), "exact": exact}
+
+
 def probe(name: str, t: int, h: int, w: int, threads: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, __file__, "--one", name, str(t), str(h), str(w), "--threads", str(threads)]
@@ -67,30 +95,38 @@ def probe(name: str, t: int, h: int, w: int, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fit(name: str, threads: int) -> dict:
+def fit(name: str, threads: int, per_clip: float, points: list[dict] | None = None) -> dict:
+    """The family's coefficients; ``points`` (from an earlier run) are refitted instead of measured again."""
     win = window(name)
     (h1, w1), (h2, w2) = SIZES
     pts = [(win, h1, w1), (2 * win, h1, w1), (win, h2, w2)]
-    res = [probe(name, *p, threads) for p in pts]
-    p1, p2, p3 = (r["peak_mib"] for r in res)
+    res = points or [probe(name, *p, threads) for p in pts]
+    p1, _, p3 = (r["peak_mib"] for r in res)
     px1, px3 = h1 * w1 / 1e6, h2 * w2 / 1e6
-    per_clip = max(0.0, (p2 - p1) / (win * px1))  # the second window only adds what grows with the clip
-    per_mpx = max(0.0, (p3 - p1 - per_clip * win * (px3 - px1)) / (win * (px3 - px1)))
-    fixed = max(0.0, p1 - per_mpx * win * px1 - per_clip * win * px1)
+    # The larger point carries some whole-clip growth too; it is counted here as well (an over-estimate).
+    per_mpx = max(0.0, (p3 - p1) / (win * (px3 - px1)))
+    fixed = max(0.0, p1 - per_mpx * win * px1)
     return {"window": win, "fixed": round(fixed, 1), "per_mpx": round(per_mpx, 1), "per_clip_mpx": round(per_clip, 1),
-            "points": [{"frames": t, "height": h, "width": w, **r} for (t, h, w), r in zip(pts, res)]}
+            "points": [{"frames": r.get("frames", t), "height": r.get("height", h), "width": r.get("width", w),
+                        **{k: v for k, v in r.items() if k not in ("frames", "height", "width")}}
+                       for (t, h, w), r in zip(pts, res)]}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--one", nargs=4, metavar=("NAME", "T", "H", "W"))
     p.add_argument("--models", default="")
+    p.add_argument("--whole-clip", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--refit", action="store_true", help="refit the stored points (no model runs)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "vaelab" / "memory_cost.json"))
     a = p.parse_args()
     if a.one:
         name, t, h, w = a.one
         print(json.dumps(one(name, int(t), int(h), int(w), a.threads)))
+        return 0
+    if a.whole_clip:
+        print(json.dumps(whole_clip(*CLIP, a.threads)))
         return 0
     from vaelab import models
 
@@ -99,8 +135,20 @@ def main() -> int:
     data = json.loads(out.read_text()) if out.exists() else {"families": {}}
     data["method"] = __doc__.split("\n\n")[1].replace("\n", " ")
     data["threads"] = a.threads
+    if a.refit and "whole_clip" in data:
+        clip = data["whole_clip"]
+    else:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out_ = subprocess.run([sys.executable, __file__, "--whole-clip", "--threads", str(a.threads)],
+                              capture_output=True, text=True, env=env, timeout=1800, check=True)
+        clip = json.loads(out_.stdout.strip().splitlines()[-1]) | dict(zip(("frames", "height", "width"), CLIP))
+        data["whole_clip"] = clip
+    per_clip = clip["peak_mib"] / (CLIP[0] * CLIP[1] * CLIP[2] / 1e6)
     for n in names:
-        data["families"][n] = fit(n, a.threads)
+        old = data["families"].get(n, {}).get("points") if a.refit else None
+        if a.refit and not old:
+            continue
+        data["families"][n] = fit(n, a.threads, per_clip, old)
         print(n, json.dumps({k: v for k, v in data["families"][n].items() if k != "points"}), flush=True)
         out.write_text(json.dumps(data, indent=1) + "\n")
     return 0

@@ -177,7 +177,7 @@ def limited_app(tmp_path_factory):
     assets.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_SERVER_NAME")}
-    env.update(GRADIO_SERVER_PORT=str(port), VAELAB_MAX_FILE_MB="1", GRADIO_TEMP_DIR=str(cache),
+    env.update(GRADIO_SERVER_PORT=str(port), VAELAB_MAX_FILE_MB="1", VAELAB_UPLOAD_BUDGET_MB="3", GRADIO_TEMP_DIR=str(cache),
                VAELAB_ASSETS=str(assets), VAELAB_THREADS="1", PYTHONUNBUFFERED="1")
     with launch_app(env, root / "app.log", START_TIMEOUT_S) as url:
         yield {"url": url, "port": port, "cache": cache, "root": root}
@@ -223,3 +223,131 @@ def test_analytics_off_and_loopback_only_without_env(limited_app):
     assert addresses, "no listening socket found"
     loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
     assert addresses <= loopback, f"listening beyond loopback: {addresses}"
+
+
+def test_upload_budget_per_visitor(limited_app):
+    """Past VAELAB_UPLOAD_BUDGET_MB (3 MB on this instance) uploads from one address are answered 429, before
+    Gradio writes them to disk; the other tests' uploads on this instance count against the same budget."""
+    url, cache = limited_app["url"], limited_app["cache"]
+    statuses = []
+    for i in range(10):
+        status, text = upload(url, f"chunk{i}.mp4", os.urandom(400_000))
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[-1] == 429, statuses
+    assert b"Upload budget used up" in text, text[:200]
+    assert set(statuses[:-1]) <= {200}, statuses
+    stored = [p for p in cache.rglob(f"chunk{len(statuses) - 1}.mp4")]
+    assert stored == [], f"a refused upload was kept: {stored}"
+
+
+# --------------------------------------------------------------------------- custom weights and the bound host
+
+
+def test_host_and_origin_must_be_loopback_while_custom_weights_are_on(app_server):
+    """The session's server is bound to loopback, so custom weights are on: a request addressed to another name
+    (the DNS-rebinding shape: evil.example resolving to 127.0.0.1) or sent from another origin is refused."""
+    port = app_server.rsplit(":", 1)[1]
+    assert http("GET", app_server + "/config")[0] == 200  # positive controls
+    assert http("GET", app_server + "/config", headers={"Host": f"localhost:{port}"})[0] == 200
+    assert http("GET", app_server + "/config", headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
+    for headers in ({"Host": f"evil.example:{port}"}, {"Host": "evil.example"}, {"Host": f"192.168.1.5:{port}"},
+                    {"Origin": "http://evil.example"}, {"Origin": f"http://evil.example:{port}"}):
+        status, _, body = http("GET", app_server + "/config", headers=headers)
+        assert status == 403, (headers, status)
+        assert b"Refused" in body and b"components" not in body, body[:200]
+    body, ctype = multipart("x.mp4", b"\x00" * 100)
+    status, _, _ = http("POST", app_server + "/gradio_api/upload", data=body,
+                        headers={"Content-Type": ctype, "Host": "evil.example"})
+    assert status == 403
+
+
+@pytest.fixture(scope="module")
+def public_app(tmp_path_factory):
+    """``vaelab serve --host 0.0.0.0`` with GRADIO_SERVER_NAME and VAELAB_ALLOW_CUSTOM_WEIGHTS unset, no weights."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import _http_ok
+
+    root = tmp_path_factory.mktemp("public")
+    (root / "no-assets").mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADIO_SERVER_NAME", "VAELAB_ALLOW_CUSTOM_WEIGHTS")}
+    env.update(VAELAB_ASSETS=str(root / "no-assets"), GRADIO_TEMP_DIR=str(root / "cache"), VAELAB_THREADS="1",
+               PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    log = open(root / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", "from vaelab.cli import main; raise SystemExit(main())", "serve",
+                             "--host", "0.0.0.0", "--port", str(port)], cwd=root, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _http_ok(url + "/"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"vaelab serve did not start: {(root / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": url, "port": port}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_public_bind_turns_custom_weights_off(public_app):
+    """``vaelab serve --host 0.0.0.0`` with GRADIO_SERVER_NAME unset: the Weights box is not interactive and says
+    why, the /reconstruct endpoint refuses a custom-weights spec (it used to read /etc/passwd as a checkpoint),
+    and there is no Host check (a public server answers whatever name it is reached by)."""
+    if Path("/proc/net/tcp").exists():
+        assert set(listen_sockets(public_app["port"]).values()) & {"00000000", "00000000000000000000000000000000"}
+    status, _, body = http("GET", public_app["url"] + "/config", headers={"Host": "vaelab.example.org"})
+    assert status == 200
+    config = json.loads(body)
+    box = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "custom-weights")
+    assert box["props"]["interactive"] is False
+    assert "Switched off on this server" in body.decode()
+
+
+def test_custom_weights_follow_the_bound_host(monkeypatch):
+    """The decision itself: the bound address wins over GRADIO_SERVER_NAME; the explicit flag wins over both."""
+    from vaelab.ui import security
+
+    monkeypatch.delenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", raising=False)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "127.0.0.1")
+    try:
+        for host, allowed in (("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("127.0.0.1", True),
+                              ("localhost", True), ("::1", True), ("127.0.0.2", True)):
+            security.bind(host)
+            assert security.custom_weights_allowed() is allowed, host
+        security.bind("0.0.0.0")
+        monkeypatch.setenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", "1")
+        assert security.custom_weights_allowed() and not security.host_check_on()
+        security.bind("127.0.0.1")
+        monkeypatch.setenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", "0")
+        assert not security.custom_weights_allowed() and not security.host_check_on()
+    finally:
+        security.bind(None)
+    assert security.refused_host({"host": "127.0.0.1:7860"}) is None
+    assert security.refused_host({"host": "[::1]:7860", "origin": "http://localhost:7860"}) is None
+    assert security.refused_host({"host": "evil.example:7860"})
+    assert security.refused_host({"host": "127.0.0.1:7860", "origin": "https://evil.example"})
+    assert security.refused_host({"host": ""})
+
+
+def test_weights_choice_refuses_custom_weights_when_off(monkeypatch):
+    import gradio as gr
+
+    from vaelab.ui import app, security
+
+    monkeypatch.delenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", raising=False)
+    security.bind("0.0.0.0")
+    try:
+        with pytest.raises(gr.Error, match="switched off"):
+            app._weights_choice("sd-vae", "/etc/passwd", ["sd-vae"])
+    finally:
+        security.bind(None)
