@@ -856,3 +856,68 @@ def test_shipped_lab_configs_pass_the_validation():
         config = models.training_record(name).get("config")
         if config is not None:
             assert metadata.checked_config(name, models.model_class(name), config) == config
+
+
+# --------------------------------------------------------------------------- form values (one validation path)
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (lambda L: L.check_form(float("nan"), 128), "Frames must be a finite number"),
+    (lambda L: L.check_form(8, float("inf")), "Working resolution must be a finite number"),
+    (lambda L: L.check_form(8.5, 128), "Frames must be a whole number"),
+    (lambda L: L.check_form(None, 128), "Frames must be a whole number"),
+    (lambda L: L.check_form(True, 128), "Frames must be a whole number"),
+    (lambda L: L.check_form("x", 128), "Frames must be a whole number"),
+    (lambda L: L.check_form(0, 128), "Frames must be between 1 and 64"),
+    (lambda L: L.check_form(8, 10**30), "Working resolution must be between 32 and 512"),
+    (lambda L: L.check_reconstruct(None, 8, 128, True, float("nan"), 16, 4), "Tile size must be a finite number"),
+    (lambda L: L.check_reconstruct(None, 8, 128, False, 64, 16, float("nan")), "Chunk must be a finite number"),
+    (lambda L: L.check_reconstruct("/tmp/gradio/abc/..", 8, 128), "no usable name"),
+    (lambda L: L.check_reconstruct("  ", 8, 128), "no usable name"),
+    (lambda L: L.number(float("nan"), "Seed", 0, 10), "Seed must be a finite number"),
+])
+def test_form_values_get_one_clear_line(call, expected):
+    """NaN, infinities, booleans, text and out-of-range values: one line naming the setting (it used to be
+    "cannot convert float NaN to integer"), from the one validation path every tab uses."""
+    from vaelab import limits
+
+    with pytest.raises(ValueError) as info:
+        call(limits)
+    assert expected in str(info.value), str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_every_tab_uses_the_one_validation_path():
+    """Reconstruct, Structure x Dynamics and Latent space refuse NaN with the same wording."""
+    from vaelab import pipeline
+    from vaelab.analysis import swap
+    from vaelab.ui import tab_latents
+
+    for call in (lambda: pipeline.load_input(None, "bikes", frames=float("nan"), size=32),
+                 lambda: swap.load_pair(None, "bikes", None, "bikes", frames=float("nan"), size=64),
+                 lambda: tab_latents._int(float("nan"), "Frames", 1, 32)):
+        with pytest.raises(ValueError, match="Frames must be a finite number"):
+            call()
+
+
+def test_nan_settings_and_bad_frames_through_the_live_app(app_server, tmp_path, monkeypatch):
+    """Through the running app: NaN settings are refused before any work, and a NaN frame in Inside the model is
+    refused before its three reconstructions run."""
+    from gradio_client.exceptions import AppError
+
+    client = quiet_client(app_server, tmp_path, monkeypatch)
+    for args, expected in [((None, "bikes", ["sd-vae"], float("nan"), SIZE, "cpu"), "Frames must be a finite number"),
+                           ((None, "bikes", ["sd-vae"], 2, float("nan"), "cpu"), "must be a finite number")]:
+        start = time.monotonic()
+        with pytest.raises(AppError) as info:
+            client.predict(*args, api_name="/reconstruct")
+        assert expected in str(info.value), str(info.value)
+        assert time.monotonic() - start < 30
+    out = client.predict(None, "bikes", ["sd-vae"], 2, SIZE, "cpu", api_name="/reconstruct")
+    assert Path(out[0]).is_file()
+    start = time.monotonic()
+    with pytest.raises(AppError, match="Frame to show must be a finite number"):
+        client.predict("a caption", "another", float("nan"), "cpu", api_name="/caption_effect")
+    assert time.monotonic() - start < 30
+    with pytest.raises(AppError, match="Frame must be a finite number"):
+        client.predict(float("nan"), api_name="/show_frame")

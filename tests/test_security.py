@@ -351,3 +351,39 @@ def test_weights_choice_refuses_custom_weights_when_off(monkeypatch):
             app._weights_choice("sd-vae", "/etc/passwd", ["sd-vae"])
     finally:
         security.bind(None)
+
+
+# --------------------------------------------------------------------------- what a session keeps
+
+
+@pytest.fixture(scope="module")
+def short_state_app(tmp_path_factory):
+    """``python app.py`` whose per-session state lives 3 s (VAELAB_STATE_TTL_S=3), with the shipped weights."""
+    root = tmp_path_factory.mktemp("ttl")
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", VAELAB_STATE_TTL_S="3",
+               GRADIO_TEMP_DIR=str(root / "cache"), VAELAB_THREADS="1", PYTHONUNBUFFERED="1")
+    with launch_app(env, root / "app.log", START_TIMEOUT_S) as url:
+        yield url
+
+
+def test_session_state_expires(short_state_app, tmp_path, monkeypatch):
+    """A session's last result (gr.State) is dropped after its time-to-live: the frame view then shows nothing and
+    the tabs that read it ask for a new Reconstruct run, instead of the server keeping it for an hour."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from conftest import require_lab_weights
+
+    require_lab_weights("sd-vae")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client = Client(short_state_app, verbose=False, download_files=str(tmp_path / "dl"))
+    out = client.predict(None, "bikes", ["sd-vae"], 2, 32, "cpu", api_name="/reconstruct")
+    assert Path(out[0]).is_file()
+    assert client.predict(1, api_name="/show_frame") is not None  # the state is there
+    import time
+
+    time.sleep(3 + 2.5)  # TTL, then Gradio's once-a-second sweep
+    assert client.predict(1, api_name="/show_frame") is None
+    with pytest.raises(AppError, match="Run Reconstruct first"):
+        client.predict("2D per frame (3 levels)", 0, api_name="/wavelets")

@@ -140,11 +140,14 @@ class _ResultCache:
     reconstruction: a repeated request, an example a workshop pre-computed, or a re-run with one more
     model selected only pays for what is new. Results are never mutated after they are made."""
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 64, max_bytes: int | None = None):
         import collections
+        import os
         import threading
 
         self.size, self._d, self._lock = size, collections.OrderedDict(), threading.Lock()
+        # a byte budget too: one GPU-sized result can be hundreds of MB (limits: VAELAB_RESULT_CACHE_MB)
+        self.max_bytes = max_bytes if max_bytes is not None else int(os.environ.get("VAELAB_RESULT_CACHE_MB", 512)) << 20
 
     def get(self, key: tuple) -> ModelResult | None:
         with self._lock:
@@ -154,9 +157,11 @@ class _ResultCache:
         return None
 
     def put(self, key: tuple, value: ModelResult) -> None:
+        if value.run.recon.nbytes > self.max_bytes:
+            return
         with self._lock:
             self._d[key] = value
-            while len(self._d) > self.size:
+            while len(self._d) > self.size or sum(v.run.recon.nbytes for v in self._d.values()) > self.max_bytes:
                 self._d.popitem(last=False)
 
     def clear(self) -> None:
