@@ -172,7 +172,8 @@ class Sampler(threading.Thread):
 def session(url: str, a: argparse.Namespace, files: dict[str, Path], scratch: Path, index: int) -> list[dict]:
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False, download_files=str(scratch / f"dl{index}"))
+    client = Client(url, verbose=False, download_files=str(scratch / f"dl{index}"),
+                    httpx_kwargs={"timeout": 300})  # a busy 2-core machine answers slowly
     large = (None, "bikes", a.large_models.split(","), a.large_frames, a.large_size, "cpu")
     events = []
 

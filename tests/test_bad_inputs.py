@@ -921,3 +921,14 @@ def test_nan_settings_and_bad_frames_through_the_live_app(app_server, tmp_path, 
     assert time.monotonic() - start < 30
     with pytest.raises(AppError, match="Frame must be a finite number"):
         client.predict(float("nan"), api_name="/show_frame")
+
+
+def test_vidtwin_card_stats():
+    """The VidTwin card's parameter/FLOP counts used to fail on every start ("Expected gradient function to be
+    set": FlopCounterMode hooks module inputs that require grad, and the Q-Former's expanded queries are a view
+    of a parameter without a grad_fn)."""
+    from vaelab.analysis.complexity import encoder_decoder_stats
+
+    stats = encoder_decoder_stats("vidtwin")
+    assert stats["encoder_params"] > 0 and stats["decoder_params"] > 0
+    assert stats["encoder_gflops"] > 0 and stats["decoder_gflops"] > 0

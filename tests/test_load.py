@@ -314,3 +314,77 @@ def test_server_peak_rss_within_budget(app_server, capsys):
     report(capsys, f"server pid {pid}: peak RSS (VmHWM) {peak_gib:.3f} GiB, current RSS "
                    f"{mem['VmRSS'] / 1024**2:.3f} GiB (budget {RSS_BUDGET_GIB} GiB)")
     assert peak_gib < RSS_BUDGET_GIB
+
+
+# --------------------------------------------------------------------------- memory per request
+
+
+_REQUEST_PEAK = """
+import json, sys
+from vaelab import limits, pipeline
+from vaelab.bench import _reset_hwm, _status_kib
+from vaelab.engine import get_model
+name, t, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+frames = pipeline.load_input(None, "bikes", frames=t, size=size).frames
+T, H, W, _ = frames.shape
+get_model(name, "lab", "cpu")
+pipeline.reconstruct_clip(frames[:2, :32, :32].copy(), [name], device="cpu")  # one-time loads are not the request's
+try:
+    limits.check_work(T, H, W, 1, "cpu")
+    limits.check_memory([name], T, H, W, "cpu")
+except ValueError as e:
+    print(json.dumps({"refused": str(e), "shape": [T, H, W]}))
+    raise SystemExit(0)
+exact = _reset_hwm()
+rss0 = _status_kib("VmRSS")
+pipeline.reconstruct_clip(frames, [name], device="cpu")
+print(json.dumps({"peak_mib": (_status_kib("VmHWM") - rss0) / 1024, "exact": exact, "shape": [T, H, W],
+                  "estimate_mib": limits.estimate_mib(name, T, H, W)}))
+"""
+
+
+def request_peak(name: str, frames: int, size: int) -> dict:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _REQUEST_PEAK, name, str(frames), str(size)], capture_output=True,
+                          text=True, timeout=1800, env=dict(os.environ, PYTHONPATH=str(repo), VAELAB_THREADS="2"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def largest_allowed_frames(name: str, size: int) -> int:
+    from vaelab import limits, pipeline
+
+    t, h, w, _ = pipeline.load_input(None, "bikes", frames=1, size=size).frames.shape
+    for frames in range(64, 0, -1):
+        try:
+            limits.check_work(frames, h, w, 1, "cpu")
+            limits.check_memory([name], frames, h, w, "cpu")
+            return frames
+        except ValueError:
+            continue
+    return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="measures VmHWM in /proc")
+@pytest.mark.parametrize("name", ["cv-vae", "videovae-plus"])
+def test_request_memory_is_bounded_by_the_rule(name, capsys):
+    """The issue's request (bikes, 64 frames at 376x160) is refused before work when the model's measured cost says
+    it would pass the budget; the largest request the rule allows stays under the budget, measured as the
+    RSS high-water mark of the request in a fresh process (the method of ``vaelab bench``)."""
+    from conftest import require_lab_weights
+    from vaelab import limits
+
+    require_lab_weights(name)
+    issue = request_peak(name, 64, 160)
+    frames = largest_allowed_frames(name, 160)
+    allowed = request_peak(name, frames, 160) if frames else {"refused": "no frame count allowed"}
+    report(capsys, f"{name}: 64x376x160 -> {issue}; largest allowed {frames} frames -> {allowed}")
+    if "peak_mib" in issue:
+        assert issue["peak_mib"] < limits.MEMORY_BUDGET_MIB, issue
+    else:
+        assert "needs too much memory" in issue["refused"] or "too heavy" in issue["refused"], issue
+    assert "peak_mib" in allowed, allowed
+    assert allowed["peak_mib"] < limits.MEMORY_BUDGET_MIB, allowed
