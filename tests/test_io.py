@@ -530,3 +530,44 @@ def test_example_images():
     assert {"astronaut", "coffee", "chelsea", "rocket"} <= set(images)
     for image in images.values():
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+# --------------------------------------------------------------------------- frame-rate resampling bounds
+
+
+def test_resampling_rate_is_clamped_and_ticks_follow_the_frame_cap():
+    """Microsecond timestamps asked for a million ticks a second (and a 59.9 s clip of them): the rate is clamped
+    to max_fps and only cap + 1 ticks are built, whatever the claimed duration."""
+    from vaelab.io.video import _constant_rate
+
+    times = [i * 1e-6 for i in range(30)] + [59.9]
+    fps, picks = _constant_rate(times, None, max_fps=240.0, max_ticks=64)
+    assert fps == 240.0
+    assert picks is not None and len(picks) == 65
+    fps, picks = _constant_rate(times, None, max_fps=240.0)  # no cap: the whole 59.9 s at 240 fps, not 6e7 ticks
+    assert len(picks) == int(59.9 * 240) + 1
+    # an ordinary variable rate is untouched by the clamp
+    fps, picks = _constant_rate([0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.9, 1.0], None, max_fps=240.0, max_ticks=64)
+    assert fps == 10.0 and len(picks) == 11
+
+
+def test_windowed_non_causal_video_models():
+    """VidTwin and HVDM code 16-frame chunks independently anyway: their windowed run is bit-identical to one
+    shot. CV-VAE's 17-frame windows are its paper's long-video recipe: each window is coded on its own."""
+    import torch
+
+    from vaelab import engine, models
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (20, 32, 48, 3), dtype=np.uint8)
+    torch.manual_seed(0)
+    for name in ("vidtwin", "hvdm"):
+        m = models.build(name).eval()
+        windowed = engine.run_model(m, clip)
+        assert any("windows" in n for n in windowed.notes)
+        assert np.array_equal(windowed.recon, engine.run_model(m, clip, window=0).recon), name
+    m = models.build("cv-vae").eval()
+    res = engine.run_model(m, clip)
+    assert any("17-frame windows" in n for n in res.notes)
+    assert np.array_equal(res.recon[17:], engine.run_model(m, clip[17:], window=0).recon)
+    assert np.array_equal(res.recon[:17], engine.run_model(m, clip[:17], window=0).recon)

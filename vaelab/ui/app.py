@@ -143,7 +143,6 @@ def weights_md() -> str:
     return "\n".join(rows)
 
 
-@compute
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
                 chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
@@ -202,7 +201,6 @@ def show_frame(state, index):
         return _frame_figure(state, limits.number(index, "Frame", 0, 1e9))
 
 
-@compute
 def wavelets(state, mode, frame):
     """Haar band view of the last Reconstruct result: mosaics for one frame and per-band energy/error bars."""
     from ..analysis import wavelet_view as wv
@@ -340,7 +338,8 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
-        run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
+        # compute(): the one process-wide compute slot, and a cancel that stops the work (ui/compute.py)
+        run.click(compute(reconstruct), [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
                                    custom_model, custom_weights, caption],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute"
@@ -348,7 +347,7 @@ def build_app() -> gr.Blocks:
         # typed values and drags both arrive as .input; only the latest pending one is rendered
         frame_idx.input(show_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
         example.change(pipeline.example_caption, example, caption, queue=False, api_name=False)
-        wrun.click(wavelets, [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=1,
+        wrun.click(compute(wavelets), [state, wmode, wframe], [wmosaic, wbars, wnotes, whvdm], concurrency_limit=1,
                    concurrency_id="compute")  # its HVDM part runs a model: the one compute slot
         demo.load(model_cards, None, cards)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)

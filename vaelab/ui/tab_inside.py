@@ -68,7 +68,6 @@ def captions_for(example: str | None) -> tuple[str, str]:
     return right, ablations.wrong_caption_for(right)
 
 
-@compute
 @zero_gpu
 def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Progress()):
     """VideoVAE+ with the right caption, none and a wrong one: PSNR curves, one frame of each, notes."""
@@ -85,7 +84,6 @@ def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Prog
     return curves, viz.image_row(images, f"frame {t}"), notes
 
 
-@compute
 @zero_gpu
 def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
     """IV-VAE decoded with its full latent and with either branch zeroed: one frame, PSNR by group position."""
@@ -133,8 +131,8 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     bnotes = gr.Markdown(elem_id="branch-notes")
 
     example.change(captions_for, example, [caption, wrong], queue=False, api_name=False)
-    crun.click(caption_effect, [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
+    crun.click(compute(caption_effect), [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
                concurrency_limit=1, concurrency_id="compute")
-    brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
+    brun.click(compute(branch_ablation), [state, frame, device], [bimages, bbars, bnotes],
                concurrency_limit=1, concurrency_id="compute")
     return frame

@@ -175,7 +175,6 @@ def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
             + ". The numbers below use all of them.")
 
 
-@compute
 @zero_gpu
 def latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
                  parallel=False, state=None, progress=gr.Progress()):
@@ -377,7 +376,7 @@ def build(state: gr.State) -> None:
     with gr.Accordion("How to read the latent space", open=True):
         gr.Markdown(TEACH_MD, elem_id="latent-teach")
 
-    run.click(latent_space,
+    run.click(compute(latent_space),
               [clip_source, upload, example, frames, size, chosen, use_reference, cap, seed, parallel, state],
               [status, umap_plot, pca_plot, table, compat, bars, view],
               concurrency_limit=1, concurrency_id="compute"

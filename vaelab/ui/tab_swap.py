@@ -117,7 +117,6 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
     return "\n".join(lines)
 
 
-@compute
 @zero_gpu
 def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progress=gr.Progress()):
     """Swap VidTwin's structure and dynamics latents between clip A and clip B.
@@ -196,7 +195,7 @@ def build() -> None:
         latents = gr.Markdown(elem_id="swap-latents")
         notes = gr.Markdown(elem_id="swap-notes")
 
-    run.click(swap, [upload_a, example_a, upload_b, example_b, frames, size, device],
+    run.click(compute(swap), [upload_a, example_a, upload_b, example_b, frames, size, device],
               [video, frame_idx, frame_plot, attention, latents, notes, state],
               concurrency_limit=1, concurrency_id="compute")  # shares the one compute slot with Reconstruct
     frame_idx.input(show_swap_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
