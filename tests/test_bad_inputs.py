@@ -932,3 +932,23 @@ def test_vidtwin_card_stats():
     stats = encoder_decoder_stats("vidtwin")
     assert stats["encoder_params"] > 0 and stats["decoder_params"] > 0
     assert stats["encoder_gflops"] > 0 and stats["decoder_gflops"] > 0
+
+
+def test_memory_rule_refuses_before_work_and_allows_the_defaults():
+    """The rule reads each family's measured cost: the page's default request fits for every model with a
+    measurement, the issue's cv-vae request (bikes, 64 frames at 376x160: +4.45 GB before windows) is refused
+    with one line, and a GPU request is left to the work cap."""
+    from vaelab import limits
+
+    costs = limits.memory_cost()
+    assert {"sd-vae", "cv-vae", "videovae-plus"} <= set(costs), sorted(costs)
+    for name, c in costs.items():
+        assert c["window"] >= 0 and c["per_mpx"] >= 0 and c["per_clip_mpx"] > 0, (name, c)
+        limits.check_memory([name], 8, 128, 228, "cpu")  # the page's defaults
+    with pytest.raises(ValueError) as info:
+        limits.check_memory(["sd-vae", "cv-vae"], 64, 160, 376, "cpu")
+    message = str(info.value)
+    assert message.startswith("This request needs too much memory for this server: cv-vae") and "\n" not in message
+    limits.check_memory(["cv-vae"], 64, 160, 376, "cuda")
+    tiled = limits.estimate_mib("cv-vae", 64, 160, 376, tile=64)
+    assert tiled < limits.estimate_mib("cv-vae", 64, 160, 376)
