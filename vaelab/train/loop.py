@@ -128,11 +128,9 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
     model = models.build(cfg.model, cfg.model_config or None)
-    if hasattr(model, "attach_image_decoder"):
+    if model.parent is not None:
         # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
-        image_vae = models.load("sd-vae", device="cpu")
-        model.inflate_from_sd(image_vae.state_dict())
-        model.attach_image_decoder(image_vae)
+        model.start_from(models.load(model.parent, device="cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
@@ -150,7 +148,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     sampler = Sampler(train_sources(mix=cfg.data_mix), crop=cfg.crop, frames=cfg.frames, photo_share=cfg.photo_share,
                       seed=cfg.seed + step, mix=cfg.data_mix)
     heldout = heldout_clips(128)
-    is_vq = hasattr(model, "quantize")
+    is_vq = model.quantised
     takes_caption = cfg.captions and reads_captions(model)
     image_rng = np.random.default_rng(cfg.seed + 7919 + step)  # own stream: the video batches stay as before
     usage = torch.zeros(model.quantize.n_embed, dtype=torch.long) if is_vq else None
