@@ -234,15 +234,15 @@ def vfr_microseconds(d: Path) -> Path:
     return encode(d / "vfr_us.mp4", pattern(31, 16, 16), pts=pts_us, time_base=Fraction(1, 1_000_000))
 
 
-def still_codec_lying_header(fmt: str, suffix: str) -> Callable[[Path], Path]:
+def still_codec_lying_header(fmt: str, suffix: str, side: int = 16000) -> Callable[[Path], Path]:
     """A video container (MOV, AVI, NUT) whose PNG stream header says 64x64 but whose one packet is a
-    16000x16000 PNG (~0.75 MB on disk, 732 MiB once decoded)."""
+    16000x16000 PNG (~0.75 MB on disk, 732 MiB once decoded; FFmpeg's probe alone decoded it)."""
     def make(d: Path) -> Path:
-        path = d / f"lying.{suffix}"
+        path = d / f"lying{side}.{suffix}"
         with av.open(str(path), "w", format=fmt) as out:
             stream = out.add_stream("png", rate=1)
             stream.width, stream.height, stream.pix_fmt = 64, 64, "rgb24"
-            packet = av.Packet(raw_png(16000, 16000, 8, 2, 3))
+            packet = av.Packet(raw_png(side, side, 8, 2, 3))
             packet.stream, packet.pts, packet.dts, packet.time_base = stream, 0, 0, Fraction(1, 1)
             out.mux(packet)
         return path
@@ -327,9 +327,10 @@ CORPUS = [
     Case("gif-screen-65535x65535", gif_huge_screen, "error", "too large|damaged"),
     Case("png-claims-12000x12000", lambda d: write(d / "bomb.png", raw_png(12000, 12000, 8, 0, 1)),
          "error", "too large"),
-    Case("mov-png-16000-says-64", still_codec_lying_header("mov", "mov"), "error", "too large (16000x16000)"),
-    Case("avi-png-16000-says-64", still_codec_lying_header("avi", "avi"), "error", "too large (16000x16000)"),
-    Case("nut-png-16000-says-64", still_codec_lying_header("nut", "nut"), "error", "too large (16000x16000)"),
+    Case("mov-png-16000-says-64", still_codec_lying_header("mov", "mov"), "error", "image too large to decode"),
+    Case("avi-png-16000-says-64", still_codec_lying_header("avi", "avi"), "error", "image too large to decode"),
+    Case("nut-png-16000-says-64", still_codec_lying_header("nut", "nut"), "error", "image too large to decode"),
+    Case("mov-png-5000-says-64", still_codec_lying_header("mov", "mov", 5000), "error", "too large (5000x5000)"),
     # --- awkward but valid images
     Case("png-alpha", png_with_alpha, "clip", "alpha composited on white"),
     Case("png-16bit-rgb", png_16bit_rgb, "clip", "16-bit: converted to 8-bit"),

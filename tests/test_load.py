@@ -218,7 +218,7 @@ def test_queue_is_bounded(app_server, client, capsys):
 def test_cancelled_requests_leave_the_server_serving(app_server, client, small_clip, downloads):
     from gradio_client import handle_file
 
-    # Cancelled while running: the job finishes upstream (not a generator) but the client stops waiting.
+    # Cancelled while running: the work stops upstream at its next layer or chunk (ui/compute.py).
     running = client.submit(handle_file(str(small_clip)), None, [MODEL], 6, 64, "cpu", api_name="/reconstruct")
     deadline = time.monotonic() + 60
     while running.status().code.name not in ("PROCESSING", "PROGRESS") and time.monotonic() < deadline:

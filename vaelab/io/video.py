@@ -342,7 +342,10 @@ def _check_packet_image(packet, limits: VideoLimits) -> None:
             with Image.open(io.BytesIO(bytes(packet)), formats=_PIL_FORMATS) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        width = height = limits.max_side + 1
+        raise VideoDecodeError(
+            f"The video holds an image too large to decode; the limit is {limits.max_side} pixels per side "
+            f"and {limits.max_pixels / 1e6:.1f} megapixels."
+        ) from None
     except (*_DECODER_ERRORS, Image.UnidentifiedImageError):
         return  # not a header Pillow knows: the decoded frame is checked instead
     _check_size(width, height, limits)
@@ -357,7 +360,11 @@ def _open_container(path: Path, stack: contextlib.ExitStack) -> av.container.Inp
     # '%' (image-sequence patterns) or ':' (protocols) mean nothing to it.
     handle = stack.enter_context(path.open("rb"))
     try:
-        container = av.open(handle, "r", options={"format_whitelist": _DEMUXER_WHITELIST})
+        # max_pixels for the decoders FFmpeg opens while probing (find_stream_info): a PNG/MJPEG stream in a
+        # MOV/AVI/NUT whose header says 64x64 would otherwise be decoded at its real 16000x16000 right here.
+        # (PyAV copies these options into every stream's probe decoder when the container lists its streams.)
+        container = av.open(handle, "r", options={"format_whitelist": _DEMUXER_WHITELIST,
+                                                  "max_pixels": str(VideoLimits.max_pixels)})
     except _DECODER_ERRORS:
         raise _UnreadableError(_NOT_A_VIDEO) from None
     return stack.enter_context(container)
