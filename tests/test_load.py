@@ -388,3 +388,47 @@ def test_request_memory_is_bounded_by_the_rule(name, capsys):
         assert "needs too much memory" in issue["refused"] or "too heavy" in issue["refused"], issue
     assert "peak_mib" in allowed, allowed
     assert allowed["peak_mib"] < limits.MEMORY_BUDGET_MIB, allowed
+
+
+# --------------------------------------------------------------------------- the compute slot, in process
+
+
+def test_compute_slot_cancel_stops_the_work_in_process():
+    """ui.compute without a server: cancelling the asyncio task (what Gradio's /cancel does) makes the worker
+    stop at its next module and give the slot back within about a second, and a second job waits for it."""
+    import asyncio
+
+    import torch
+
+    from vaelab import engine, models
+    from vaelab.ui import compute as C
+
+    torch.manual_seed(0)
+    model = models.build("sd-vae").eval()
+    clip = np.random.default_rng(0).integers(0, 256, (64, 64, 112, 3), dtype=np.uint8)
+    ran: list[str] = []
+
+    def work(tag: str):
+        ran.append(tag)
+        return engine.run_model(model, clip, frame_batch=2)
+
+    async def scenario():
+        first = asyncio.ensure_future(C.compute(work)("first"))
+        await asyncio.sleep(1.5)
+        assert C.busy() and ran == ["first"]
+        second = asyncio.ensure_future(C.compute(lambda: ran.append("second") or "done")())
+        await asyncio.sleep(0.2)
+        assert ran == ["first"], "the second job ran beside the first"
+        t0 = time.monotonic()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        while C.busy() and ran == ["first"] and time.monotonic() - t0 < 30:
+            await asyncio.sleep(0.02)
+        stopped = time.monotonic() - t0
+        assert await second == "done"
+        return stopped
+
+    stopped = asyncio.run(scenario())
+    assert stopped < 3.0, f"the cancelled work held the slot {stopped:.2f} s after the cancel"
+    assert C.STATS["cancelled"] >= 1
