@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import listen_sockets
 
 pytestmark = pytest.mark.slow
@@ -166,7 +165,7 @@ def test_concurrent_clients_all_complete(app_server, small_clip, downloads, caps
     report(capsys, json.dumps({
         "load_test": f"{N_CLIENTS} clients x {REQUESTS_PER_CLIENT} requests, {MODEL}, "
                      f"{ARGS['frames']} frames, short side {ARGS['size']} px, cpu, upload {small_clip.name}",
-        "requests": int(len(latencies)),
+        "requests": len(latencies),
         "wall_s": round(wall, 2),
         "throughput_req_per_s": round(len(latencies) / wall, 3),
         "latency_p50_s": round(float(np.percentile(latencies, 50)), 2),
@@ -375,6 +374,7 @@ def test_request_memory_is_bounded_by_the_rule(name, capsys):
     it would pass the budget; the largest request the rule allows stays under the budget, measured as the
     RSS high-water mark of the request in a fresh process (the method of ``vaelab bench``)."""
     from conftest import require_lab_weights
+
     from vaelab import limits
 
     require_lab_weights(name)

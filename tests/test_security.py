@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port, launch_app, listen_sockets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -370,10 +369,9 @@ def short_state_app(tmp_path_factory):
 def test_session_state_expires(short_state_app, tmp_path, monkeypatch):
     """A session's last result (gr.State) is dropped after its time-to-live: the frame view then shows nothing and
     the tabs that read it ask for a new Reconstruct run, instead of the server keeping it for an hour."""
+    from conftest import require_lab_weights
     from gradio_client import Client
     from gradio_client.exceptions import AppError
-
-    from conftest import require_lab_weights
 
     require_lab_weights("sd-vae")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

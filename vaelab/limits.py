@@ -23,9 +23,10 @@ import contextlib
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # --- the numbers ----------------------------------------------------------------------------------
 
@@ -59,16 +60,16 @@ LATENTS = Form(default_frames=8, max_frames=32, default_size=128, min_size=32, m
 LATENT_POINTS = (5_000, 500, 50_000)  # default, min, max plotted points
 
 MAX_CAPTION_CHARS = 300  # the caption embedder reads at most 32 words anyway
-MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", 200))
-QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", 16))
+MAX_FILE_MB = int(os.environ.get("VAELAB_MAX_FILE_MB", "200"))
+QUEUE_SIZE = int(os.environ.get("VAELAB_QUEUE_SIZE", "16"))
 MAX_FPS = 240.0  # a variable-frame-rate clip is resampled to at most this rate (io.VideoLimits.max_fps)
 # What one browser session may keep on the server: its last results live this long after their last
 # update (gr.State time_to_live), and its uploads are budgeted per hour.
-STATE_TTL_S = float(os.environ.get("VAELAB_STATE_TTL_S", 900))
-STATE_SESSIONS = int(os.environ.get("VAELAB_STATE_SESSIONS", 2000))  # sessions Gradio keeps state for
-UPLOAD_BUDGET_MB = int(os.environ.get("VAELAB_UPLOAD_BUDGET_MB", 1000))  # per client address per hour
+STATE_TTL_S = float(os.environ.get("VAELAB_STATE_TTL_S", "900"))
+STATE_SESSIONS = int(os.environ.get("VAELAB_STATE_SESSIONS", "2000"))  # sessions Gradio keeps state for
+UPLOAD_BUDGET_MB = int(os.environ.get("VAELAB_UPLOAD_BUDGET_MB", "1000"))  # per client address per hour
 UPLOAD_WINDOW_S = 3600.0
-MEMORY_BUDGET_MIB = float(os.environ.get("VAELAB_MEMORY_BUDGET_MIB", 1536))  # per request on CPU
+MEMORY_BUDGET_MIB = float(os.environ.get("VAELAB_MEMORY_BUDGET_MIB", "1536"))  # per request on CPU
 
 
 def _device_type(device: Any) -> str:

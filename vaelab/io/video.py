@@ -134,7 +134,7 @@ class _Source:
     is_still_image: bool
     notes: list[str]
     errors: int = 0  # packets or frames that failed to decode
-    limits: "VideoLimits | None" = None  # checked against each still-image packet's own header
+    limits: VideoLimits | None = None  # checked against each still-image packet's own header
 
 
 @dataclass(frozen=True)

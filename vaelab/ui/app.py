@@ -26,8 +26,8 @@ from . import security, tab_inside, tab_latents, tab_swap, text
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs, clip_settings, device_choice
 from .tab_inside import MAX_CAPTION_CHARS
+from .widgets import clip_inputs, clip_settings, device_choice
 
 log = logging.getLogger("vaelab.ui")
 

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from ..limits import CancelToken, Cancelled, cancel_scope
+from ..limits import Cancelled, CancelToken, cancel_scope
 
 log = logging.getLogger("vaelab.ui")
 
