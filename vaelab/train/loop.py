@@ -49,6 +49,7 @@ class TrainConfig:
     eval_every: int = 500
     out_dir: str = "runs"
     model_config: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # auto|fp32|bf16: forward under autocast, fp32 master weights, losses in fp32
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -88,6 +89,23 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
     return out
 
 
+def forward_losses(model: models.VAE, x: torch.Tensor, caps: Any, cfg: TrainConfig, precision: str,
+                   takes_caption: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(recon, reg, losses) of one training batch: the model's forward under ``precision``'s autocast (fp32
+    master weights; nothing for fp32), the reconstruction losses and regularisers in float32."""
+    from ..device import autocast
+
+    with autocast(precision, x.device):
+        recon, reg = model(x, caption=caps) if takes_caption else model(x)
+    if precision != "fp32":
+        recon = recon.float()
+        reg = {k: (v.float() if k != "_indices" and torch.is_tensor(v) and v.is_floating_point() else v)
+               for k, v in reg.items()}
+    losses = reconstruction_loss(x, recon, cfg.wavelet_weight)
+    losses.update({k: v for k, v in reg.items() if not k.startswith("_")})
+    return recon, reg, losses
+
+
 def _restart_dead_codes(model: models.VAE, usage: torch.Tensor, z_e: torch.Tensor) -> int:
     """Replace never-chosen codes with random recent encoder outputs (a standard VQ-VAE remedy for collapse)."""
     dead = (usage == 0).nonzero().flatten()
@@ -100,6 +118,9 @@ def _restart_dead_codes(model: models.VAE, usage: torch.Tensor, z_e: torch.Tenso
 
 
 def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
+    from ..device import resolve_precision
+
+    precision = resolve_precision(cfg.precision, "cpu", default="fp32")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.out_dir) / cfg.model
@@ -145,9 +166,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         # image mode); batch * frames single frames keep the step's pixel count
         image_step = cfg.frames > 1 and image_rng.random() < cfg.image_batch_share
         x, caps = sampler.sample(cfg.batch * cfg.frames if image_step else cfg.batch, frames=1 if image_step else None)
-        recon, reg = model(x, caption=caps) if takes_caption else model(x)
-        losses = reconstruction_loss(x, recon, cfg.wavelet_weight)
-        losses.update({k: v for k, v in reg.items() if not k.startswith("_")})
+        recon, reg, losses = forward_losses(model, x, caps, cfg, precision, takes_caption)
         if disc is not None and step >= cfg.disc_start:
             fake = disc(recon.transpose(1, 2).flatten(0, 1))
             g_loss = -fake.mean()
