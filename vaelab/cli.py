@@ -178,8 +178,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         names = _model_list(args.models)
     except ValueError as e:
         return _fail(str(e))
-    report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference,
-                       precision=args.precision)
+    try:
+        report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference,
+                           precision=args.precision, train_steps=args.train_steps,
+                           **({"threads": args.threads} if args.threads else {}))
+    except ValueError as e:  # e.g. an unknown or unsupported precision
+        return _fail(str(e))
     if args.stream_memory:
         from .bench import bench_stream_memory
 
@@ -329,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stream-overlap", type=int, default=16, help="--stream-memory: tile overlap in px")
     b.add_argument("--stream-size", type=int, default=0, help="short side for --stream-memory (0 = native 720p)")
     _precision_flag(b, "the reduced precision compared with fp32 (per-model times, PSNR, peaks)")
+    b.add_argument("--train-steps", type=int, default=0,
+                   help="also time this many AdamW steps per family at its recipe in fp32 and --precision")
+    b.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = every core)")
     b.set_defaults(func=cmd_bench)
 
     lt = sub.add_parser("latents", help="UMAP/PCA of image-vs-video latents of a clip; write an npz, print distances")

@@ -36,17 +36,23 @@ CONVENTIONS: dict[str, str] = {
     "reference_sd.ratio": "ours / diffusers median seconds for the same SD-config weights and input, timed "
                           "interleaved in one process (order alternates each repeat); < 1 means ours is faster",
     "loadavg": "1/5/15-minute load average at start and end: other work on the machine slows every number",
+    "precision": "fp32 vs the reduced precision per model (engine.run_model, held-out frames): seconds, "
+                 "cpu_seconds (process CPU time), speed-ups, PSNR of each and their difference, |uint8 diff| "
+                 "distribution, achieved GFLOP/s over the fp32 and reduced matmul and conv3x3 peaks of the run",
 }
 
 
 def run_bench(names: list[str], size: int = 128, frames: int = 8, reference: bool = True, repeats: int = 3,
               weights: str = "lab", threads: int | None = None, memory: bool = True,
               device: str | torch.device | None = None, reference_size: int | None = None,
-              reference_repeats: int = 2) -> dict:
+              reference_repeats: int = 2, precision: str | None = "auto", train_steps: int = 0) -> dict:
     """Everything ``vaelab bench`` reports: machine, matmul peak, one entry per model, the diffusers reference.
 
     ``threads`` sets torch's intra-op threads (None: the app's choice, ``engine.configure_threads``);
-    the reference runs at ``reference_size`` (default ``size``).
+    the reference runs at ``reference_size`` (default ``size``). ``precision`` (resolved on the device; None or
+    one resolving to fp32 skips it) adds ``"precision"``: fp32 vs that precision per model on the held-out frames
+    at 17 frames / 128 px, with the fp32 and reduced matmul/conv peaks of the same run (``bench.precision``);
+    ``train_steps`` > 0 adds ``"training"``: that many AdamW steps per family in both precisions.
     """
     prev_threads = torch.get_num_threads()
     if threads:
@@ -54,8 +60,16 @@ def run_bench(names: list[str], size: int = 128, frames: int = 8, reference: boo
     else:
         configure_threads()
     try:
-        return _run_bench(names, size, frames, reference, repeats, weights, memory, _device(device),
-                          reference_size, reference_repeats)
+        report = _run_bench(names, size, frames, reference, repeats, weights, memory, _device(device),
+                            reference_size, reference_repeats)
+        if precision:
+            from .precision import bench_precision, bench_train_steps
+
+            report["precision"] = bench_precision(names, precision, repeats=max(1, min(repeats, 3)),
+                                                  device=_device(device))
+            if train_steps:
+                report["training"] = bench_train_steps(names, precision, steps=train_steps)
+        return report
     finally:
         torch.set_num_threads(prev_threads)  # a library call should not leave the process's thread count changed
 

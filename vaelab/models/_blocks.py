@@ -7,11 +7,21 @@ encoder/decoder skeleton; only their bottleneck (and LiteVAE's encoder) differ.
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def full_precision(x: torch.Tensor) -> ContextManager:
+    """Autocast switched off on ``x``'s device for a computation that must stay float32 (VQ distances);
+    nothing outside autocast (and on devices autocast does not know, e.g. meta)."""
+    dev = x.device.type
+    if dev in ("cpu", "cuda") and torch.is_autocast_enabled(dev):
+        return torch.autocast(dev, enabled=False)
+    return nullcontext()
 
 
 class Conv3d(nn.Conv3d):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import Decoder, Encoder
+from ._blocks import Decoder, Encoder, full_precision
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
@@ -69,7 +69,7 @@ class VectorQuantizer(nn.Module):
         codes = self.embedding.weight
         # ||z - e||^2 = ||z||^2 + ||e||^2 - 2 z.e, without forming the (N, K, e) difference tensor;
         # in float32 under autocast too (a bf16 z.e picks the wrong code among near ties)
-        with torch.autocast(z_nc.device.type, enabled=False):
+        with full_precision(z_nc):
             d = z_nc.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * z_nc @ codes.t()
         b, _, h, w = z_bchw.shape
         return d.argmin(1).reshape(b, h, w)

@@ -117,6 +117,17 @@ def _restart_dead_codes(model: models.VAE, usage: torch.Tensor, z_e: torch.Tenso
     return len(dead)
 
 
+def build_for_training(cfg: TrainConfig) -> models.VAE:
+    """A fresh model as training starts it (CV-VAE: inflated from the trained image VAE, whose frozen decoder
+    regularises its latents)."""
+    model = models.build(cfg.model, cfg.model_config or None)
+    if hasattr(model, "attach_image_decoder"):
+        image_vae = models.load("sd-vae", device="cpu")
+        model.inflate_from_sd(image_vae.state_dict())
+        model.attach_image_decoder(image_vae)
+    return model
+
+
 def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     from ..device import resolve_precision
 
@@ -127,12 +138,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
-    model = models.build(cfg.model, cfg.model_config or None)
-    if hasattr(model, "attach_image_decoder"):
-        # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
-        image_vae = models.load("sd-vae", device="cpu")
-        model.inflate_from_sd(image_vae.state_dict())
-        model.attach_image_decoder(image_vae)
+    model = build_for_training(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
