@@ -40,6 +40,5 @@ def precision_choice(elem_id: str) -> gr.Radio:
         default = "auto"
     native, how = cpu_bf16_native()
     return gr.Radio(list(PRECISIONS), value=default, label="Precision", elem_id=elem_id,
-                    info=f"auto = bf16 on a GPU with bf16 or a CPU with bf16 units (this CPU: "
-                         f"{'yes' if native else 'no'}, {how}), fp16 on other GPUs, else fp32. "
-                         "fp16 is GPU-only.")
+                    info=f"auto: bf16 where the hardware has it (this CPU: {'yes' if native else 'no'}, {how}), "
+                         "fp16 on other GPUs, else fp32; fp16 is GPU-only")
