@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import moving_gradient, require_lab_weights
 from torch import nn
 
-from conftest import require_lab_weights, moving_gradient
 from vaelab.analysis import probes
 from vaelab.models.base import ModelCard, Paper
 
@@ -228,3 +229,61 @@ def test_views_on_a_clip():
     assert sum(mre["counts"]) == 5 * 64 * 96
     assert all(v in (None, 0.0) for v in mre["error"]["same"])
     assert probes.pareto_front([1.0, 0.5, 0.5, 2.0], [30.0, 25.0, 20.0, 29.0]) == [True, True, False, False]
+
+
+def test_figures_build_from_the_report_and_the_grid_overlay_lines_up():
+    from vaelab import viz
+    from vaelab import viz_diagnostics as vd
+
+    report = probes.run_probes({"identity": _Filter("identity"), "box8": BoxPool(8)}, 32, 5)
+    m = report.models
+    for fn in (vd.spatial_mtf, vd.zone_plate, vd.temporal_mtf, vd.flat_field_spectra, vd.colour_chart, vd.motion,
+               vd.frame_count, vd.receptive_fields):
+        fig = fn(m)
+        assert len(fig.data) >= 2, fn.__name__
+    frames = moving_gradient(6, 64, 96)
+    recons = {"box8": frames, "other": frames[::-1].copy()}
+    rd = {"models": {"a": {"floats_per_pixel": 0.06, "bits_per_pixel": None, "psnr": 25.0, "ssim": 0.7,
+                           "delta_e_mean": 3.0, "pareto": True},
+                     "b": {"floats_per_pixel": 0.02, "bits_per_pixel": 0.14, "psnr": 22.0, "ssim": 0.6,
+                           "delta_e_mean": 4.0, "pareto": True}}, "frames": 6, "width": 96, "height": 64}
+    assert any(t.name == "Pareto front" for t in vd.rate_distortion(rd).data)
+    assert len(vd.motion_resolved(probes.motion_resolved_error(frames, recons)).data) == 3
+    panel = viz.frame_panel(frames[0], {"box8": frames[0]}, {"box8": np.zeros((64, 96))}, 0)
+    fig = vd.grid_overlay(panel, 64, 96, latent_factor=8, tile=48, overlap=16, frame=5, chunks=[(0, 1), (1, 5), (5, 9)],
+                          rows=[2], cols=[2])
+    xs = sorted({s.x0 for s in fig.layout.shapes if s.x0 == s.x1})
+    tiles = [s for s in fig.layout.shapes if s.line.width == 2]
+    assert 7.5 in xs and 87.5 in xs  # latent cells every 8 px (x = 8k - 0.5, pixel centres at integers)
+    # tiles as streaming.tile_starts lays them on 96 px: 0, 32, then the last one shifted back to 48
+    assert sorted({s.x0 for s in tiles if s.x0 == s.x1}) == [31.5, 47.5]
+    assert "chunk 2 (frames 5-8)" in fig.layout.annotations[-1].text
+
+
+def test_cli_probe_writes_the_json_and_refuses_bad_settings(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    require_lab_weights("litevae")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = tmp_path / "probe.json"
+    run = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae", "--frames", "5",
+                          "--size", "32", "--probes", "spatial,flat,colour", "--json", str(out)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    j = json.loads(out.read_text())
+    m = j["models"]["litevae"]
+    assert set(m) >= {"spatial_mtf", "flat_field", "colour_chart"} and "receptive_field" not in m
+    assert 0 < m["spatial_mtf"]["half_gain_freq"] <= 0.5 and "spatial_mtf" in j["conventions"]
+    assert "litevae" in run.stdout and "half-gain" in run.stdout
+    for args, text in ((["--size", "40"], "multiple of 16"), (["--frames", "2"], "between 5 and 33"),
+                       (["--models", "nope"], "unknown model"), (["--probes", "zz"], "unknown probe"),
+                       (["--weights", "sd-vae"], "NAME=SPEC")):
+        bad = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae", *args],
+                             capture_output=True, text=True, env=env, timeout=300)
+        if args[0] == "--models":
+            bad = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", *args], capture_output=True, text=True,
+                                 env=env, timeout=300)
+        assert bad.returncode == 2 and text in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1

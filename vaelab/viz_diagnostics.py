@@ -278,12 +278,19 @@ def motion_resolved(mre: dict[str, Any]) -> go.Figure:
     return fig
 
 
+# Copied from vaelab.streaming.tile_starts (kept torch-free here)
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    if tile >= size:
+        return [0]
+    return list(range(0, size - tile, tile - overlap)) + [size - tile]
+
+
 def grid_overlay(fig: go.Figure, height: int, width: int, *, latent_factor: int = 8, tile: int | None = None,
                  overlap: int = 0, frame: int | None = None, chunks: list[tuple[int, int]] | None = None,
                  rows: list[int] | None = None, cols: list[int] | None = None) -> go.Figure:
     """Draw the grid that produced a heatmap over it: latent cells (every ``latent_factor`` px, faint), tile
-    borders and their blended overlaps (``tile``/``overlap`` px, as ``engine.run_model`` lays them: tiles start
-    every ``tile - overlap`` px) and, with ``frame`` and ``chunks`` ([(first, end) ...] frames), the chunk the frame
+    starts (solid) and ends (dotted; between them the blended overlap) as ``engine.run_model`` lays the
+    ``tile``/``overlap`` px tiles (``streaming.tile_starts``; pass the rounded values its notes report) and, with ``frame`` and ``chunks`` ([(first, end) ...] frames), the chunk the frame
     was coded in, as a caption. ``rows``/``cols``: the subplots to draw on (default: every panel of ``fig``).
     Works on ``viz.frame_panel`` figures (pixel coordinates, y down). Returns ``fig``."""
     targets = [(r, c) for r in (rows or [None]) for c in (cols or [None])]
@@ -302,13 +309,12 @@ def grid_overlay(fig: go.Figure, height: int, width: int, *, latent_factor: int 
         for y in range(latent_factor, height, latent_factor):
             shapes += hline(y - 0.5, color="rgba(255,255,255,0.25)", width=1)
     if tile:
-        step = max(1, tile - overlap)
-        for start in range(step, max(height, width), step):
-            for pos, draw, limit in ((start, vline, width), (start, hline, height)):
-                if pos < limit:
-                    shapes += draw(pos - 0.5, color="rgba(0,255,255,0.9)", width=2)
-                    if overlap:
-                        shapes += draw(pos + overlap - 0.5, color="rgba(0,255,255,0.5)", width=1, dash="dot")
+        for draw, limit in ((vline, width), (hline, height)):
+            starts = _tile_starts(limit, tile, overlap)
+            for a in starts[1:]:
+                shapes += draw(a - 0.5, color="rgba(0,255,255,0.9)", width=2)  # where a tile begins
+            for a in starts[:-1]:
+                shapes += draw(a + tile - 0.5, color="rgba(0,255,255,0.6)", width=1, dash="dot")  # where it ends
     for kw in kw_all:
         for s in shapes:
             fig.add_shape(**s, **kw)
