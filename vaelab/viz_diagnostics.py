@@ -108,7 +108,7 @@ def flat_field_spectra(per_model: dict[str, dict[str, Any]]) -> go.Figure:
                                                "<extra></extra>"), row=1, col=i)
         fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", showticklabels=i == 1, row=1, col=i)
     fig.update_xaxes(showticklabels=False)
-    return style(fig, 330, margin=dict(l=40, r=20, t=70, b=20),
+    return style(fig, 360, margin=dict(l=40, r=20, t=110, b=20),
                  coloraxis=dict(colorscale="Viridis", cmin=-6, cmax=2,
                                 colorbar=dict(title=dict(text="log10 power<br>(0-255 units²)"), thickness=12)),
                  title="Flat fields: power spectrum of the output (a perfect model is one dot at DC, removed here)")
@@ -262,7 +262,7 @@ def motion_resolved(mre: dict[str, Any]) -> go.Figure:
     edges = mre["edges"]
     labels = [f"{a}-{b}" for a, b in zip(edges[:-1], edges[1:])]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=labels, y=mre["counts"], name="pixels in bin", marker_color="#dddddd", opacity=0.6),
+    fig.add_trace(go.Bar(x=labels, y=mre["counts"], name="pixels in bin", marker_color="#dddddd", opacity=0.35),
                   secondary_y=True)
     for i, (name, err) in enumerate(mre["error"].items()):
         fig.add_trace(go.Scatter(x=labels, y=err, name=name, mode="lines+markers", line=dict(color=colour(i), width=2),

@@ -67,7 +67,7 @@ CONVENTIONS = {
     "static_clips": "spatial, flat-field and colour probes are static clips of 1 + temporal_factor frames "
                     "(one full temporal group after the first frame; 1 frame for models without temporal "
                     "compression), measured on every frame",
-    "temporal_mtf": "grating of 2 cycles per frame width drifting at f_t cycles/frame; gain = coherent gain "
+    "temporal_mtf": "grating of 1/32 cycles/px (S/32 cycles per frame width) drifting at f_t cycles/frame; gain = coherent gain "
                     "(sum_t out_t conj(in_t) / sum_t |in_t|^2 of the per-frame complex amplitudes) over the static "
                     "grating's gain; flicker: a textured scene whose brightness swings by +-0.25 at f_t, gain of "
                     "the frame-mean swing; static_flicker = mean |y_t - y_t-1| on the static scene (input: 0)",
@@ -310,8 +310,10 @@ def _coherent_gain(x_in: torch.Tensor, y_out: torch.Tensor, kx: int, ky: int) ->
 
 
 def temporal_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
-    """Drifting gratings (gain vs cycles/frame), a flickering scene, flicker added on a static scene."""
-    k = 2
+    """Drifting gratings (gain vs cycles/frame), a flickering scene, flicker added on a static scene. The grating is
+    1/32 cycles/px at every size (well inside every lab model's pass band), so the static gain it is divided by
+    stays near 1."""
+    k = max(1, size // 32)
     drift = [grating(size, k, 0, frames, drift=f) for f in DRIFT_FREQS]
     scene = texture(size, seed=3)[None, :, None].expand(1, 3, frames, size, size)
     t = torch.arange(frames, dtype=torch.float64)
