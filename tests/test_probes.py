@@ -161,7 +161,8 @@ def test_trained_model_at_16x_has_a_lower_half_gain_than_at_8x(one_thread):
     at8 = probes.spatial_probe(sd, SIZE, FRAMES)
     at16 = probes.spatial_probe(_AtHalfResolution(sd), SIZE, FRAMES)
     assert at8["half_gain_reached"] and at16["half_gain_freq"] < at8["half_gain_freq"]
-    assert np.mean(at16["gain"][-3:]) < np.mean(at8["gain"][-3:])
+    band = [i for i, f in enumerate(at8["freq"]) if f <= at8["half_gain_freq"]]  # where sd-vae at 8x still passes
+    assert np.mean([at16["gain"][i] for i in band]) < np.mean([at8["gain"][i] for i in band])
 
 
 def _upper_blocks(change: np.ndarray, groups: list[int]) -> np.ndarray:
@@ -178,10 +179,12 @@ def test_causal_models_are_block_lower_triangular(name, one_thread):
     rf = probes.receptive_field_probe(model, SIZE, FRAMES)
     change = np.asarray(rf["change"])
     assert rf["groups"] == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert change[:, 0].min() > 0.01 * change.max()  # frame 0 reaches every later frame (the map is not empty)
     assert np.all(_upper_blocks(change, rf["groups"]) <= 1e-3 * change.max()), change.round(3)
-    g = np.asarray(rf["groups"])
-    same_group = (g[:, None] == g[None, :]) & ~np.eye(FRAMES, dtype=bool)
-    assert change[same_group].max() > 0.05 * change.max()  # the group is coded together: inside it, time mixes
+    if name == "iv-vae":  # its group-causal 3D convolutions mix the frames of a group (W.A.L.T's lab weights
+        g = np.asarray(rf["groups"])  # barely use frames after 0 at all: see docs/DIAGNOSTICS.md)
+        same_group = (g[:, None] == g[None, :]) & ~np.eye(FRAMES, dtype=bool)
+        assert change[same_group].max() > 0.05 * change.max()
 
 
 def test_non_causal_model_is_not_block_lower_triangular(one_thread):
