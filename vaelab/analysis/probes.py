@@ -602,8 +602,8 @@ def pareto_front(rate: list[float], quality: list[float]) -> list[bool]:
 
 def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_models: dict[str, Any]) -> dict[str, Any]:
     """Per model on the user's clip (uint8 (T, H, W, 3) and each reconstruction): PSNR, SSIM, CIEDE2000, latent
-    floats per pixel (actual encoder output on the padded clip, per input pixel) and, for models with a codebook,
-    bits per pixel (indices x log2 codebook size); the Pareto front of PSNR against floats per pixel."""
+    floats per pixel (actual encoder output on the padded clip, per input pixel) and, for quantised models
+    (``model.quantised``), bits per pixel (indices per frame x log2 codebook size, from ``model.diagnostics``); the Pareto front of PSNR against floats per pixel."""
     from .. import metrics
     from ..engine import to_tensor
 
@@ -616,10 +616,12 @@ def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_mod
         with torch.inference_mode():
             z = model.encode(xp)
         bpp = None
-        if hasattr(model, "codebook_usage"):
+        if getattr(model, "quantised", False):  # a codebook: each index costs log2(codebook size) bits
             with torch.inference_mode():
-                cb = model.codebook_usage(to_tensor(frames, device))
-            bpp = float(np.sum(cb["counts"]) * math.log2(cb["n_embed"]) / (t * h * w)) if "n_embed" in cb else None
+                cb = model.diagnostics(to_tensor(frames, device), reference=None).get("codebook") or {}
+            if cb.get("n_embed") and cb.get("frames"):
+                per_frame = float(np.sum(cb["counts"])) / cb["frames"]
+                bpp = per_frame * math.log2(cb["n_embed"]) / (h * w)
         colour = metrics.colour_stats(frames, rec)
         rows[name] = {"floats_per_pixel": _r(_latent_numel(z) / (t * h * w), 5), "bits_per_pixel": _r(bpp, 5),
                       "psnr": _r(float(metrics.psnr_per_frame(frames, rec).mean()), 3),
