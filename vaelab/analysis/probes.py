@@ -513,7 +513,8 @@ class ProbeReport:
     size: int
     frames: int
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per model
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time of this process (shared machines)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -522,7 +523,8 @@ class ProbeReport:
                 return {k: clean(x) for k, x in v.items() if not str(k).startswith("_")}
             return v
 
-        return {"models": {n: clean(m) | {"card": self.cards.get(n, {}), "seconds": round(self.seconds.get(n, 0), 3)}
+        return {"models": {n: clean(m) | {"card": self.cards.get(n, {}), "seconds": round(self.seconds.get(n, 0), 3),
+                                              "cpu_seconds": round(self.cpu_seconds.get(n, 0), 3)}
                            for n, m in self.models.items()},
                 "input": {"size": self.size, "frames": self.frames},
                 "conventions": dict(CONVENTIONS)}
@@ -560,7 +562,7 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
     _MEMO_ON = True
     try:
         for name, model in named_models.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out: dict[str, Any] = {}
             for p in probes:
                 if progress:
@@ -570,6 +572,7 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
                 done += 1
             report.models[name] = out
             report.seconds[name] = time.perf_counter() - t0
+            report.cpu_seconds[name] = time.process_time() - c0
             _MEMO.clear()
             c = model.card
             report.cards[name] = {"kind": c.kind, "spatial_factor": c.spatial_factor,
