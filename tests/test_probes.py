@@ -125,6 +125,30 @@ def test_gaussian_blur_matches_its_analytic_mtf():
     assert abs(s["half_gain_freq"] - want) < 0.01
 
 
+class TimeMean(_Filter):
+    """Each output frame is the mean of input frames t-back..t+ahead (clamped at the clip's ends)."""
+
+    def __init__(self, back: int, ahead: int):
+        super().__init__(f"mean-{back}-{ahead}")
+        self.back, self.ahead = back, ahead
+
+    def encode(self, x):
+        t = x.shape[2]
+        return torch.stack([x[:, :, max(0, i - self.back):min(t, i + self.ahead + 1)].mean(2) for i in range(t)], 2)
+
+
+def test_scene_cut_recovery_counts_the_frames_a_temporal_window_spans():
+    short = probes.motion_probe(TimeMean(3, 0), SIZE, FRAMES)["scene_cut"]
+    assert short["cut_frame"] == 6 and short["recovery_frames"] is None  # 6, 7, 8 all still see scene A
+    causal = probes.motion_probe(TimeMean(3, 0), SIZE, 13)["scene_cut"]
+    assert causal["cut_frame"] == 8
+    assert causal["recovery_frames"] == 3 and causal["frames_changed_before_cut"] == 0
+    centred = probes.motion_probe(TimeMean(1, 1), SIZE, 13)["scene_cut"]
+    assert centred["recovery_frames"] == 1 and centred["frames_changed_before_cut"] == 1
+    ident = probes.motion_probe(_Filter("identity"), SIZE, FRAMES)
+    assert ident["scene_cut"]["output_change"] == [0.0] * FRAMES and ident["psnr"] == [100.0] * len(probes.PAN_SPEEDS)
+
+
 def test_half_gain_falls_with_spatial_compression_box_family():
     hg8 = probes.spatial_probe(BoxPool(8), SIZE, FRAMES)["half_gain_freq"]
     hg16 = probes.spatial_probe(BoxPool(16), SIZE, FRAMES)["half_gain_freq"]

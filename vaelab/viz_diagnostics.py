@@ -146,9 +146,11 @@ def colour_chart(per_model: dict[str, dict[str, Any]]) -> go.Figure:
 
 
 def motion(per_model: dict[str, dict[str, Any]]) -> go.Figure:
-    """PSNR against pan speed, and mean |error| per frame around a scene cut (dashed: B-only reference)."""
+    """PSNR against pan speed, and per frame around a scene cut how far the output is from the single-scene clip's
+    output (A-only before the cut, B-only after; 1 = the recovery threshold, dotted)."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("textured pan: PSNR against speed", "scene cut: mean |error| per frame"))
+                        subplot_titles=("textured pan: PSNR against speed",
+                                        "scene cut: |output - single-scene output| per frame"))
     cut = None
     for i, (name, m) in enumerate(per_model.items()):
         mo = m["motion"]
@@ -159,19 +161,18 @@ def motion(per_model: dict[str, dict[str, Any]]) -> go.Figure:
         cut = sc["cut_frame"]
         rec = sc["recovery_frames"]
         label = f"{name}: recovers in {rec} frame(s)" if rec is not None else f"{name}: not recovered in the clip"
-        fig.add_trace(go.Scatter(x=list(range(len(sc["mae"]))), y=sc["mae"], name=label, legendgroup=name,
-                                 showlegend=False, mode="lines+markers", line=dict(color=colour(i), width=2),
+        label += f", {sc['frames_changed_before_cut']} frame(s) before the cut changed"
+        fig.add_trace(go.Scatter(x=list(range(len(sc["output_change"]))), y=sc["output_change"], name=label,
+                                 legendgroup=name, showlegend=False, mode="lines+markers",
+                                 line=dict(color=colour(i), width=2),
                                  hovertemplate=label + "<br>frame %{x}: %{y:.2f}<extra></extra>"), row=1, col=2)
-        fig.add_trace(go.Scatter(x=list(range(len(sc["mae_b_only"]))), y=sc["mae_b_only"], legendgroup=name,
-                                 showlegend=False, mode="lines", line=dict(color=colour(i), width=1, dash="dash"),
-                                 hovertemplate=f"{name} B only<br>frame %{{x}}: %{{y:.2f}}<extra></extra>"),
-                      row=1, col=2)
     if cut is not None:
         fig.add_vline(x=cut - 0.5, line=dict(color="#999", dash="dot"), row=1, col=2)
+        fig.add_hline(y=1.0, line=dict(color="#bbb", dash="dot", width=1), row=1, col=2)
     fig.update_xaxes(title_text="pan speed (px / frame)", row=1, col=1)
     fig.update_xaxes(title_text=f"frame (cut before frame {cut})", row=1, col=2)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
-    fig.update_yaxes(title_text="mean |error| (0-255)", row=1, col=2)
+    fig.update_yaxes(title_text="mean |change| (0-255)", row=1, col=2)
     style(fig, 400, margin=dict(l=60, r=20, t=50, b=60))
     _legend(fig)
     return fig

@@ -45,7 +45,8 @@ HELP = {
     "colour": "**Colour chart.** The 24 ColorChecker patches, CIEDE2000 per patch interior (the lead's "
               "`metrics.delta_e_map`). < 1 is invisible, 2-5 noticeable side by side, > 10 reads as another colour.",
     "motion": "**Motion.** A 1/f texture panned at increasing speed (error against speed), and a scene cut inside "
-              "a 4-frame group: how many frames the error needs to settle to the B-only clip's (dashed).",
+              "a 4-frame group: per frame, how far the output is from what it is without the cut (the A-only clip's output "
+              "before it, the B-only clip's after; 0-255 units); below 1 (dotted) counts as recovered.",
     "frames": "**Frame-count rules.** The same pan at 1, 4k and 4k+1 frames: hover for the frames after padding "
               "(last frame repeated) and the latent frames. 1+4k models code frame 0 alone; 4k models pad a "
               "single image to 4 frames.",
