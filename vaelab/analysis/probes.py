@@ -300,6 +300,8 @@ def spatial_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
     return {"freq": _r(freq), "gain": _r(gain), "half_gain_freq": _r(hg), "half_gain_reached": reached,
             "spurious": _r(spurious), "aliasing_energy": _r(float(np.mean(spurious))),
             "by_orientation": {d: {k: _r(v) for k, v in o.items()} for d, o in by_orientation.items()},
+            "half_gain_by_orientation": {d: _r(half_gain_frequency(o["freq"], o["gain"])[0])
+                                         for d, o in by_orientation.items()},
             "frames": n, "_zone_plate": {"input": zone[0], "output": zone[1]}}
 
 
