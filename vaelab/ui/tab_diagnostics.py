@@ -35,8 +35,8 @@ HELP = {
                "beyond that, the decoder re-invents. Right: energy the model puts *elsewhere* (aliasing, texture).",
     "zone": "**Zone plate.** A radial chirp: frequency rises from the centre (0) to the edges (Nyquist). Where rings "
             "fade is the MTF in every direction at once; rings that should not be there are aliases.",
-    "temporal": "**Temporal frequency response.** A coarse grating (1/32 cycles/px) drifting at f cycles/frame "
-                "(32 f px/frame) and a textured scene whose brightness swings at f; gain relative to the static grating. "
+    "temporal": "**Temporal frequency response.** A grating of one cycle per frame width drifting at f cycles/frame "
+                "(f x size px/frame) and a textured scene whose brightness swings at f; gain relative to the static grating. "
                 "Image models are flat at 1 (frames are independent); 4x temporal models average within groups. "
                 "The legend's static flicker is frame-to-frame change the model adds to a still scene.",
     "flat": "**Flat fields.** Constant colours should come back constant: any energy off DC in the output's 2D FFT "
