@@ -266,6 +266,50 @@ def _precision_flag(p: argparse.ArgumentParser, what: str, default: str | None =
                         "fp16 on other GPUs, fp32 on other CPUs)")
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """The Diagnostics probe suite (``vaelab.analysis.probes``) on each model; JSON report, one line per model."""
+    from . import models
+    from .analysis import probes
+    from .engine import get_model
+
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        return _fail(f"cannot write {args.json}: its directory does not exist")
+    try:
+        size, frames = probes.check_settings(args.size, args.frames)
+        names = _model_list(args.models)
+        chosen = tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else probes.PROBES
+        if any("=" not in w for w in args.weights):
+            raise ValueError("--weights takes NAME=SPEC (e.g. sd-vae=stabilityai/sd-vae-ft-mse)")
+        weights = dict(w.split("=", 1) for w in args.weights)  # released checkpoints: NAME=path-or-repo
+        bad = [n for n in weights if n not in names]
+        if bad:
+            raise ValueError(f"--weights for {', '.join(bad)}, which is not among --models")
+        loaded = {n: get_model(n, weights.get(n, "lab"), args.device) for n in names}
+        report = probes.run_probes(loaded, size, frames, probes=chosen,
+                                   progress=lambda p, msg: print(f"[{100 * p:3.0f}%] {msg}", file=sys.stderr))
+    except (ValueError, models.WeightsError, OSError) as e:
+        return _fail(str(e))
+    out = report.to_json()
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        except OSError as e:
+            return _fail(f"could not write {args.json}: {e.strerror or e}")
+    for name, m in out["models"].items():
+        parts = [f"{name:14s}"]
+        if "spatial_mtf" in m:
+            s = m["spatial_mtf"]
+            parts.append(f"half-gain {s['half_gain_freq']:.3f}{'' if s['half_gain_reached'] else '+'} cyc/px")
+        if "temporal_mtf" in m:
+            parts.append(f"static flicker {m['temporal_mtf']['static_flicker']:.2f}")
+        if "flat_field" in m:
+            parts.append(f"flat off-DC {m['flat_field']['off_dc_energy']:.3g}")
+        if "colour_chart" in m:
+            parts.append(f"chart dE00 {m['colour_chart']['delta_e_mean']:.2f}")
+        print("  ".join(parts + [f"{m['seconds']:.1f}s"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaelab", description="See what image and video VAEs do to a clip.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -364,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--seed", type=int, default=0)
     lt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     lt.set_defaults(func=cmd_latents)
+    pr = sub.add_parser("probe", help="diagnostics on generated probe clips (MTF, time, colour, motion, "
+                                      "receptive fields); write JSON")
+    pr.add_argument("--models", default="all", help="'all' or comma-separated names")
+    pr.add_argument("--frames", type=int, default=9, help="probe length T (5-33, default 9)")
+    pr.add_argument("--size", type=int, default=64, help="probe side S in px (multiple of 16, 32-256; default 64)")
+    pr.add_argument("--probes", default="", help="comma-separated subset of spatial,temporal,flat,colour,motion,"
+                                                 "frame_count,receptive_field (default: all)")
+    pr.add_argument("--weights", action="append", default=[], metavar="NAME=SPEC",
+                    help="probe a released checkpoint for NAME (a local file/folder or Hugging Face repo id)")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--json", help="write the report here")
+    pr.set_defaults(func=cmd_probe)
     return p
 
 

@@ -23,6 +23,7 @@ from .. import metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
 from ..io import side_by_side, write_mp4
 from . import tab_inside, tab_latents, tab_swap, text
+from . import tab_diagnostics
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
@@ -344,6 +345,8 @@ def build_app() -> gr.Blocks:
             tab_swap.build()
         with gr.Tab("Latent space"):
             tab_latents.build(state)
+        with gr.Tab("Diagnostics"):
+            tab_diagnostics.build()
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
