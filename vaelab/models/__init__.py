@@ -145,7 +145,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 return {k: f.get_tensor(k) for k in f.keys()}, meta
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from .official import torch_load_tensors
+
+        obj = torch_load_tensors(path)  # weights_only, Lightning callback class keys as placeholders
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, not our bug
