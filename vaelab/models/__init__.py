@@ -240,10 +240,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
 
     res = hub.resolve(weights)
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
-        if name != "sd-vae":
-            official.refuse_unless_supported(name)
-            raise WeightsError(f"{name}: diffusers folders load only for sd-vae (and production VAEs)")
-        official.sd_config_from_diffusers(res.config)
+        official.check_folder_config(name, res.config)
     state: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
     for f in res.weight_files:
@@ -254,7 +251,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
-    if name not in ("sd-vae", "vqgan"):
+    if not official.converts(name):
         model = cls(training_record(name).get("config"))
         try:
             load_weights(model, state)

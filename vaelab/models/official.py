@@ -320,6 +320,46 @@ def fill_identity_quant_convs(state: dict[str, torch.Tensor], latent_channels: i
     return added
 
 
+# families whose conversion lives in the family module: name -> (module, function(state, config, lab_config))
+FAMILY_CONVERTERS: dict[str, tuple[str, str]] = {
+    "cv-vae": ("cv_vae", "convert_released"),
+}
+# families that read a diffusers-style folder (config.json + safetensors): name -> (module, config reader)
+FOLDER_CONFIGS: dict[str, tuple[str, str]] = {
+    "cv-vae": ("cv_vae", "config_from_released"),
+}
+
+
+def _family_converter(name: str) -> Any:
+    import importlib
+
+    module, fn = FAMILY_CONVERTERS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), fn)
+
+
+def converts(name: str) -> bool:
+    """Does ``name`` convert published checkpoints (as opposed to loading only VAE Lab files)?"""
+    return name in _ARCH_KEYS or name in FAMILY_CONVERTERS
+
+
+def check_folder_config(name: str, config: dict[str, Any] | None) -> None:
+    """Refuse a diffusers-style folder before its (possibly large) weights are read, with the reason."""
+    import importlib
+
+    if name == "sd-vae":
+        sd_config_from_diffusers(config or {})
+        return
+    if name in FOLDER_CONFIGS:
+        module, fn = FOLDER_CONFIGS[name]
+        try:
+            getattr(importlib.import_module(f"{__package__}.{module}"), fn)(config or {})
+        except ValueError as e:
+            raise WeightsError(f"{name}: {e}") from None
+        return
+    refuse_unless_supported(name)
+    raise WeightsError(f"{name}: diffusers folders load only for sd-vae, cv-vae (and production VAEs)")
+
+
 def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[str, Any] | None,
                        lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
     """A published (non-VAE-Lab) checkpoint of family ``name`` -> (state in our names, config to build, notes).
@@ -328,6 +368,8 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
     off the shapes; a checkpoint whose shapes are the lab config's keeps the lab config (so a bare state dict
     of our own model still loads as before), and one with the real SD architecture gets the real SD config.
     """
+    if name in FAMILY_CONVERTERS:
+        return _family_converter(name)(state, config, lab_config)
     if name not in _ARCH_KEYS:
         refuse_unless_supported(name)
         raise WeightsError(f"{name}: no converter for this checkpoint layout")
