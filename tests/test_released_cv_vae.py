@@ -160,3 +160,18 @@ def test_lab_weights_still_load_and_the_lab_design_is_unchanged():
     lab = models.load("cv-vae", device="cpu")
     assert lab.config["decoder_attention"] == "separate" and lab.config["tile_size"] is None
     assert "quant_conv.weight" in lab.state_dict()
+
+
+def test_vaelab_eval_weights_runs_the_released_folder(tmp_path, small_clip, capsys):
+    from vaelab import cli
+
+    folder, _ = released_folder(tmp_path, "v1_1_width32")
+    out = tmp_path / "report.json"
+    rc = cli.main(["eval", str(small_clip), "--models", "cv-vae", "--weights", f"cv-vae={folder}", "--frames", "5",
+                   "--size", "32", "--no-lpips", "--device", "cpu", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())["models"]["cv-vae"]
+    assert report["latent_shape"][:2] == [4, 2]  # 5 frames -> 2 latent frames, 4 channels
+    assert cli.main(["eval", str(small_clip), "--models", "vqgan", "--weights", f"cv-vae={folder}",
+                     "--no-lpips"]) == 2
+    assert "which --models does not run" in capsys.readouterr().err

@@ -48,20 +48,27 @@ SUPPORT: dict[str, OfficialSupport] = {
         "and AutoencoderKL configs without quant convs (SD3/FLUX-style, loaded with identity 1x1 convs); built at "
         "the checkpoint's config, e.g. the real SD config [128, 256, 512, 512] x 2, 32 groups, scaling 0.18215"),
     "vqgan": OfficialSupport(
-        "layout only", "taming-transformers heibox links; HF mirrors such as valhalla/vqgan_imagenet_f16_16384",
-        "taming/LDM-layout VQGAN checkpoints load when they have attention only in the mid block; every released "
-        "taming VQGAN (attn_resolutions=[16]) and LDM VQ-f4/f8 puts attention blocks inside its lowest-resolution "
-        "level, which the shared LDM skeleton (_blocks.Encoder/Decoder: mid-block attention only) does not have, "
-        "so those are refused with that reason"),
+        "supported", "CompVis/taming-transformers (MIT): vqgan_imagenet_f16_1024 and vqgan_imagenet_f16_16384, "
+        "ckpts/last.ckpt (Lightning, heibox.uni-heidelberg.de links in its README)",
+        "loads exactly (parity-tested against the reference VQModel, tests/test_released_vqgan.py): the Lightning "
+        "last.ckpt as published (state_dict, loss.* dropped, PL 1.0 callback class keys read as inert "
+        "placeholders), f16, ch 128 x [1, 1, 2, 2, 4], 2 ResNets, attention inside level 4 "
+        "(encoder.down.4.attn.*, decoder.up.4.attn.*), z 256, 1024 or 16384 codes; other taming/LDM widths and "
+        "attention levels are read off the tensor shapes. ~76 M parameters; CPU cost at full size: "
+        "docs/PERFORMANCE.md 'Official checkpoints'"),
     "litevae": OfficialSupport(
         "not supported", "no official weights; unofficial RGenDiff/olitevaeB_im_f8c12",
         "the paper released no weights; the unofficial open-litevae checkpoints use ADM-UNet feature extractors "
         "and a different self-modulated decoder tree (mid attention replaced by a ResNet) than this lab version"),
     "cv-vae": OfficialSupport(
-        "not supported", "AILab-CVC/CV-VAE (vae3d, vae3d_v1-1, vae3d_sd3)",
-        "the released LDM-named 3D tree has no quant/post-quant convs, two ResNets per encoder level, GroupNorm "
-        "over (T, H, W) with eps 1e-5 and an xformers spatial-temporal decoder attention; the lab module normalises "
-        "per frame with eps 1e-6 and has its own temporal attention, so a key map alone would not reproduce it"),
+        "supported", "Hugging Face AILab-CVC/CV-VAE, folder vae3d_v1-1/ (config.json + safetensors; code "
+        "AILab-CVC/CV-VAE, no licence file in the code repository: check the model card before use)",
+        "loads exactly (parity-tested against the reference CVVAEModel, tests/test_released_cv_vae.py): the "
+        "folder, its safetensors alone (architecture read off the shapes) or AILab-CVC/CV-VAE:vae3d_v1-1; "
+        "4x8x8, z 4, ch 128 x [1, 2, 4, 4], causal encoder / non-causal decoder, half-3D ResNets, GroupNorm over "
+        "(C, T, H, W) eps 1e-5, joint spatial-temporal decoder attention, the reference's 16-frame chunks and "
+        "576 px tiles (overlap 0.2222), scaling 0.18215. ~182 M parameters; CPU cost at full size: "
+        "docs/PERFORMANCE.md 'Official checkpoints'. (vae3d_sd3 is a different tree and is refused)"),
     "iv-vae": OfficialSupport(
         "not supported", "ModelScope wpy1999/iv-vae (ivvae_z{4,8,16}_dim{64,96}.pth)",
         "the official Wan-derived tree has two ResNets per encoder level, PAC dilations (1,3,6,9,12), seven "
