@@ -166,3 +166,19 @@ def test_lightning_placeholders_admit_only_lightning_names(tmp_path):
         sys.modules.pop("evil_mod")
     with pytest.raises(models.WeightsError, match="refused checkpoint bad.ckpt: it references evil_mod.Payload"):
         models.read_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_vaelab_extra_models_offers_a_released_checkpoint_under_its_own_name(tmp_path, monkeypatch):
+    """VAELAB_EXTRA_MODELS="NAME=FAMILY:WEIGHTS": the released file becomes a model of its own in names()."""
+    meta, ref = case(CASES[0])
+    path = lightning_ckpt(tmp_path / "last.ckpt", {k: recipe_tensor(k, s, meta["seed"]) for k, s in meta["keys"]})
+    monkeypatch.setenv("VAELAB_EXTRA_MODELS", f"taming-f16=vqgan:{path}")
+    assert "taming-f16" in models.names()
+    card = models.card("taming-f16")
+    assert card.name == "taming-f16" and "loads exactly (parity-tested" in card.weights
+    assert card.params == sum(math.prod(s) for k, s in meta["keys"])
+    model = models.load("taming-f16", device="cpu")
+    assert model.card.name == "taming-f16" and model.card.spatial_factor == 16
+    with torch.no_grad():
+        recon = model.decode(model.encode(ref["x"][:, :, None]))[:, :, 0]
+    assert (recon - ref["recon"]).abs().max() <= TOL
