@@ -175,3 +175,12 @@ def test_vaelab_eval_weights_runs_the_released_folder(tmp_path, small_clip, caps
     assert cli.main(["eval", str(small_clip), "--models", "vqgan", "--weights", f"cv-vae={folder}",
                      "--no-lpips"]) == 2
     assert "which --models does not run" in capsys.readouterr().err
+
+
+def test_released_model_does_not_claim_compatibility_through_the_lab_image_vae(tmp_path):
+    folder, meta = released_folder(tmp_path, "v1_1_width32")
+    model = models.load("cv-vae", weights=str(folder), device="cpu")
+    assert model.released_architecture and not models.load("cv-vae", device="cpu").released_architecture
+    lab_sd = models.load("sd-vae", device="cpu")
+    out = model.diagnostics(recipe_input(meta["input_shape"], meta["seed"]), lambda name: lab_sd)
+    assert out["compatibility"]["psnr"] is None and "Stable Diffusion 2.1" in out["compatibility"]["reason"]

@@ -512,7 +512,16 @@ class CVVAE(VAE):
         """The compatibility meter on the first ``COMPAT_FRAMES`` frames, read by the lab image VAE it started from."""
         image_vae = reference(self.parent)
         base = {"model": self.card.name, "image_model": image_vae.card.name}
+        if self.released_architecture and getattr(image_vae, "weights_source", "lab") == "lab":
+            return {"compatibility": base | {"psnr": None, "reason": (
+                "the released CV-VAE's latent is Stable Diffusion 2.1's; the lab sd-vae is not its image decoder "
+                "(load SD's VAE as sd-vae weights and call compatibility_with)")}}
         return {"compatibility": base | self.compatibility_with(x_bcthw[:, :, :self.COMPAT_FRAMES], image_vae)}
+
+    @property
+    def released_architecture(self) -> bool:
+        """Built at the released CVVAEModel's design (RELEASED_CONFIG or a width/depth of it), not the lab's."""
+        return self.config["decoder_attention"] == "joint" and not self.config["quant_convs"]
 
     @property
     def image_vae(self) -> nn.Module | None:
