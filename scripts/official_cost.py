@@ -4,7 +4,7 @@
 
 Each point runs in its own subprocess (so its peak RSS is its own): build the released architecture
 (``vqgan.RELEASED_CONFIGS["vqgan_imagenet_f16_16384"]``, ``cv_vae.RELEASED_CONFIG``) with random weights,
-one warm-up-free encode and decode of a random clip under ``torch.no_grad``, wall time of each and the peak
+one encode and one decode (no warm-up) of a random clip under ``torch.no_grad``, wall time of each and the peak
 resident memory of the process (``ru_maxrss``, weights included). Points: VQGAN one frame at 128 and 256 px;
 CV-VAE 17 frames at 128 and 256 px (one temporal chunk, one spatial tile: below 576 px).
 """
@@ -49,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--models", default="vqgan,cv-vae", help="comma-separated subset")
     ap.add_argument("--point", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.point:
@@ -56,7 +57,7 @@ def main() -> None:
         print(json.dumps(point(name, int(frames), int(size), args.threads, args.dtype)))
         return
     rows = []
-    for name, frames, size in POINTS:
+    for name, frames, size in [p for p in POINTS if p[0] in args.models.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--dtype", args.dtype,
                               "--point", name, str(frames), str(size)], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]) | {"loadavg_1m": os.getloadavg()[0]})
