@@ -78,7 +78,8 @@ def recipe_input(shape: list[int], seed: int) -> torch.Tensor:
 def extract(git_dir: Path, dest: Path, paths: tuple[str, ...] = ("models",)) -> str:
     commit = subprocess.check_output(["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], text=True).strip()
     data = subprocess.check_output(["git", "--git-dir", str(git_dir), "archive", "--format=tar", commit, *paths])
-    tarfile.open(fileobj=BytesIO(data)).extractall(dest, filter="data")
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
     return commit
 
 

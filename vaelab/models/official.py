@@ -122,7 +122,7 @@ def torch_load_tensors(path: str | Any) -> Any:
         try:
             with torch.serialization.safe_globals(allowed):
                 return torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised unless it is a Lightning class reference
+        except Exception as e:  # re-raised unless it is a Lightning class reference
             found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
             name = found.group(1) if found else ""
             if not name.startswith(_LIGHTNING) or len(allowed) >= 16 or any(n == name for _, n in allowed):
@@ -409,7 +409,7 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
 
         for tag, released in RELEASED_CONFIGS.items():
             if same_architecture(name, built, released):
-                return state, dict(released), notes + [f"the released taming architecture ({tag}: "
+                return state, dict(released), [*notes, f"the released taming architecture ({tag}: "
                                                        "configs/imagenet_vqgan.yaml)"]
     if name == "sd-vae":
         from .sd_vae import SD_CONFIG

@@ -26,7 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import Attention, Decoder, DownEncoderBlock2D, Encoder, ResnetBlock2D, UpDecoderBlock2D
+from ._blocks import (
+    Attention,
+    Decoder,
+    DownEncoderBlock2D,
+    Encoder,
+    ResnetBlock2D,
+    UpDecoderBlock2D,
+)
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
