@@ -151,8 +151,8 @@ def main() -> None:
                               "vae3d_v1-1's architecture",
                     "params": sum(p.numel() for p in model.parameters()),
                     "keys": [[k, list(v.shape)] for k, v in model.state_dict().items()]}
-        with gzip.open(OUT / "manifest_vae3d_v1-1.json.gz", "wt") as f:
-            json.dump(manifest, f, separators=(",", ":"))
+        with gzip.GzipFile(OUT / "manifest_vae3d_v1-1.json.gz", "wb", mtime=0) as f:  # byte-reproducible
+            f.write(json.dumps(manifest, separators=(",", ":")).encode())
         print("vae3d_v1-1", manifest["params"], "params", len(manifest["keys"]), "keys")
 
 

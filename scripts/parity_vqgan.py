@@ -154,8 +154,8 @@ def main() -> None:
                         "note": "loss.* (LPIPS + discriminator) keys of last.ckpt are training-only and not listed",
                         "params": sum(p.numel() for p in model.parameters()),
                         "keys": [[k, list(v.shape)] for k, v in model.state_dict().items()]}
-            with gzip.open(OUT / f"manifest_{variant}.json.gz", "wt") as f:
-                json.dump(manifest, f, separators=(",", ":"))
+            with gzip.GzipFile(OUT / f"manifest_{variant}.json.gz", "wb", mtime=0) as f:  # byte-reproducible
+                f.write(json.dumps(manifest, separators=(",", ":")).encode())
             print(variant, manifest["params"], "params", len(manifest["keys"]), "keys")
 
 
