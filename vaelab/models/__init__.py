@@ -236,7 +236,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
-    res = hub.resolve(weights)
+    res = hub.resolve(official.released_file_in_folder(name, str(weights)))
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
         if name != "sd-vae":
             official.refuse_unless_supported(name)
@@ -252,6 +252,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
+    released = official.load_released(name, state, str(weights))
+    if released is not None:
+        return released[0], released[1] + res.notes
     if name not in ("sd-vae", "vqgan"):
         model = cls(training_record(name).get("config"))
         try:

@@ -321,3 +321,61 @@ def card_overrides(name: str, config: dict[str, Any]) -> dict[str, Any]:
     if name == "vqgan":
         return {"spatial_factor": factor, "latent_channels": int(config["embed_dim"])}
     return {}
+
+
+# --- released IV-VAE and open-LiteVAE files (the architectures live in iv_vae.py / litevae.py) ----------------
+
+def load_released(name: str, state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
+    """A published checkpoint of a family whose released tree is a sibling config in its module, or None when
+    ``state`` is not in that family's released layout (then the caller goes on as before)."""
+    if name == "iv-vae":
+        return _load_released_iv_vae(state, source)
+    if name == "litevae":
+        return _load_released_litevae(state)
+    return None
+
+
+def _load_released_iv_vae(state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
+    from . import iv_vae, load_weights
+
+    if not iv_vae.is_released_layout(state):
+        return None
+    cfg = iv_vae.released_config_from_state(state, source)
+    model = iv_vae.ReleasedIVVAE(cfg)
+    load_weights(model, state)
+    size = (f"released {cfg.variant} (scale {cfg.scale_factor}, shift {cfg.shift_factor})" if cfg.variant else
+            f"not a released size (dim {cfg.dim}, z {cfg.z_dim}): latent scale 1, shift 0")
+    return model, [f"IV-VAE reference layout (ali-vilab/iv-vae models/vae3d.py); {size}; encode returns the "
+                   "posterior mean (the reference samples)"]
+
+
+def _load_released_litevae(state: dict[str, torch.Tensor]) -> tuple[Any, list[str]] | None:
+    from . import litevae, load_weights
+
+    state = litevae.released_state(state)
+    if state is None:
+        return None
+    cfg = litevae.released_config_from_state(state)
+    model = litevae.ReleasedLiteVAE(cfg)
+    load_weights(model, state)
+    return model, ["open-LiteVAE layout (RGenDiff/open-litevae, a community reimplementation; not released by the "
+                   "LiteVAE authors); encode returns the posterior mean"]
+
+
+def released_file_in_folder(name: str, weights: str) -> str:
+    """For iv-vae / litevae: a local folder without config.json (e.g. a ModelScope download) -> its one checkpoint
+    file; several checkpoints -> WeightsError naming them. Anything else is returned unchanged."""
+    from pathlib import Path
+
+    from ..hub import CONFIG, WEIGHT_SUFFIXES
+
+    path = Path(str(weights)).expanduser()
+    if name not in ("iv-vae", "litevae") or not path.is_dir() or (path / CONFIG).is_file():
+        return weights
+    files = sorted(f.name for f in path.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+    if len(files) == 1:
+        return str(path / files[0])
+    if not files:
+        raise WeightsError(f"{path.name}/ holds no checkpoint file ({', '.join(WEIGHT_SUFFIXES)})")
+    raise WeightsError(f"{path.name}/ holds {len(files)} checkpoints ({', '.join(files[:6])}"
+                       f"{', ...' if len(files) > 6 else ''}): name the file")
