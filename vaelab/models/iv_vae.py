@@ -754,6 +754,7 @@ class ReleasedIVVAE(CausalVideoVAE):
         self.conv2 = SepConv3d(cfg.z_dim, half, half, 1, t_c=1)
         self.decoder = ReleasedDecoder(cfg)
         self.card = dataclasses.replace(copy.deepcopy(CARD), latent_channels=cfg.z_dim, weights=RELEASED_CARD_NOTE)
+        self.card.params = self.num_params()
 
     def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         """(B, 2 * z_dim, 1 + k, H/8, W/8) = [mean kf | mean tp | logvar kf | logvar tp]."""

@@ -404,6 +404,7 @@ class ReleasedLiteVAE(ImageVAE):
             self.quantizer.post_quant_conv = nn.Conv2d(e, e, 1)
         self.card = dataclasses.replace(copy.deepcopy(CARD), latent_channels=e, spatial_factor=2 ** cfg.dct_levels,
                                         weights=RELEASED_CARD_NOTE)
+        self.card.params = self.num_params()
 
     def posterior(self, x_bchw: torch.Tensor) -> DiagonalGaussian:
         h = self.encoder(x_bchw)

@@ -54,19 +54,25 @@ SUPPORT: dict[str, OfficialSupport] = {
         "level, which the shared LDM skeleton (_blocks.Encoder/Decoder: mid-block attention only) does not have, "
         "so those are refused with that reason"),
     "litevae": OfficialSupport(
-        "not supported", "no official weights; unofficial RGenDiff/olitevaeB_im_f8c12",
-        "the paper released no weights; the unofficial open-litevae checkpoints use ADM-UNet feature extractors "
-        "and a different self-modulated decoder tree (mid attention replaced by a ResNet) than this lab version"),
+        "supported", "no official weights; community reimplementation RGenDiff/open-litevae (AGPL-3.0), HF "
+        "RGenDiff/olitevaeB_im_f8c12",
+        "the LiteVAE authors released no weights; each checkpoint of the community reimplementation open-litevae "
+        "(Lightning .ckpt or a plain state dict, e.g. RGenDiff/olitevaeB_im_f8c12:FILE) loads exactly "
+        "(parity-tested against the open-litevae code) as its own tree (f8, 12 channels, 3-level Haar -> "
+        "ChannelUNet extractors -> aggregator, SMC decoder; about 60 M parameters), built at the file's shapes; "
+        "its code is AGPL-3.0, the weights are the user's own copy, loaded at run time"),
     "cv-vae": OfficialSupport(
         "not supported", "AILab-CVC/CV-VAE (vae3d, vae3d_v1-1, vae3d_sd3)",
         "the released LDM-named 3D tree has no quant/post-quant convs, two ResNets per encoder level, GroupNorm "
         "over (T, H, W) with eps 1e-5 and an xformers spatial-temporal decoder attention; the lab module normalises "
         "per frame with eps 1e-6 and has its own temporal attention, so a key map alone would not reproduce it"),
     "iv-vae": OfficialSupport(
-        "not supported", "ModelScope wpy1999/iv-vae (ivvae_z{4,8,16}_dim{64,96}.pth)",
-        "the official Wan-derived tree has two ResNets per encoder level, PAC dilations (1,3,6,9,12), seven "
-        "attention blocks and full-width up-samplers; the lab IV-VAE is a reduced design (one ResNet per level, "
-        "dilations (1,3,6), one attention per half, narrowing up-samplers), so the parameter sets differ"),
+        "supported", "ModelScope wpy1999/iv-vae (ivvae_z4_dim64.pth, ivvae_z8_dim64.pth, ivvae_z16_dim64.pth, "
+        "ivvae_z16_dim96.pth); code ali-vilab/iv-vae (MIT)",
+        "each released plain state dict loads exactly (parity-tested against ali-vilab/iv-vae models/vae3d.py) as "
+        "the reference tree (4x8x8, dim 64 -> about 108 M parameters, dim 96 -> about 242 M), built at the file's "
+        "shapes, with the file's latent scale/shift; encode returns the posterior mean; a file, or a folder "
+        "holding one checkpoint"),
     "videovae-plus": OfficialSupport(
         "not supported", "Google-Drive .ckpt files (sota-4z, sota-4z-text, sota-16z, sota-16z-text)",
         "the released 2+1D model (LDM widths 128-512, Flan-T5-large cross-attention) is not the lab tree "
