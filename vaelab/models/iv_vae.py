@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -670,7 +671,7 @@ class ReleasedEncoder(nn.Module):
         self.conv1 = SepConv3d(3, d, d, 3, t_c=4)
         blocks: list[nn.Module] = []
         scale = 1.0
-        for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (cin, cout) in enumerate(itertools.pairwise(dims)):
             last = i == len(mult) - 1
             for _ in range(n):
                 blocks.append(ReleasedResBlock(cin, cout, None if last else _released_encoder_t_c(i)))
@@ -705,7 +706,7 @@ class ReleasedDecoder(nn.Module):
         self.middle = nn.Sequential(ReleasedResBlock(dims[0], dims[0], None), ReleasedSepAttention(dims[0]),
                                     ReleasedResBlock(dims[0], dims[0], None))
         blocks: list[nn.Module] = []
-        for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (cin, cout) in enumerate(itertools.pairwise(dims)):
             if i > 0:
                 cin //= 2  # the up-sampler before this level halved the width
             for _ in range(n + 1):
@@ -823,7 +824,7 @@ def released_config_from_state(state: dict[str, torch.Tensor], source: str = "")
     mult = tuple(r[0] // dim for r in res_per_level)
     attn_scales = []
     for li, lv in enumerate(levels[:3]):  # an attention right after a level ResNet (not the fixed level-2 one)
-        if any(a[0] == "res" and b[0] == "attn" for a, b in zip(lv, lv[1:])):
+        if any(a[0] == "res" and b[0] == "attn" for a, b in itertools.pairwise(lv)):
             attn_scales.append(1.0 / 2 ** li)
     known = next((c for c in RELEASED.values() if c.variant and c.variant in source), None)
     known = known or next((c for c in RELEASED.values() if (c.dim, c.z_dim) == (dim, z_dim)), None)

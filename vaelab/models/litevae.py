@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -259,7 +260,7 @@ class ChannelUNet(nn.Module):
         self.init_conv = nn.Conv2d(in_channels, dims[0], 3, padding=1)
         self.down_blocks = nn.ModuleList(
             nn.ModuleList([*(PostNormResBlock(a, a) for _ in range(blocks)), nn.Conv2d(a, b, 1)])
-            for a, b in zip(dims[:-1], dims[1:]))
+            for a, b in itertools.pairwise(dims))
         self.mid_block = nn.ModuleList(PostNormResBlock(dims[-1], dims[-1]) for _ in range(blocks))
         self.up_blocks = nn.ModuleList(
             nn.ModuleList([nn.Conv2d(a, b, 1), *(PostNormResBlock(2 * b, b) for _ in range(blocks))])

@@ -351,8 +351,8 @@ def _load_released_iv_vae(state: dict[str, torch.Tensor], source: str) -> tuple[
     load_weights(model, state)
     size = (f"released {cfg.variant} (scale {cfg.scale_factor}, shift {cfg.shift_factor})" if cfg.variant else
             f"not a released size (dim {cfg.dim}, z {cfg.z_dim}): latent scale 1, shift 0")
-    return model, [f"IV-VAE reference layout (ali-vilab/iv-vae models/vae3d.py); {size}; encode returns the "
-                   "posterior mean (the reference samples)"]
+    note = f"IV-VAE reference layout (ali-vilab/iv-vae models/vae3d.py); {size}; encode returns the posterior mean"
+    return model, [note + " (the reference samples)"]
 
 
 def _load_released_litevae(state: dict[str, torch.Tensor]) -> tuple[Any, list[str]] | None:
@@ -364,8 +364,9 @@ def _load_released_litevae(state: dict[str, torch.Tensor]) -> tuple[Any, list[st
     cfg = litevae.released_config_from_state(state)
     model = litevae.ReleasedLiteVAE(cfg)
     load_weights(model, state)
-    return model, ["open-LiteVAE layout (RGenDiff/open-litevae, a community reimplementation; not released by the "
-                   "LiteVAE authors); encode returns the posterior mean"]
+    note = ("open-LiteVAE layout (RGenDiff/open-litevae, a community reimplementation; not released by the "
+            "LiteVAE authors); encode returns the posterior mean")
+    return model, [note]
 
 
 def released_file_in_folder(name: str, weights: str) -> str:
