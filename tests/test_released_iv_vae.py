@@ -205,3 +205,14 @@ def test_lab_weights_still_load_as_the_lab_tree():
         pytest.skip("no lab weights")
     m = models.load("iv-vae", device="cpu")
     assert type(m) is iv_vae.IVVAE
+
+
+def test_the_apps_weights_path_runs_a_released_file(io):
+    """What the Weights accordion does: ``pipeline.reconstruct_clip`` with {model: weights spec}."""
+    from vaelab.engine import to_uint8
+    from vaelab.pipeline import reconstruct_clip
+
+    clip = np.ascontiguousarray(to_uint8(io["x"]))
+    comp = reconstruct_clip(clip, ["iv-vae"], device="cpu", weights={"iv-vae": str(PTH)}, with_lpips=False)
+    r = comp.results["iv-vae"]
+    assert r.run.recon.shape == clip.shape and r.run.latent_shape == (8, 3, 2, 3)
