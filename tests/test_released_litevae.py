@@ -120,3 +120,17 @@ def test_lab_weights_still_load_as_the_lab_tree():
     if not models.lab_weights_path("litevae").exists():
         pytest.skip("no lab weights")
     assert type(models.load("litevae", device="cpu")) is litevae.LiteVAE
+
+
+def test_vaelab_eval_takes_the_checkpoint_with_weights(small_clip, tmp_path, capsys):
+    from vaelab import cli
+
+    out = tmp_path / "report.json"
+    rc = cli.main(["eval", str(small_clip), "--models", "litevae", "--weights", f"litevae={CKPT}", "--frames", "2",
+                   "--size", "32", "--device", "cpu", "--no-lpips", "--json", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert json.loads(out.read_text())["models"]["litevae"]["latent_shape"][0] == 6  # the file's 6, not the lab's 4
+    rc = cli.main(["eval", str(small_clip), "--models", "litevae", "--weights", "litevae", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "expected NAME=FILE" in err

@@ -34,6 +34,17 @@ def _model_list(spec: str) -> list[str]:
     return names
 
 
+def _weights_specs(items: list[str]) -> dict[str, str]:
+    """``--weights NAME=SPEC`` (repeatable): a published checkpoint (file, folder or repo id) for one model."""
+    out = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(f"--weights {item!r}: expected NAME=FILE, NAME=FOLDER or NAME=OWNER/REPO[:FILE]")
+        out[name.strip()] = spec.strip()
+    return out
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """One clip (the report as JSON, optionally a side-by-side MP4), or a batch (see ``vaelab.batch``)."""
     from . import models
@@ -48,7 +59,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _fail("give a clip, a folder or --list FILE")
     batch = (args.out is not None or args.list is not None or len(args.inputs) != 1
              or Path(args.inputs[0]).is_dir())
+    try:
+        weights = _weights_specs(getattr(args, "weights", None) or [])
+    except ValueError as e:
+        return _fail(str(e))
     if batch:
+        if weights:
+            return _fail("--weights is a one-clip option (a batch runs the lab weights)")
         return _eval_batch(args)
     for flag, on in (("--side-by-side", args.side_by_side), ("--latent-distances", args.latent_distances),
                      ("--pooled-psnr", args.pooled_psnr), ("--workers", args.workers is not None)):
@@ -61,8 +78,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         names = _model_list(args.models)
         clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
+        unknown = [n for n in weights if n not in names]
+        if unknown:
+            raise ValueError(f"--weights for {', '.join(unknown)}, which is not in --models ({', '.join(names)})")
         comp = reconstruct_clip(clip.frames, names, device=args.device, with_lpips=not args.no_lpips,
-                                fps=clip.fps, clip_notes=clip.notes)
+                                fps=clip.fps, clip_notes=clip.notes, weights=weights)
     except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     report = comp.to_json()
@@ -272,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the full report here")
     e.add_argument("--output", help="one clip: write a side-by-side MP4 here")
     e.add_argument("--no-lpips", action="store_true")
+    e.add_argument("--weights", action="append", metavar="NAME=SPEC",
+                   help="one clip: published weights for a model (file, folder or OWNER/REPO[:FILE]); repeatable")
     e.add_argument("--out", help="batch output folder (resumable: clips already in it are skipped)")
     e.add_argument("--workers", type=int, help="batch: parallel worker processes (CPU: they split the cores; "
                                                 "GPU: at most one per GPU)")
