@@ -60,7 +60,9 @@ SUPPORT: dict[str, OfficialSupport] = {
         "(Lightning .ckpt or a plain state dict, e.g. RGenDiff/olitevaeB_im_f8c12:FILE) loads exactly "
         "(parity-tested against the open-litevae code) as its own tree (f8, 12 channels, 3-level Haar -> "
         "ChannelUNet extractors -> aggregator, SMC decoder; about 60 M parameters), built at the file's shapes; "
-        "its code is AGPL-3.0, the weights are the user's own copy, loaded at run time"),
+        "its code is AGPL-3.0, the weights are the user's own copy, loaded at run time. CPU cost at full size "
+        "(random weights, fp32, 17 frames, 2 threads on a shared 2-core machine; docs/PERFORMANCE.md): 254 s and "
+        "480 MiB peak at 128 px, 1181 s and 1447 MiB at 256 px"),
     "cv-vae": OfficialSupport(
         "not supported", "AILab-CVC/CV-VAE (vae3d, vae3d_v1-1, vae3d_sd3)",
         "the released LDM-named 3D tree has no quant/post-quant convs, two ResNets per encoder level, GroupNorm "
@@ -72,7 +74,9 @@ SUPPORT: dict[str, OfficialSupport] = {
         "each released plain state dict loads exactly (parity-tested against ali-vilab/iv-vae models/vae3d.py) as "
         "the reference tree (4x8x8, dim 64 -> about 108 M parameters, dim 96 -> about 242 M), built at the file's "
         "shapes, with the file's latent scale/shift; encode returns the posterior mean; a file, or a folder "
-        "holding one checkpoint"),
+        "holding one checkpoint. CPU cost at full size (random weights, fp32, 17 frames streamed, 2 threads on a "
+        "shared 2-core machine; docs/PERFORMANCE.md): dim 64 446 s and 1016 MiB peak at 128 px, IV256; dim 96 "
+        "792 s and 1543 MiB at 128 px"),
     "videovae-plus": OfficialSupport(
         "not supported", "Google-Drive .ckpt files (sota-4z, sota-4z-text, sota-16z, sota-16z-text)",
         "the released 2+1D model (LDM widths 128-512, Flan-T5-large cross-attention) is not the lab tree "
@@ -337,7 +341,7 @@ def load_released(name: str, state: dict[str, torch.Tensor], source: str) -> tup
     if name == "iv-vae":
         return _load_released_iv_vae(state, source)
     if name == "litevae":
-        return _load_released_litevae(state)
+        return _load_released_litevae(state, source)
     return None
 
 
@@ -352,10 +356,11 @@ def _load_released_iv_vae(state: dict[str, torch.Tensor], source: str) -> tuple[
     size = (f"released {cfg.variant} (scale {cfg.scale_factor}, shift {cfg.shift_factor})" if cfg.variant else
             f"not a released size (dim {cfg.dim}, z {cfg.z_dim}): latent scale 1, shift 0")
     note = f"IV-VAE reference layout (ali-vilab/iv-vae models/vae3d.py); {size}; encode returns the posterior mean"
+    _released_card(model, "iv-vae", source)
     return model, [note + " (the reference samples)"]
 
 
-def _load_released_litevae(state: dict[str, torch.Tensor]) -> tuple[Any, list[str]] | None:
+def _load_released_litevae(state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
     from . import litevae, load_weights
 
     state = litevae.released_state(state)
@@ -364,9 +369,18 @@ def _load_released_litevae(state: dict[str, torch.Tensor]) -> tuple[Any, list[st
     cfg = litevae.released_config_from_state(state)
     model = litevae.ReleasedLiteVAE(cfg)
     load_weights(model, state)
+    _released_card(model, "litevae", source)
     note = ("open-LiteVAE layout (RGenDiff/open-litevae, a community reimplementation; not released by the "
             "LiteVAE authors); encode returns the posterior mean")
     return model, [note]
+
+
+def _released_card(model: Any, name: str, source: str) -> None:
+    """This instance's card: the loaded file, then what the family's released checkpoints are and cost."""
+    from pathlib import PurePath
+
+    model.card.weights = (f"{model.card.weights}; this file: {PurePath(source).name}. "
+                          f"Official checkpoints: {SUPPORT[name].summary()}")
 
 
 def released_file_in_folder(name: str, weights: str) -> str:
