@@ -34,6 +34,17 @@ def _model_list(spec: str, given: tuple[str, ...] = ()) -> list[str]:
     return names
 
 
+def _weights_specs(items: list[str]) -> dict[str, str]:
+    """``--weights NAME=SPEC`` (repeatable): a published checkpoint (file, folder or repo id) for one model."""
+    out = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(f"--weights {item!r}: expected NAME=FILE, NAME=FOLDER or NAME=OWNER/REPO[:FILE]")
+        out[name.strip()] = spec.strip()
+    return out
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """One clip (the report as JSON, optionally a side-by-side MP4), or a batch (see ``vaelab.batch``)."""
     from . import models
@@ -48,15 +59,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _fail("give a clip, a folder or --list FILE")
     batch = (args.out is not None or args.list is not None or len(args.inputs) != 1
              or Path(args.inputs[0]).is_dir())
-    weights: dict[str, str] = {}
-    for item in args.weights:
-        model, sep, spec = item.partition("=")
-        if not sep or not model.strip() or not spec.strip():
-            return _fail(f"--weights {item!r}: expected MODEL=WEIGHTS")
-        weights[model.strip()] = spec.strip()
+    try:
+        weights = _weights_specs(args.weights)
+    except ValueError as e:
+        return _fail(str(e))
     if batch:
         if weights:
-            return _fail("--weights is a one-clip option (batches use each model's own weights)")
+            return _fail("--weights is a one-clip option (a batch runs the lab weights)")
         return _eval_batch(args)
     for flag, on in (("--side-by-side", args.side_by_side), ("--latent-distances", args.latent_distances),
                      ("--pooled-psnr", args.pooled_psnr), ("--workers", args.workers is not None)):

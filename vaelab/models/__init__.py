@@ -250,7 +250,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
-    res = hub.resolve(weights)
+    res = hub.resolve(official.released_file_in_folder(name, str(weights)))
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
         official.check_folder_config(name, res.config)
     state: dict[str, torch.Tensor] = {}
@@ -263,6 +263,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
+    released = official.load_released(name, state, str(weights))
+    if released is not None:
+        return released[0], released[1] + res.notes
     if not official.converts(name):
         model = cls(training_record(name).get("config"))
         try:
