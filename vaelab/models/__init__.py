@@ -252,6 +252,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
+    released = official.load_released_video(name, state) if res.kind != "folder" else None
+    if released is not None:
+        return released[0], released[1] + res.notes
     if name not in ("sd-vae", "vqgan"):
         model = cls(training_record(name).get("config"))
         try:

@@ -321,3 +321,40 @@ def card_overrides(name: str, config: dict[str, Any]) -> dict[str, Any]:
     if name == "vqgan":
         return {"spatial_factor": factor, "latent_channels": int(config["embed_dim"])}
     return {}
+
+
+# --- released checkpoints of VideoVAE+ and HVDM (their builders live in the family modules) ---------------
+
+def load_released_video(name: str, state: dict[str, torch.Tensor]) -> tuple[Any, list[str]] | None:
+    """VideoVAE+ / HVDM: a released checkpoint (recognised by its own key names) -> (model, notes); None when
+    ``state`` is not one (a lab checkpoint then goes through the usual strict load)."""
+    if name == "videovae-plus":
+        from . import videovae_plus as family
+    elif name == "hvdm":
+        from . import hvdm as family
+    else:
+        return None
+    if not hasattr(family, "is_released_state") or not family.is_released_state(state):
+        return None
+    return family.load_released(state)
+
+
+def hashed_weights(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Deterministic stand-in weights for parity tests, from each key name alone (no file to commit).
+
+    Every tensor comes from its own generator seeded with crc32(key): 1-D ``*weight`` (norm scales)
+    1 + 0.1 N(0, 1), other 1-D tensors (biases) 0.05 N(0, 1), the rest N(0, 1) / sqrt(fan_in), fan_in =
+    prod(shape[1:]). The same recipe fills the reference model in scripts/parity_*.py."""
+    import math
+    import zlib
+
+    out = {}
+    for key, shape in shapes.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        x = torch.randn(tuple(shape), generator=g, dtype=torch.float32)
+        if len(shape) <= 1:
+            x = 1 + 0.1 * x if key.endswith("weight") else 0.05 * x
+        else:
+            x = x / math.sqrt(max(1, math.prod(shape[1:])))
+        out[key] = x
+    return out
