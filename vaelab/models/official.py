@@ -68,13 +68,18 @@ SUPPORT: dict[str, OfficialSupport] = {
         "attention blocks and full-width up-samplers; the lab IV-VAE is a reduced design (one ResNet per level, "
         "dilations (1,3,6), one attention per half, narrowing up-samplers), so the parameter sets differ"),
     "videovae-plus": OfficialSupport(
-        "not supported", "Google-Drive .ckpt files (sota-4z, sota-4z-text, sota-16z, sota-16z-text)",
-        "the released 2+1D model (LDM widths 128-512, Flan-T5-large cross-attention) is not the lab tree "
-        "([32, 48, 48, 48], toy text embedder); Google-Drive files are also not reachable through the Hub"),
+        "supported", "Google-Drive .ckpt files of VideoVerses/VideoVAEPlus (sota-4z, sota-4z-text, sota-16z, "
+        "sota-16z-text; community .safetensors copies)",
+        "the released AutoencoderKL2plus1D_1dcnn loads exactly as a sibling class (videovae_plus.ReleasedVideoVAEPlus) "
+        "with the reference's key names, architecture read off the tensor shapes (16z / 4z, with or without text "
+        "cross-attention), parity-tested against the reference code; text variants need the user's "
+        "flan-t5-large embeddings (without them the cross-attention is skipped); weights CC BY-NC-ND 4.0"),
     "hvdm": OfficialSupport(
-        "not supported", "Google-Drive .pth (README of hxngiee/HVDM)",
-        "the released TimeSformer (dim 384, depth 5) and wavelet stacks differ in depth and width from the lab "
-        "HVDM; a key map cannot add layers"),
+        "supported", "Google-Drive model_[EPOCH].pth per dataset (README of hxngiee/HVDM; no licence file)",
+        "the released ViTAutoencoder (TimeSformer 384 wide, depth 5, triplane axis Transformers, Haar wavelet "
+        "stacks, tanh bottleneck 4 channels) loads exactly as a sibling class (hvdm.ReleasedHVDM) with the "
+        "reference's key names, parity-tested against the reference code; it runs only 16 x 256 x 256 clips, "
+        "other clips are resized and chunked (said on the card)"),
     "vidtwin": OfficialSupport(
         "not supported", "microsoft/vidtwin (checkpoints/vidtwin_structure_7_7_8_dynamics_7_8.ckpt)",
         "the released model is a 16-layer 768-wide ST-Transformer with Hugging Face's Blip2QFormer; the lab "
