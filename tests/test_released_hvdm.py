@@ -98,6 +98,13 @@ def test_other_clip_sizes_are_fitted_and_said(monkeypatch):
         model.decode(torch.zeros(1, 4, 3, 32, 32))
     with pytest.raises(ValueError, match="exactly 16 x 256 x 256"):
         ReleasedHVDM._check(model, x)
+    assert model.card.latent_shape(20, 40, 56) == (4, 32, 32, 32) and model.card.frame_rule == "16k"
+    # the app's engine: one-shot run, the clip's own size back, and the fitting said in the run notes
+    from vaelab.engine import run_model
+
+    frames = (torch.rand(20, 40, 56, 3) * 255).to(torch.uint8).numpy()
+    res = run_model(model, frames, tile=32)
+    assert res.recon.shape == frames.shape and any("16 x 256 x 256" in n and "tiling off" in n for n in res.notes)
 
 
 def test_mismatched_checkpoint_gets_one_line_naming_the_keys(released_pth, tmp_path):

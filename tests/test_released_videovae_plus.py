@@ -79,6 +79,11 @@ def test_image_mode_parity_and_community_safetensors(tmp_path):
         assert (model.decode(zi, image=True) - fx["image_recon"]).abs().max() <= TOL
         x = fx["input"][:, :, :6, :28, :20]  # any clip: padded to 4k frames / 8 px and cropped back
         assert model.reconstruct(x).shape == x.shape
+    from vaelab.engine import run_model  # the app's path
+
+    frames = ((fx["input"][0].permute(1, 2, 3, 0)[:6, :28, :20] + 1) * 127.5).to(torch.uint8).numpy()
+    res = run_model(model, frames)
+    assert res.recon.shape == frames.shape and res.latent_shape == (4, 2, 4, 3)
 
 
 def test_card_states_release_licence_and_parity(tmp_path):

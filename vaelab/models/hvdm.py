@@ -392,6 +392,18 @@ ADAPT_NOTE = ("the released HVDM runs only 16 x 256 x 256 clips: other clips are
               "and the reconstruction resized back; encode() returns the latent of the resized clip")
 
 
+@dataclass
+class FixedInputCard(ModelCard):
+    """A card whose latent does not follow the clip: every clip is fitted to ``frames`` x ``size`` x ``size``."""
+
+    fixed_frames: int = 16
+    fixed_size: int = 256
+
+    def latent_shape(self, t: int, h: int, w: int) -> tuple[int, int, int, int]:
+        g = self.fixed_size // self.spatial_factor
+        return (self.latent_channels, self.fixed_frames * max(1, -(-t // self.fixed_frames)), g, g)
+
+
 @dataclass(frozen=True)
 class ReleasedHVDMConfig:
     """``configs/autoencoder/base.yaml`` (channels 384, resolution 256, timesteps 16, embed_dim 4) and the
@@ -592,11 +604,12 @@ class ReleasedHVDM(VAE):
     Other clip sizes: see ``ADAPT_NOTE``. ``mode`` "triplane" / "wavelet" zeroes the other branch (the lab ablation).
     """
 
-    card = dataclasses.replace(CARD, family="HVDM (released)", frame_rule="any", architecture=(
+    card = FixedInputCard(**{**dataclasses.asdict(CARD), "family": "HVDM (released)", "frame_rule": "16k", "architecture": (
         "TimeSformer encoder (patch 8, 384 wide, depth 5, rotary) -> triplane axis Transformers (4 x 4 heads) -> "
         "summed volume; 3D Haar -> conv stacks 3/21 -> 64 -> 192 -> 384 -> 768 -> 384 (tanh); fusion 2 x "
         "cross-attention (q triplane, k low, v high); 1x1x1 384 -> 4 + tanh; TimeSformer decoder depth 5; fixed "
-        "16 x 256 x 256"))
+        "16 x 256 x 256")})
+    fits_input = ADAPT_NOTE  # read by engine.run_model: decode(z, out_size=) gives the clip's own size back
 
     def __init__(self, config: ReleasedHVDMConfig | dict[str, Any] | None = None):
         cfg = config if isinstance(config, ReleasedHVDMConfig) else ReleasedHVDMConfig(**(config or {}))
@@ -704,22 +717,26 @@ class ReleasedHVDM(VAE):
         f = self.released.frames
         return torch.cat([self.encode_fixed(x[:, :, s:s + f], mode or "fused") for s in range(0, x.shape[2], f)], 2)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time."""
+    def decode(self, z: torch.Tensor, out_size: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """z (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time; ``out_size`` (T, H, W):
+        the fitted clip's own size, frames cropped and pixels resized back (bilinear, antialiased)."""
         f = self.released.frames
         if z.shape[2] % f:
             raise ValueError(f"the released HVDM decodes chunks of {f} latent frames, got {z.shape[2]}")
-        return torch.cat([self.decode_fixed(z[:, :, s:s + f]) for s in range(0, z.shape[2], f)], 2)
+        y = torch.cat([self.decode_fixed(z[:, :, s:s + f]) for s in range(0, z.shape[2], f)], 2)
+        if out_size is None:
+            return y
+        t, h, w = out_size
+        y = y[:, :, :t]
+        if (h, w) != tuple(y.shape[3:]):
+            y = rearrange(F.interpolate(rearrange(y, "b c t h w -> (b t) c h w"), size=(h, w), mode="bilinear",
+                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=z.shape[0])
+        return y
 
     @torch.no_grad()
     def reconstruct(self, x_bcthw: torch.Tensor, mode: str | None = None) -> torch.Tensor:
         """Same shape as x (fitted to 16 x 256 x 256 chunks and resized back, see ``ADAPT_NOTE``)."""
-        b, _, t, h, w = x_bcthw.shape
-        y = self.decode(self.encode(x_bcthw, mode))[:, :, :t]
-        if (h, w) != (y.shape[3], y.shape[4]):
-            y = rearrange(F.interpolate(rearrange(y, "b c t h w -> (b t) c h w"), size=(h, w), mode="bilinear",
-                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=b)
-        return y.clamp(-1, 1)
+        return self.decode(self.encode(x_bcthw, mode), out_size=tuple(x_bcthw.shape[2:])).clamp(-1, 1)
 
     def forward(self, x_bcthw: torch.Tensor, mode: str | None = None):
         raise NotImplementedError("released checkpoints are for inference here; train the lab hvdm instead")
