@@ -59,7 +59,9 @@ def test_our_buffers_are_the_reference_constants():
 
 def test_full_size_parity_from_a_released_pth(released_pth):
     fx = load_file(str(FIX / "parity_released.safetensors"))
-    model = models.load("hvdm", weights=str(released_pth), device="cpu")
+    (released_pth.parent / "model_1000.pth").symlink_to(released_pth.name)  # an older save in the same folder
+    model = models.load("hvdm", weights=str(released_pth.parent), device="cpu")  # results/first_stage_ae_*/
+    assert any("model_250000.pth (the highest of 2" in n for n in model.weights_notes)
     assert isinstance(model, ReleasedHVDM)
     x = parity.parity_input()
     with torch.no_grad():

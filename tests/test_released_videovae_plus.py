@@ -87,8 +87,10 @@ def test_image_mode_parity_and_community_safetensors(tmp_path):
 
 
 def test_card_states_release_licence_and_parity(tmp_path):
-    path = _lightning_ckpt(tmp_path / "m.ckpt", _recipe_state("text"))
-    model = models.load("videovae-plus", weights=str(path), device="cpu")
+    path = _lightning_ckpt((tmp_path / "ckpt").mkdir() or tmp_path / "ckpt" / "sota-reduced-text.ckpt",
+                           _recipe_state("text"))
+    model = models.load("videovae-plus", weights=str(tmp_path / "ckpt"), device="cpu")  # the reference's ckpt/ folder
+    assert any("sota-reduced-text.ckpt" in n for n in model.weights_notes)
     w = model.card.weights
     assert "CC BY-NC-ND 4.0" in w and "non-commercial" in w and "no derivatives" in w
     assert "loads exactly (parity-tested" in w and "VideoVerses/VideoVAEPlus" in w

@@ -236,7 +236,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
+    weights, folder_notes = official.released_folder_file(name, weights)
     res = hub.resolve(weights)
+    res.notes = folder_notes + res.notes
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
         if name != "sd-vae":
             official.refuse_unless_supported(name)

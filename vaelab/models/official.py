@@ -363,3 +363,31 @@ def hashed_weights(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor
             x = x / math.sqrt(max(1, math.prod(shape[1:])))
         out[key] = x
     return out
+
+
+def released_folder_file(name: str, weights: Any) -> tuple[Any, list[str]]:
+    """A local folder holding released VideoVAE+ / HVDM files (no diffusers config.json) -> the one file to read.
+
+    VideoVAE+'s ``ckpt/`` holds one ``.ckpt`` / ``.safetensors``; HVDM's ``results/first_stage_ae_*`` holds
+    ``model_[EPOCH].pth`` per saved step (the highest epoch is taken, and said). Anything else is returned
+    unchanged (``hub.resolve`` then reads it as before)."""
+    from pathlib import Path
+
+    from .. import hub
+
+    if name not in ("videovae-plus", "hvdm"):
+        return weights, []
+    folder = Path(str(weights)).expanduser()
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return weights, []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(hub.WEIGHT_SUFFIXES))
+    if name == "hvdm":
+        epochs = [(int(m.group(1)), p) for p in files if (m := re.fullmatch(r"model_(\d+)\.pth", p.name))]
+        if epochs:
+            best = max(epochs)[1]
+            return best, [f"{folder.name}/: {best.name} (the highest of {len(epochs)} model_[EPOCH].pth)"]
+        files = [p for p in files if p.name == "model_last.pth"] or files
+    if len(files) != 1:
+        listed = ", ".join(p.name for p in files[:4]) or "none"
+        raise WeightsError(f"{folder.name}/ holds {len(files)} checkpoint files ({listed}): name the file")
+    return files[0], [f"{folder.name}/: {files[0].name}"]
