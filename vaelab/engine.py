@@ -156,7 +156,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         notes.append(f"padded {w}x{h} to a multiple of {card.spatial_factor} (edge replicate), then cropped back")
     if len(idx) != t:
         notes.append(f"{t} frames padded to {len(idx)} ({card.frame_rule} rule, last frame repeated), then cropped")
-    streamed = card.kind == "video" and card.causal and hasattr(model, "encode_chunk")
+    streamed = model.streams_causally
     if card.kind == "image":
         chunks = [(a, min(a + frame_batch, len(idx))) for a in range(0, len(idx), frame_batch)]
     elif streamed:
@@ -249,7 +249,7 @@ def stream_window(model: VAE) -> tuple[str, int]:
     one-shot); CV-VAE (non-causal decoder) and VideoVAE+ in 17- and 16-frame windows, whose borders differ
     from a one-shot run (each CV-VAE window's first frame is coded alone, like an image)."""
     card = model.card
-    if card.kind == "video" and card.causal and hasattr(model, "encode_chunk"):
+    if model.streams_causally:
         return "causal", 4
     if card.kind == "image":
         return "windows", 8
