@@ -36,8 +36,8 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests/fixtures/official/hvdm"
 sys.path.insert(0, str(ROOT))
-DDCONFIG = dict(double_z=False, channels=384, resolution=256, timesteps=16, skip=1, in_channels=3, out_ch=3,
-                num_res_blocks=2, attn_resolutions=[], splits=1)
+DDCONFIG = {"double_z": False, "channels": 384, "resolution": 256, "timesteps": 16, "skip": 1, "in_channels": 3,
+            "out_ch": 3, "num_res_blocks": 2, "attn_resolutions": [], "splits": 1}
 LATENT_FRAMES, RECON_FRAMES, STRIDE = [0, 5, 15], [0, 7, 15], 4
 
 
@@ -85,7 +85,7 @@ def main() -> None:
 
     from vaelab.models.official import hashed_weights
 
-    commit = subprocess.run(["git", f"--git-dir={args.ref_git}", "rev-parse", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", f"--git-dir={args.ref_git}", "rev-parse", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
     model = ViTAutoencoder(4, DDCONFIG).eval()

@@ -94,7 +94,7 @@ def main() -> None:
     from vaelab.models.official import hashed_weights
 
     ref = scratch_reference(args.ref_git)
-    commit = subprocess.run(["git", f"--git-dir={args.ref_git}", "rev-parse", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", f"--git-dir={args.ref_git}", "rev-parse", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cfg in [("sota-16z", "16z"), ("sota-16z-text", "16z_cap"), ("sota-4z", "4z"), ("sota-4z-text", "4z_cap")]:

@@ -18,7 +18,11 @@ from safetensors.torch import load_file
 
 from vaelab import models
 from vaelab.models import official
-from vaelab.models.hvdm import ReleasedHVDM, is_released_state, released_config_from_state
+from vaelab.models.hvdm import (
+    ReleasedHVDM,
+    is_released_state,
+    released_config_from_state,
+)
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "hvdm"
 TOL = 1e-4
@@ -78,6 +82,7 @@ def test_full_size_parity_from_a_released_pth(released_pth):
     assert any("16 x 256 x 256" in n for n in model.weights_notes)
     w = model.card.weights
     assert "no licence file" in w and "loads exactly (parity-tested" in w and "hxngiee/HVDM" in w
+    assert "CPU cost at full size: 16 x 256 x 256, fp32" in w
     assert official.support("hvdm").status == "supported"
 
 

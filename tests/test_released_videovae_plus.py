@@ -18,8 +18,12 @@ from safetensors.torch import load_file, save_file
 
 from vaelab import models
 from vaelab.models import official
-from vaelab.models.videovae_plus import (RELEASED_CONFIGS, ReleasedVideoVAEPlus, is_released_state,
-                                         released_config_from_state)
+from vaelab.models.videovae_plus import (
+    RELEASED_CONFIGS,
+    ReleasedVideoVAEPlus,
+    is_released_state,
+    released_config_from_state,
+)
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "videovae_plus"
 TOL = 1e-4
@@ -87,13 +91,14 @@ def test_image_mode_parity_and_community_safetensors(tmp_path):
 
 
 def test_card_states_release_licence_and_parity(tmp_path):
-    path = _lightning_ckpt((tmp_path / "ckpt").mkdir() or tmp_path / "ckpt" / "sota-reduced-text.ckpt",
-                           _recipe_state("text"))
+    (tmp_path / "ckpt").mkdir()
+    _lightning_ckpt(tmp_path / "ckpt" / "sota-reduced-text.ckpt", _recipe_state("text"))
     model = models.load("videovae-plus", weights=str(tmp_path / "ckpt"), device="cpu")  # the reference's ckpt/ folder
     assert any("sota-reduced-text.ckpt" in n for n in model.weights_notes)
     w = model.card.weights
     assert "CC BY-NC-ND 4.0" in w and "non-commercial" in w and "no derivatives" in w
     assert "loads exactly (parity-tested" in w and "VideoVerses/VideoVAEPlus" in w
+    assert "CPU cost" not in w  # reduced widths: not a released config, no full-size cost claimed
     assert model.card.latent_channels == 8 and model.card.spatial_factor == 8 and model.card.temporal_factor == 4
     assert official.support("videovae-plus").status == "supported"
 

@@ -168,7 +168,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         chunks = [(0, len(idx))]
 
     f = card.spatial_factor
-    fits = getattr(model, "fits_input", None)  # a released model with one fixed input size (HVDM: 16x256x256)
+    fits = model.fits_input  # a released model with one fixed input size (HVDM: 16x256x256) fits clips itself
     if fits:
         notes.append(fits + (" (tiling off)" if tile else ""))
         tile = None

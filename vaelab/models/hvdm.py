@@ -70,11 +70,18 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from .wavelets import BANDS_3D, dwt3
 from ._blocks import Conv3d, _groups
-from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks,
-                           grid_positions)
+from ._transformer import (
+    Attention,
+    FeedForward,
+    PatchEmbed3d,
+    STTransformer,
+    Unpatchify,
+    fixed_chunks,
+    grid_positions,
+)
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
 HIGH_BANDS = tuple(b for b in BANDS_3D if b != "LLL")
@@ -370,7 +377,7 @@ class HVDM(VAE):
                        "_latent_abs_mean": z.detach().abs().mean()}
 
 
-__all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "LAB_CONFIG", "MODES", "HIGH_BANDS"]
+__all__ = ["CARD", "HIGH_BANDS", "HVDM", "LAB_CONFIG", "MODES", "HVDMDecoder", "HVDMEncoder", "ReleasedHVDM", "wavelet_bands"]
 
 
 # =====================================================================================================
@@ -776,7 +783,9 @@ def released_config_from_state(state: dict[str, torch.Tensor]) -> ReleasedHVDMCo
                               fusion_depth=count("interaction.layers"), quant_depth=count("xy_quant_attn.layers"))
 
 
-CPU_COST: dict[str, str] = {}
+# measured by scripts/released_cpu_cost.py (random weights, fp32, one reconstruct, 2 threads on a shared 2-core
+# machine at load average ~35, so the time is an upper bound; docs/PERFORMANCE.md "Released checkpoints")
+CPU_COST: dict[str, str] = {"released": "16 x 256 x 256, fp32: 505 s, peak RSS 2.1 GiB (2 shared CPU threads)"}
 
 
 def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedHVDM, list[str]]:
@@ -790,8 +799,8 @@ def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedHVDM, list[st
         raise WeightsError(f"released hvdm checkpoint: {e}") from None
     load_weights(model, state)
     model.card = dataclasses.replace(model.card, weights="; ".join(
-        [f"released checkpoint model_[EPOCH].pth (plain state dict, per dataset: SkyTimelapse / UCF-101 / TaiChi, "
-         f"Google Drive) from {RELEASED_SOURCE}", "licence: " + RELEASED_LICENCE,
+        [(f"released checkpoint model_[EPOCH].pth (plain state dict, per dataset: SkyTimelapse / UCF-101 / TaiChi, "
+          f"Google Drive) from {RELEASED_SOURCE}"), "licence: " + RELEASED_LICENCE,
          "loads exactly (parity-tested against the reference code)"]
         + (["CPU cost at full size: " + CPU_COST["released"]] if "released" in CPU_COST else []) + [ADAPT_NOTE]))
     return model, [f"released HVDM architecture (384 wide, depth {cfg.depth}, {cfg.embed_dim} latent channels)",

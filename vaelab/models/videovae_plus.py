@@ -59,8 +59,9 @@ posteriors sampled when training, as the repo; joint image training happens insi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -707,7 +708,7 @@ class RAttnBlock3D(nn.Module):
         self.q, self.k, self.v, self.proj_out = (nn.Conv3d(channels, channels, 1) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
+        b, c, _, h, _ = x.shape
         n = self.norm(x)
         q, k, v = (rearrange(f(n), "b c t h w -> (b t) (h w) c") for f in (self.q, self.k, self.v))
         attn = torch.softmax(q @ k.transpose(1, 2) * c ** -0.5, dim=-1)
@@ -771,7 +772,7 @@ class RCrossAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, pdim))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b, c, t, hh, ww = x.shape
+        b, _, t, hh, ww = x.shape
         p = self.patch
         if hh % p or ww % p:
             raise ValueError(f"feature map {hh}x{ww} does not split into {p}x{p} patches")
@@ -1141,7 +1142,11 @@ def released_name(cfg: ReleasedConfig) -> str | None:
     return next((n for n, c in RELEASED_CONFIGS.items() if c == cfg), None)
 
 
-CPU_COST: dict[str, str] = {}  # filled from docs numbers below (measured by scripts/parity_videovae_plus.py --bench)
+# measured by scripts/released_cpu_cost.py (random weights, fp32, one reconstruct, 2 threads on a shared 2-core
+# machine at load average ~35, so times are upper bounds; docs/PERFORMANCE.md "Released checkpoints")
+_COST_16Z = "sota-16z, 16 x 128 x 128, fp32: 614 s, peak RSS 3.3 GiB (2 shared CPU threads)"
+CPU_COST: dict[str, str] = {"sota-16z": _COST_16Z, **{n: _COST_16Z + "; this variant shares its trunk, not measured "
+                                                      "separately" for n in ("sota-4z", "sota-16z-text", "sota-4z-text")}}
 
 
 def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedVideoVAEPlus, list[str]]:
@@ -1158,8 +1163,8 @@ def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedVideoVAEPlus,
         raise WeightsError(f"released videovae-plus checkpoint has an architecture the reference cannot build: {e}") from None
     load_weights(model, state)
     name = released_name(cfg)
-    notes = [f"released VideoVAE+ architecture ({name or 'custom widths, read off the tensor shapes'}): "
-             f"{cfg.latent_channels} latent channels, {'with' if cfg.text else 'without'} text cross-attention",
+    notes = [(f"released VideoVAE+ architecture ({name or 'custom widths, read off the tensor shapes'}): "
+              f"{cfg.latent_channels} latent channels, {'with' if cfg.text else 'without'} text cross-attention"),
              "licence: " + RELEASED_LICENCE]
     if cfg.text:
         notes.append(T5_NOTE)
