@@ -70,18 +70,11 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from ._blocks import Conv3d, _groups
-from ._transformer import (
-    Attention,
-    FeedForward,
-    PatchEmbed3d,
-    STTransformer,
-    Unpatchify,
-    fixed_chunks,
-    grid_positions,
-)
-from .base import VAE, ModelCard, Paper, pad_to_rule
 from .wavelets import BANDS_3D, dwt3
+from ._blocks import Conv3d, _groups
+from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks,
+                           grid_positions)
+from .base import VAE, ModelCard, Paper, pad_to_rule
 
 MODES = ("fused", "triplane", "wavelet")
 HIGH_BANDS = tuple(b for b in BANDS_3D if b != "LLL")
@@ -377,7 +370,8 @@ class HVDM(VAE):
                        "_latent_abs_mean": z.detach().abs().mean()}
 
 
-__all__ = ["CARD", "HIGH_BANDS", "HVDM", "LAB_CONFIG", "MODES", "HVDMDecoder", "HVDMEncoder", "ReleasedHVDM", "wavelet_bands"]
+__all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "LAB_CONFIG", "MODES",
+           "HIGH_BANDS"]
 
 
 # =====================================================================================================

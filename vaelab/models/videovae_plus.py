@@ -59,9 +59,8 @@ posteriors sampled when training, as the repo; joint image training happens insi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
