@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .metrics import psnr_per_frame
 from .models import VAE
 
 _LOCK = threading.Lock()
@@ -337,8 +338,7 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
         for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents, tile=tile, overlap=overlap):
             ref = np.concatenate(sources, 0)
             n = len(rec)
-            mse = ((ref[:n].astype(np.float32) - rec.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
-            psnr.extend(float(10 * np.log10(255.0 ** 2 / max(m, 1e-10))) for m in mse)
+            psnr.extend(float(v) for v in psnr_per_frame(ref[:n], rec))
             sources[:] = [ref[n:]] if n < len(ref) else []
             yield rec
             if on_chunk:
