@@ -250,7 +250,10 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
-    res = hub.resolve(official.released_file_in_folder(name, str(weights)))
+    spec = official.released_file_in_folder(name, str(weights))
+    spec, folder_notes = official.released_folder_file(name, spec)
+    res = hub.resolve(spec)
+    res.notes = folder_notes + res.notes
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
         official.check_folder_config(name, res.config)
     state: dict[str, torch.Tensor] = {}
@@ -263,7 +266,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
-    released = official.load_released(name, state, str(weights))
+    released = official.load_released(name, state, str(spec))
+    if released is None and res.kind != "folder":
+        released = official.load_released_video(name, state)
     if released is not None:
         return released[0], released[1] + res.notes
     if not official.converts(name):

@@ -85,13 +85,18 @@ SUPPORT: dict[str, OfficialSupport] = {
         "shared 2-core machine; docs/PERFORMANCE.md): dim 64 446 s and 1016 MiB peak at 128 px, IV256; dim 96 "
         "792 s and 1543 MiB at 128 px"),
     "videovae-plus": OfficialSupport(
-        "not supported", "Google-Drive .ckpt files (sota-4z, sota-4z-text, sota-16z, sota-16z-text)",
-        "the released 2+1D model (LDM widths 128-512, Flan-T5-large cross-attention) is not the lab tree "
-        "([32, 48, 48, 48], toy text embedder); Google-Drive files are also not reachable through the Hub"),
+        "supported", "Google-Drive .ckpt files of VideoVerses/VideoVAEPlus (sota-4z, sota-4z-text, sota-16z, "
+        "sota-16z-text; community .safetensors copies)",
+        "the released AutoencoderKL2plus1D_1dcnn loads exactly as a sibling class (videovae_plus.ReleasedVideoVAEPlus) "
+        "with the reference's key names, architecture read off the tensor shapes (16z / 4z, with or without text "
+        "cross-attention), parity-tested against the reference code; text variants need the user's "
+        "flan-t5-large embeddings (without them the cross-attention is skipped); weights CC BY-NC-ND 4.0"),
     "hvdm": OfficialSupport(
-        "not supported", "Google-Drive .pth (README of hxngiee/HVDM)",
-        "the released TimeSformer (dim 384, depth 5) and wavelet stacks differ in depth and width from the lab "
-        "HVDM; a key map cannot add layers"),
+        "supported", "Google-Drive model_[EPOCH].pth per dataset (README of hxngiee/HVDM; no licence file)",
+        "the released ViTAutoencoder (TimeSformer 384 wide, depth 5, triplane axis Transformers, Haar wavelet "
+        "stacks, tanh bottleneck 4 channels) loads exactly as a sibling class (hvdm.ReleasedHVDM) with the "
+        "reference's key names, parity-tested against the reference code; it runs only 16 x 256 x 256 clips, "
+        "other clips are resized and chunked (said on the card)"),
     "vidtwin": OfficialSupport(
         "not supported", "microsoft/vidtwin (checkpoints/vidtwin_structure_7_7_8_dynamics_7_8.ckpt)",
         "the released model is a 16-layer 768-wide ST-Transformer with Hugging Face's Blip2QFormer; the lab "
@@ -508,3 +513,68 @@ def released_file_in_folder(name: str, weights: str) -> str:
         raise WeightsError(f"{path.name}/ holds no checkpoint file ({', '.join(WEIGHT_SUFFIXES)})")
     raise WeightsError(f"{path.name}/ holds {len(files)} checkpoints ({', '.join(files[:6])}"
                        f"{', ...' if len(files) > 6 else ''}): name the file")
+
+
+# --- released checkpoints of VideoVAE+ and HVDM (their builders live in the family modules) ---------------
+
+def load_released_video(name: str, state: dict[str, torch.Tensor]) -> tuple[Any, list[str]] | None:
+    """VideoVAE+ / HVDM: a released checkpoint (recognised by its own key names) -> (model, notes); None when
+    ``state`` is not one (a lab checkpoint then goes through the usual strict load)."""
+    if name == "videovae-plus":
+        from . import videovae_plus as family
+    elif name == "hvdm":
+        from . import hvdm as family
+    else:
+        return None
+    if not hasattr(family, "is_released_state") or not family.is_released_state(state):
+        return None
+    return family.load_released(state)
+
+
+def hashed_weights(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Deterministic stand-in weights for parity tests, from each key name alone (no file to commit).
+
+    Every tensor comes from its own generator seeded with crc32(key): 1-D ``*weight`` (norm scales)
+    1 + 0.1 N(0, 1), other 1-D tensors (biases) 0.05 N(0, 1), the rest N(0, 1) / sqrt(fan_in), fan_in =
+    prod(shape[1:]). The same recipe fills the reference model in scripts/parity_*.py."""
+    import math
+    import zlib
+
+    out = {}
+    for key, shape in shapes.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        x = torch.randn(tuple(shape), generator=g, dtype=torch.float32)
+        if len(shape) <= 1:
+            x = 1 + 0.1 * x if key.endswith("weight") else 0.05 * x
+        else:
+            x = x / math.sqrt(max(1, math.prod(shape[1:])))
+        out[key] = x
+    return out
+
+
+def released_folder_file(name: str, weights: Any) -> tuple[Any, list[str]]:
+    """A local folder holding released VideoVAE+ / HVDM files (no diffusers config.json) -> the one file to read.
+
+    VideoVAE+'s ``ckpt/`` holds one ``.ckpt`` / ``.safetensors``; HVDM's ``results/first_stage_ae_*`` holds
+    ``model_[EPOCH].pth`` per saved step (the highest epoch is taken, and said). Anything else is returned
+    unchanged (``hub.resolve`` then reads it as before)."""
+    from pathlib import Path
+
+    from .. import hub
+
+    if name not in ("videovae-plus", "hvdm"):
+        return weights, []
+    folder = Path(str(weights)).expanduser()
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return weights, []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(hub.WEIGHT_SUFFIXES))
+    if name == "hvdm":
+        epochs = [(int(m.group(1)), p) for p in files if (m := re.fullmatch(r"model_(\d+)\.pth", p.name))]
+        if epochs:
+            best = max(epochs)[1]
+            return best, [f"{folder.name}/: {best.name} (the highest of {len(epochs)} model_[EPOCH].pth)"]
+        files = [p for p in files if p.name == "model_last.pth"] or files
+    if len(files) != 1:
+        listed = ", ".join(p.name for p in files[:4]) or "none"
+        raise WeightsError(f"{folder.name}/ holds {len(files)} checkpoint files ({listed}): name the file")
+    return files[0], [f"{folder.name}/: {files[0].name}"]
