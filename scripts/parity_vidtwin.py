@@ -30,6 +30,10 @@ How the reference is run (all in a scratch copy; nothing of it enters VAE Lab):
   attention ignores ``causal`` (the temporal attention then sees future frames), under bf16 autocast.
 
 Usage: python scripts/parity_vidtwin.py --ref /tmp/vtref --deps /tmp/refdeps [--out tests/fixtures/official/vidtwin]
+
+``python scripts/parity_vidtwin.py bench`` (no reference needed) measures VAE Lab's released-size model on this CPU
+(random weights, one 16x224x224 clip, encode + decode, fp32 and bf16, each in a fresh process: wall time of a
+second run after a warm-up, and peak RSS) and writes vaelab/models/vidtwin_released_cost.json for the model card.
 """
 from __future__ import annotations
 
@@ -225,5 +229,50 @@ def main() -> None:
     print(f"reference {commit}: released config {n_params:,} parameters, {len(keys)} keys; fixture in {args.out}")
 
 
+def _bench_one(precision: str) -> None:
+    import resource
+    import time
+
+    from vaelab.models.vidtwin import ReleasedVidTwin
+
+    torch.manual_seed(0)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    model = ReleasedVidTwin().eval().requires_grad_(False).to(dtype)
+    x = (torch.rand(1, 3, 16, 224, 224) * 2 - 1).to(dtype)
+    times = []
+    with torch.inference_mode():
+        for _ in range(2):
+            t0 = time.perf_counter()
+            model.decode(model.encode(x))
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+    print(json.dumps({"seconds": times[-1], "first_seconds": times[0], "peak_rss_gib": peak}))
+
+
+def bench() -> None:
+    import os
+    import platform
+
+    out = Path(__file__).resolve().parents[1] / "vaelab/models/vidtwin_released_cost.json"
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        res = subprocess.run([sys.executable, __file__, "bench-one", precision], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONPATH": str(out.parents[2])})
+        runs[precision] = json.loads(res.stdout.strip().splitlines()[-1])
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    cost = {"clip": "16x224x224", "threads": torch.get_num_threads(), "cpu": cpu, "torch": torch.__version__,
+            "params": 312701490, "weights": "random (seed 0)", "runs": runs,
+            "command": "python scripts/parity_vidtwin.py bench"}
+    out.write_text(json.dumps(cost, indent=1) + "\n")
+    print(json.dumps(cost, indent=1))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["bench"]:
+        bench()
+    elif sys.argv[1:2] == ["bench-one"]:
+        _bench_one(sys.argv[2])
+    else:
+        main()

@@ -236,6 +236,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
+    released = official.load_released(name, weights)  # families with their own released-file reader (VidTwin)
+    if released is not None:
+        return released
     res = hub.resolve(weights)
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
         if name != "sd-vae":

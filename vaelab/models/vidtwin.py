@@ -913,12 +913,13 @@ class ReleasedVidTwin(VidTwin):
             down += [nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.ReLU()]
             ch *= 2
         self.content_downsample_blocks = nn.Sequential(*down)
-        self.bottle_down = nn.Conv2d(ch, 2 * cfg.structure_channels, 3, padding=1)
-        self.bottle_up = nn.Sequential(nn.Conv2d(cfg.structure_channels, ch, 3, padding=1), nn.ReLU())
+        top = ch
         for _ in range(cfg.cont_num_blocks):
             up += [nn.Conv2d(ch, ch // 2, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2.0)]
             ch //= 2
-        self.content_upsample_blocks = nn.Sequential(*up)
+        self.content_upsample_blocks = nn.Sequential(*up)  # registered in the reference's order (key order)
+        self.bottle_down = nn.Conv2d(top, 2 * cfg.structure_channels, 3, padding=1)
+        self.bottle_up = nn.Sequential(nn.Conv2d(cfg.structure_channels, top, 3, padding=1), nn.ReLU())
         self.conv_out = nn.Conv2d(cfg.init_ch, wq, 3, padding=1)
         dd, n = cfg.dynamics_channels, cfg.grid[1]
         self.motion_emb = nn.Sequential(nn.Linear(dd, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
@@ -1072,7 +1073,8 @@ class ReleasedVidTwin(VidTwin):
 # --- loading the released checkpoint ----------------------------------------------------------------
 
 def is_released_layout(state: Mapping[str, torch.Tensor]) -> bool:
-    return "temporal_qformer.query_embeds" in state and "encoder.x_embedder.proj.weight" in state
+    """Keys only the released tree has (a damaged released file still counts: its loader names what is missing)."""
+    return any(k.startswith(("temporal_qformer.", "encoder.x_embedder.", "motion_emb.")) for k in state)
 
 
 def released_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -1115,6 +1117,110 @@ def find_released_file(spec: str) -> str:
     return str(spec)
 
 
+
+# numpy scalars and dtypes are plain data that Lightning checkpoints carry (e.g. a scheduler's ``last_lr``);
+# allowing them keeps weights_only's guarantee (no code is imported or run)
+def _numpy_data_globals() -> list[Any]:
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    return [scalar, np.dtype] + [type(np.dtype(c)) for c in "?bhilqBHILQefdgFDG"]
+
+
+def read_lightning_checkpoint(path: Any) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a Lightning ``.ckpt`` (or a bare state dict), read with ``torch.load(weights_only=True)``
+    (memory-mapped: optimizer states are not copied). Anything weights_only refuses ends in a one-line WeightsError
+    naming what the file references."""
+    from pathlib import Path
+
+    from . import WeightsError
+
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_data_globals()):
+            try:
+                obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # legacy (non-zip) torch.save files cannot be memory-mapped
+                if "mmap" not in str(e):
+                    raise
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - the user's file, not our bug
+        text = " ".join(str(e).split())
+        if "Weights only load failed" not in text:
+            raise WeightsError(f"could not read checkpoint {path.name}: {type(e).__name__}: {text[:160]}") from None
+        try:
+            refs = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # noqa: BLE001
+            refs = re.findall(r"GLOBAL (\S+)", text)[:1]
+        what = ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "") if refs else "objects"
+        raise WeightsError(f"refused checkpoint {path.name}: besides tensors it pickles {what}, which "
+                           "torch.load(weights_only=True) does not run (nothing was executed); save its "
+                           "'state_dict' alone (torch.save or safetensors) and load that") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path.name} holds no state dict of tensors")
+    return obj
+
+
+def load_released_spec(spec: Any) -> tuple[ReleasedVidTwin, list[str]] | None:
+    """``models.load("vidtwin", weights=FILE | FOLDER | HF_REPO_ID[:FILE])`` for the released layout; ``None`` when
+    the file is something else (a VAE Lab file, our own bare state dict): the generic path then handles it."""
+    from .. import hub
+    from . import read_checkpoint
+
+    res = hub.resolve(find_released_file(str(spec)))
+    if res.kind != "file":
+        return None
+    path = res.weight_files[0]
+    if path.suffix == ".safetensors":
+        state, meta = read_checkpoint(path)
+        if "config" in meta:
+            return None
+    else:
+        state = read_lightning_checkpoint(path)
+    if not is_released_layout(state):
+        return None
+    model = load_released(state)
+    a = model.arch
+    model.card = dataclasses.replace(model.card, weights=released_weights_text(path.name, a))
+    notes = [f"released VidTwin layout ({path.name}): architecture read off the tensor shapes (width {a.width}, "
+             f"depth {a.encoder_depth}+{a.decoder_depth}, {a.frames}x{a.size}x{a.size}; heads {a.heads} and "
+             f"Q-Former heads {a.qformer_heads} as released)"]
+    dropped = sum(1 for k in state if k.startswith("loss."))
+    if dropped:
+        notes.append(f"dropped {dropped} training-only loss.* tensors")
+    return model, notes + res.notes
+
+
+def released_cost() -> dict[str, Any]:
+    """Measured CPU cost of the released-size model (``scripts/parity_vidtwin.py bench``), or {} if not measured."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).with_name("vidtwin_released_cost.json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def cost_text(cost: Mapping[str, Any]) -> str:
+    runs = cost.get("runs", {})
+    parts = [f"{p}: {r['seconds']:.1f} s, peak {r['peak_rss_gib']:.1f} GiB" for p, r in runs.items()]
+    if not parts:
+        return "CPU cost at full size: not measured"
+    return (f"CPU cost for one {cost['clip']} clip (encode + decode, random weights, {cost['threads']} threads, "
+            f"{cost['cpu']}): " + "; ".join(parts))
+
+
+def released_weights_text(filename: str, arch: ReleasedVidTwinConfig) -> str:
+    released = arch == ReleasedVidTwinConfig()
+    what = "released checkpoint" if released else "checkpoint in the released layout (not the released size)"
+    return (f"{what} {RELEASED_REPO} ({filename}; published file {RELEASED_FILE}), code microsoft/VidTok vidtwin/ "
+            f"(MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
+            + cost_text(released_cost()))
+
 __all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "LAB_CONFIG",
            "ReleasedVidTwin", "ReleasedVidTwinConfig", "load_released", "is_released_layout", "find_released_file",
-           "RELEASED_FILE", "RELEASED_REPO"]
+           "RELEASED_FILE", "RELEASED_REPO", "load_released_spec", "read_lightning_checkpoint"]
