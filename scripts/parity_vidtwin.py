@@ -167,9 +167,9 @@ def run(model, x, variant: str):
         stt.torch = saved_torch
         for m, f in zip(attn, saved_flash):
             m.enable_flashattn = f
-    f = lambda t: t.detach().float().contiguous()  # noqa: E731
-    return {f"{variant}.structure_bfhwc": f(z_content), f"{variant}.dynamics_x": f(zx),
-            f"{variant}.dynamics_y": f(zy), f"{variant}.recon": f(rec), f"{variant}.recon_structure_only": f(rec_s)}
+    parts = {"structure_bfhwc": z_content, "dynamics_x": zx, "dynamics_y": zy, "recon": rec,
+             "recon_structure_only": rec_s}
+    return {f"{variant}.{k}": v.detach().float().contiguous() for k, v in parts.items()}
 
 
 def manifest(model) -> dict[str, list[int]]:
@@ -261,7 +261,8 @@ def bench() -> None:
         runs[precision] = json.loads(res.stdout.strip().splitlines()[-1])
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
     cost = {"clip": "16x224x224", "threads": torch.get_num_threads(), "cpu": cpu, "torch": torch.__version__,
             "params": 312701490, "weights": "random (seed 0)", "runs": runs,
             "command": "python scripts/parity_vidtwin.py bench"}

@@ -25,8 +25,13 @@ from safetensors.torch import load_file
 
 from vaelab import models
 from vaelab.models import WeightsError, official
-from vaelab.models.vidtwin import (RELEASED_FILE, ReleasedVidTwin, ReleasedVidTwinConfig, VidTwin,
-                                   read_lightning_checkpoint)
+from vaelab.models.vidtwin import (
+    RELEASED_FILE,
+    ReleasedVidTwin,
+    ReleasedVidTwinConfig,
+    VidTwin,
+    read_lightning_checkpoint,
+)
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "vidtwin"
 CKPT = FIX / "vidtwin_tiny.ckpt"
@@ -189,15 +194,23 @@ def test_lab_weights_and_lab_files_still_load_as_before(tmp_path):
     assert official.support("vidtwin").status == "supported"
 
 
-def test_any_clip_reconstructs_and_encode_states_the_rule(model):
+def test_any_clip_runs_through_encode_decode_and_the_reconstruct_view(model):
+    from vaelab.engine import run_model
+
     x = torch.rand(1, 3, 5, 17, 30) * 2 - 1
     y = model.reconstruct(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
+    z = model.encode(x)  # resampled to 20x20, 5 frames padded to two chunks of 4
+    assert z.frame_size == (17, 30) and z.structure.shape[2] == 2 * model.arch.num_queries
+    assert {k: tuple(v.shape[1:]) for k, v in z.items()} == model.card.latent_shapes(5, 17, 30)
+    assert model.decode(z).shape == (1, 3, 8, 17, 30)
     with pytest.raises(ValueError, match=r"4k frames of 20x20 px") as e:
-        model.encode(x)
+        model.posteriors(x)  # the model itself reads one size only; encode() adapts
     assert "\n" not in str(e.value)
-    z = model.encode(model.fit_input(x))  # 5 frames -> two chunks of 4
-    assert z.structure.shape[2] == 2 * model.arch.num_queries and z.dynamics_h.shape[2] == 8
+    frames = np.random.default_rng(1).integers(0, 256, (6, 24, 36, 3), dtype=np.uint8)
+    res = run_model(model, frames)  # the Reconstruct view's path: pad to the card's rules, encode, decode, crop
+    assert res.recon.shape == frames.shape
+    assert res.latent_shape == model.card.latent_shape(6, 24, 36) == (4, 6, 2, 2)
 
 
 def test_swap_view_fits_clips_to_the_released_input(model):

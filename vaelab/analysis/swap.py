@@ -274,9 +274,9 @@ def fit_fixed_input(model, a_thwc: np.ndarray, b_thwc: np.ndarray) -> tuple[np.n
     length = (f"cut to its first {t} of {n} frames" if n > t else f"looped from {n} to {t} frames" if n < t
               else f"{t} frames as they are")
     size = f"both {how}" if how else f"both already {s}x{s}"
-    return (loop_to(a, t), loop_to(b, t),
-            f"Released VidTwin: it reads {t} x {s} x {s} clips only (fixed position tables), so {size}, and "
+    note = (f"Released VidTwin: it reads {t} x {s} x {s} clips only (fixed position tables), so {size}, and "
             f"{length}.")
+    return loop_to(a, t), loop_to(b, t), note
 
 
 @torch.inference_mode()

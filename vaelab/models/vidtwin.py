@@ -196,6 +196,7 @@ class TwinLatent:
     dynamics_h: torch.Tensor
     dynamics_w: torch.Tensor
     token_grid: tuple[int, int] | None = None
+    frame_size: tuple[int, int] | None = None  # released VidTwin only: the (H, W) it resampled from (decode goes back)
 
     KEYS = ("structure", "dynamics_h", "dynamics_w")
 
@@ -619,14 +620,14 @@ class ReleasedVidTwinConfig:
         return d
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ReleasedVidTwinConfig":
+    def from_config(cls, config: Mapping[str, Any]) -> ReleasedVidTwinConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k in names}
         return cls(**kw)
 
     @classmethod
     def from_state(cls, state: Mapping[str, torch.Tensor], heads: int | None = None,
-                   qformer_heads: int | None = None) -> "ReleasedVidTwinConfig":
+                   qformer_heads: int | None = None) -> ReleasedVidTwinConfig:
         """Read the architecture off a released-layout state dict (head counts cannot be: given or released)."""
         from . import WeightsError
 
@@ -728,7 +729,7 @@ class AdaLNSTBlock(nn.Module):
         self.attn_temp = FusedAttention(dim, heads)
 
     def forward(self, x: torch.Tensor, tpe: torch.Tensor | None = None) -> torch.Tensor:
-        b, t, s, d = x.shape
+        b = x.shape[0]
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.scale_shift_table.to(x.dtype).unbind(0)
         x_s = rearrange(_modulate(self.norm1(x), shift_msa, scale_msa), "b t s d -> (b t) s d")
         x = x + gate_msa * rearrange(self.attn(x_s), "(b t) s d -> b t s d", b=b)
@@ -819,8 +820,8 @@ class BlipAttention(nn.Module):
 
     def forward(self, h: torch.Tensor, kv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         src = h if kv is None else kv
-        split = lambda t: rearrange(t, "n l (h d) -> n h l d", h=self.heads)  # noqa: E731
-        q, k, v = split(self.attention.query(h)), split(self.attention.key(src)), split(self.attention.value(src))
+        q, k, v = (rearrange(t, "n l (h d) -> n h l d", h=self.heads)
+                   for t in (self.attention.query(h), self.attention.key(src), self.attention.value(src)))
         probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
         ctx = rearrange(probs @ v, "n h l d -> n l (h d)")
         return self.output(ctx, h), probs.mean(1)
@@ -872,11 +873,30 @@ class BlipQFormer(nn.Module):
         return h, probs
 
 
+@dataclass
+class ReleasedVidTwinCard(VidTwinCard):
+    """Latent sizes of a fixed-input model: every clip is resampled to ``input_size`` (frames padded to chunks)."""
+
+    input_size: tuple[int, int, int] = (16, 224, 224)
+    dynamics_size: int = 7
+
+    def latent_shapes(self, t: int, h: int, w: int) -> dict[str, tuple[int, ...]]:
+        frames, size, _ = self.input_size
+        n_chunks = max(1, math.ceil(t / frames))
+        hs = math.ceil(size / self.spatial_factor)
+        return {"structure": (self.latent_channels, self.num_queries * n_chunks, hs, hs),
+                "dynamics_h": (self.dynamics_channels, frames * n_chunks, self.dynamics_size),
+                "dynamics_w": (self.dynamics_channels, frames * n_chunks, self.dynamics_size)}
+
+
 def _released_card(cfg: ReleasedVidTwinConfig) -> VidTwinCard:
     s = cfg.patch[1] * 2 ** cfg.cont_num_blocks
     t, h, w = cfg.input_size
+    card = ReleasedVidTwinCard(**{f.name: getattr(CARD, f.name) for f in dataclasses.fields(VidTwinCard)},
+                               input_size=cfg.input_size,
+                               dynamics_size=math.ceil(cfg.grid[1] / 2 ** cfg.motion_num_blocks))
     return dataclasses.replace(
-        CARD, spatial_factor=s, temporal_factor=max(1, cfg.frames // cfg.num_queries),
+        card, spatial_factor=s, temporal_factor=max(1, cfg.frames // cfg.num_queries),
         latent_channels=cfg.structure_channels, num_queries=cfg.num_queries, dynamics_channels=cfg.dynamics_channels,
         chunk_frames=cfg.frames, frame_rule=f"{cfg.frames}k", causal=False,
         architecture=(f"Released VidTwin (microsoft/VidTok vidtwin/): space-time ViT encoder/decoder width "
@@ -886,7 +906,8 @@ def _released_card(cfg: ReleasedVidTwinConfig) -> VidTwinCard:
                       f"{cfg.qformer_width}, {cfg.num_queries} queries); structure {cfg.structure_channels} x "
                       f"{cfg.num_queries} x {h // s} x {w // s}, dynamics 2 x ({cfg.dynamics_channels} x {t} x "
                       f"{math.ceil(cfg.grid[1] / 2 ** cfg.motion_num_blocks)}). Reads {t} x {h} x {w} clips only: "
-                      f"reconstruct() resamples frames to {h}x{w} and pads the frame count to a multiple of {t}."))
+                      f"encode() resamples other frame sizes to {h}x{w} (decode() resamples back) and the frame "
+                      f"count is padded to a multiple of {t}."))
 
 
 class ReleasedVidTwin(VidTwin):
@@ -894,7 +915,8 @@ class ReleasedVidTwin(VidTwin):
 
     Latents as :class:`TwinLatent` (structure (B, C, n_q, h_S, w_S); dynamics_h = the reference's ``z_motion_y``
     (B, d, T, h_D), averaged over the width; dynamics_w = ``z_motion_x`` (B, d, T, w_D)). ``encode`` takes
-    clips of exactly ``frames`` * k x ``size`` x ``size``; ``reconstruct`` adapts any clip (resample, pad frames).
+    any clip: other frame sizes are resampled to ``size`` x ``size`` (and back in ``decode``), the frame count is
+    padded to whole chunks of ``frames`` (``reconstruct`` and the views crop the padded frames off).
     """
 
     def __init__(self, config: ReleasedVidTwinConfig | Mapping[str, Any] | None = None):
@@ -978,10 +1000,32 @@ class ReleasedVidTwin(VidTwin):
         post_s, post_h, post_w = (DiagonalGaussian(torch.cat(lst, 2)) for lst in moments)
         return post_s, post_h, post_w, self.arch.grid[1:]
 
+    def encode(self, x_bcthw: torch.Tensor) -> TwinLatent:
+        """Posterior means of any clip: frames resampled to the released size (``fit_input``, frame count padded to
+        whole chunks); the latent remembers the input's frame size so that ``decode`` resamples back to it."""
+        hw = tuple(x_bcthw.shape[-2:])
+        z = super().encode(self.fit_input(x_bcthw))
+        return z if hw == (self.arch.size, self.arch.size) else dataclasses.replace(z, frame_size=hw)
+
+    def decode(self, z: TwinLatent | Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """(B, 3, frames * n_chunks, H, W): the released size, or the frame size ``encode`` resampled from."""
+        y = super().decode(z)
+        size = getattr(z, "frame_size", None)
+        return y if size is None else self._resample(y, size)
+
+    @staticmethod
+    def _resample(x_bcthw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(x_bcthw.shape[-2:]) == tuple(size):
+            return x_bcthw
+        b = x_bcthw.shape[0]
+        y = F.interpolate(rearrange(x_bcthw, "b c t h w -> (b t) c h w"), size=tuple(size), mode="bilinear",
+                          align_corners=False, antialias=True)
+        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+
     @torch.no_grad()
     def qformer_attention(self, x_bcthw: torch.Tensor, per_position: bool = False) -> torch.Tensor:
-        """As :meth:`VidTwin.qformer_attention`, for a clip of the released input size."""
-        self.check_input(x_bcthw)
+        """As :meth:`VidTwin.qformer_attention` (Q = n_q per chunk, over the padded frames), for any clip."""
+        x_bcthw = self.fit_input(x_bcthw)
         t, nq = x_bcthw.shape[2], self.arch.num_queries
         chunks = self._chunks(t)
         out = None
@@ -1049,25 +1093,15 @@ class ReleasedVidTwin(VidTwin):
     def fit_input(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         """Any clip -> the released input rule: frames resampled to size x size (bilinear, antialiased; the aspect
         is not kept), frame count replicate-padded to a multiple of ``frames``."""
-        b, c, t, h, w = x_bcthw.shape
         s = self.arch.size
-        if (h, w) != (s, s):
-            y = F.interpolate(rearrange(x_bcthw, "b c t h w -> (b t) c h w"), size=(s, s), mode="bilinear",
-                              align_corners=False, antialias=True)
-            x_bcthw = rearrange(y, "(b t) c h w -> b c t h w", b=b)
-        return pad_to_rule(x_bcthw, 1, self.card.frame_rule)[0]
+        return pad_to_rule(self._resample(x_bcthw, (s, s)), 1, self.card.frame_rule)[0]
 
     @torch.no_grad()
     def reconstruct(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         """Same shape as the input: fit to the released input rule, encode, decode, cut the padded frames, and
         resample back to the input's frame size."""
-        b, _, t, h, w = x_bcthw.shape
-        y = self.decode(self.encode(self.fit_input(x_bcthw)))[:, :, :t]
-        if (h, w) != tuple(y.shape[-2:]):
-            y = F.interpolate(rearrange(y, "b c t h w -> (b t) c h w"), size=(h, w), mode="bilinear",
-                              align_corners=False, antialias=True)
-            y = rearrange(y, "(b t) c h w -> b c t h w", b=b)
-        return y.clamp(-1, 1)
+        t = x_bcthw.shape[2]
+        return self.decode(self.encode(x_bcthw))[:, :, :t].clamp(-1, 1)
 
 
 # --- loading the released checkpoint ----------------------------------------------------------------
@@ -1098,8 +1132,8 @@ def find_released_file(spec: str) -> str:
     file in it (``microsoft/vidtwin`` -> ``microsoft/vidtwin:vidtwin_structure_7_7_8_dynamics_7_8.ckpt``)."""
     from pathlib import Path
 
-    from . import WeightsError
     from ..hub import parse_repo_spec
+    from . import WeightsError
 
     path = Path(str(spec)).expanduser()
     if path.is_dir():
@@ -1187,9 +1221,9 @@ def load_released_spec(spec: Any) -> tuple[ReleasedVidTwin, list[str]] | None:
     model = load_released(state)
     a = model.arch
     model.card = dataclasses.replace(model.card, weights=released_weights_text(path.name, a))
-    notes = [f"released VidTwin layout ({path.name}): architecture read off the tensor shapes (width {a.width}, "
-             f"depth {a.encoder_depth}+{a.decoder_depth}, {a.frames}x{a.size}x{a.size}; heads {a.heads} and "
-             f"Q-Former heads {a.qformer_heads} as released)"]
+    notes = [(f"released VidTwin layout ({path.name}): architecture read off the tensor shapes (width {a.width}, "
+              f"depth {a.encoder_depth}+{a.decoder_depth}, {a.frames}x{a.size}x{a.size}; heads {a.heads} and "
+              f"Q-Former heads {a.qformer_heads} as released)")]
     dropped = sum(1 for k in state if k.startswith("loss."))
     if dropped:
         notes.append(f"dropped {dropped} training-only loss.* tensors")
