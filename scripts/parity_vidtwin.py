@@ -249,23 +249,34 @@ def _bench_one(precision: str) -> None:
     print(json.dumps({"seconds": times[-1], "first_seconds": times[0], "peak_rss_gib": peak}))
 
 
+def _meta_model():
+    from vaelab.models.vidtwin import ReleasedVidTwin
+
+    with torch.device("meta"):
+        return ReleasedVidTwin()
+
+
 def bench() -> None:
     import os
     import platform
 
     out = Path(__file__).resolve().parents[1] / "vaelab/models/vidtwin_released_cost.json"
-    runs = {}
+    runs, load = {}, [os.getloadavg()[0]]
     for precision in ("fp32", "bf16"):
         res = subprocess.run([sys.executable, __file__, "bench-one", precision], capture_output=True, text=True,
                              check=True, env={**os.environ, "PYTHONPATH": str(out.parents[2])})
         runs[precision] = json.loads(res.stdout.strip().splitlines()[-1])
+        load.append(os.getloadavg()[0])
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                    if ln.startswith("model name"))
     cost = {"clip": "16x224x224", "threads": torch.get_num_threads(), "cpu": cpu, "torch": torch.__version__,
-            "params": 312701490, "weights": "random (seed 0)", "runs": runs,
-            "command": "python scripts/parity_vidtwin.py bench"}
+            "params": sum(p.numel() for p in _meta_model().parameters()), "weights": "random (seed 0)", "runs": runs,
+            "command": "python scripts/parity_vidtwin.py bench",
+            "load_average": f"{min(load):.0f}-{max(load):.0f} (1-min, sampled before and after each run)",
+            "peak_note": "peak RSS of a fresh process that builds the model in fp32 (1.25 GB of parameters), casts "
+                         "it, and runs one clip twice"}
     out.write_text(json.dumps(cost, indent=1) + "\n")
     print(json.dumps(cost, indent=1))
 

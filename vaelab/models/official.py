@@ -98,7 +98,9 @@ def _vidtwin_detail() -> str:
         cost = json.loads(path.read_text())
         runs = "; ".join(f"{p} {r['seconds']:.0f} s, peak RSS {r['peak_rss_gib']:.1f} GiB"
                          for p, r in cost["runs"].items())
-        return detail + f". CPU cost, one {cost['clip']} clip encode + decode (random weights): {runs}"
+        where = f"{cost['threads']} threads, load average {cost['load_average'].split(' ')[0]}"
+        return detail + (f". CPU cost, one {cost['clip']} clip encode + decode (random weights, {where}; "
+                         f"`scripts/parity_vidtwin.py bench`): {runs}")
     except (OSError, ValueError, KeyError, TypeError):
         return detail + ". CPU cost at full size: not measured"
 

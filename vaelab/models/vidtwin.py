@@ -1244,7 +1244,8 @@ def cost_text(cost: Mapping[str, Any]) -> str:
     parts = [f"{p}: {r['seconds']:.1f} s, peak {r['peak_rss_gib']:.1f} GiB" for p, r in runs.items()]
     if not parts:
         return "CPU cost at full size: not measured"
-    return (f"CPU cost for one {cost['clip']} clip (encode + decode, random weights, {cost['threads']} threads, "
+    load = f", load average {cost['load_average'].split(' ')[0]}" if "load_average" in cost else ""
+    return (f"CPU cost for one {cost['clip']} clip (encode + decode, random weights, {cost['threads']} threads{load}, "
             f"{cost['cpu']}): " + "; ".join(parts))
 
 

@@ -62,7 +62,7 @@ PART_LABELS = {"structure": "structure z_S (query frames)", "dynamics_h": "dynam
 def weights_status() -> str:
     """A line saying whether the VidTwin lab weights are there (re-evaluated on every page load)."""
     if weights_spec() != "lab":
-        return (f"Model: `{MODEL}` with `{weights_spec()}` ({WEIGHTS_ENV}); a released VidTwin reads 16 x 224 x 224 "
+        return (f"Model: `{MODEL}` with `{os.path.basename(weights_spec()) or weights_spec()}` ({WEIGHTS_ENV}); a released VidTwin reads 16 x 224 x 224 "
                 "clips only, so the aligned clips are scaled, centre-cropped and cut (or looped) to that.")
     if MODEL not in models.names():
         return "⚠️ " + WEIGHTS_MISSING
