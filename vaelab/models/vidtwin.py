@@ -904,7 +904,7 @@ def _released_card(cfg: ReleasedVidTwinConfig) -> VidTwinCard:
                       f"{'x'.join(map(str, cfg.patch))}, causal temporal attention, adaLN tables, fixed sin-cos "
                       f"positions for {t}x{h}x{w}; BLIP-2 Q-Former ({cfg.qformer_layers} layers, width "
                       f"{cfg.qformer_width}, {cfg.num_queries} queries); structure {cfg.structure_channels} x "
-                      f"{cfg.num_queries} x {h // s} x {w // s}, dynamics 2 x ({cfg.dynamics_channels} x {t} x "
+                      f"{cfg.num_queries} x {math.ceil(h / s)} x {math.ceil(w / s)}, dynamics 2 x ({cfg.dynamics_channels} x {t} x "
                       f"{math.ceil(cfg.grid[1] / 2 ** cfg.motion_num_blocks)}). Reads {t} x {h} x {w} clips only: "
                       f"encode() resamples other frame sizes to {h}x{w} (decode() resamples back) and the frame "
                       f"count is padded to a multiple of {t}."))
@@ -1220,7 +1220,8 @@ def load_released_spec(spec: Any) -> tuple[ReleasedVidTwin, list[str]] | None:
         return None
     model = load_released(state)
     a = model.arch
-    model.card = dataclasses.replace(model.card, weights=released_weights_text(path.name, a))
+    model.card = dataclasses.replace(model.card, weights=released_weights_text(path.name, a),
+                                     params=model.num_params())
     notes = [(f"released VidTwin layout ({path.name}): architecture read off the tensor shapes (width {a.width}, "
               f"depth {a.encoder_depth}+{a.decoder_depth}, {a.frames}x{a.size}x{a.size}; heads {a.heads} and "
               f"Q-Former heads {a.qformer_heads} as released)")]
@@ -1250,10 +1251,12 @@ def cost_text(cost: Mapping[str, Any]) -> str:
 
 
 def released_weights_text(filename: str, arch: ReleasedVidTwinConfig) -> str:
-    released = arch == ReleasedVidTwinConfig()
-    what = "released checkpoint" if released else "checkpoint in the released layout (not the released size)"
-    return (f"{what} {RELEASED_REPO} ({filename}; published file {RELEASED_FILE}), code microsoft/VidTok vidtwin/ "
-            f"(MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
+    if arch == ReleasedVidTwinConfig():
+        what = f"released checkpoint {RELEASED_REPO}, file {RELEASED_FILE} (loaded from {filename})"
+    else:
+        what = (f"{filename}: the layout of the released checkpoint {RELEASED_REPO} ({RELEASED_FILE}) at another "
+                "size")
+    return (f"{what}, code microsoft/VidTok vidtwin/ (MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
             + cost_text(released_cost()))
 
 __all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "LAB_CONFIG",
