@@ -275,3 +275,15 @@ def test_browser_swap_tab_with_a_released_checkpoint(tmp_path, chromium_executab
                     page.screenshot(path=str(Path(shot) / "swap_released.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("heads", [{"heads": 6}, {"qformer_heads": 4}])
+def test_head_counts_matter_and_are_the_released_ones_by_default(expected, heads):
+    """Heads cannot be read off shapes: the loader assumes the released 12 (ST) and 8 (Q-Former). Another count
+    builds a model that loads (same shapes) but is not the reference, which the parity check catches."""
+    from vaelab.models.vidtwin import load_released
+
+    state = read_lightning_checkpoint(CKPT)
+    other = load_released(state, **heads).eval()
+    d = max_diff(outputs(other, expected["input"]), expected, "fp32")
+    assert max(d.values()) > 100 * FP32_TOL, d
