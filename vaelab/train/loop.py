@@ -98,8 +98,9 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
                          "delta_e_mean": round(m.delta_e_mean, 3), "delta_e_p95": round(m.delta_e_p95, 3),
                          "frames": int(len(frames)), "size": f"{frames.shape[2]}x{frames.shape[1]}"}
         else:
-            mse = ((frames.astype(np.float64) - res.recon) ** 2).mean(axis=(1, 2, 3))
-            out[name] = {"psnr": round(float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10)))), 3)}
+            from ..metrics import psnr_per_frame
+
+            out[name] = {"psnr": round(float(psnr_per_frame(frames, res.recon).mean()), 3)}
     out["mean_psnr"] = round(float(np.mean([v["psnr"] for v in out.values()])), 3)
     if full:
         per_clip = [v for v in out.values() if isinstance(v, dict)]
@@ -128,11 +129,9 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
     model = models.build(cfg.model, cfg.model_config or None)
-    if hasattr(model, "attach_image_decoder"):
+    if model.parent is not None:
         # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
-        image_vae = models.load("sd-vae", device="cpu")
-        model.inflate_from_sd(image_vae.state_dict())
-        model.attach_image_decoder(image_vae)
+        model.start_from(models.load(model.parent, device="cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
@@ -150,7 +149,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     sampler = Sampler(train_sources(mix=cfg.data_mix), crop=cfg.crop, frames=cfg.frames, photo_share=cfg.photo_share,
                       seed=cfg.seed + step, mix=cfg.data_mix)
     heldout = heldout_clips(128)
-    is_vq = hasattr(model, "quantize")
+    is_vq = model.quantised
     takes_caption = cfg.captions and reads_captions(model)
     image_rng = np.random.default_rng(cfg.seed + 7919 + step)  # own stream: the video batches stay as before
     usage = torch.zeros(model.quantize.n_embed, dtype=torch.long) if is_vq else None
