@@ -250,6 +250,9 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
+    released = official.load_released_spec(name, weights)  # families with their own released-file reader (VidTwin)
+    if released is not None:
+        return released
     spec = official.released_file_in_folder(name, str(weights))
     spec, folder_notes = official.released_folder_file(name, spec)
     res = hub.resolve(spec)
