@@ -5,8 +5,9 @@ published files carrying a VAE Lab config, configs converted from diffusers/LDM 
 one line (``WeightsError``):
 
 * a metadata string over ``MAX_METADATA_CHARS`` or JSON that is not an object;
-* keys the family does not have, values whose type differs from the family's default (a list where a
-  number belongs, a string for a channel count, a bool for an int), lists longer than ``MAX_LIST``;
+* values whose type differs from the family's default (a list where a number belongs, a string for a
+  channel count, a bool for an int), lists longer than ``MAX_LIST``, and keys the family's default lacks
+  unless they hold one plain value (a converter's extras such as ``shift_factor``);
 * numbers that are NaN/inf, negative, zero where the default is positive, or over ``MAX_INT``;
 * a config whose model would hold more than ``MAX_PARAMS`` parameters, counted by building it on the
   ``meta`` device (no memory is allocated): a 308-byte file asking for ``block_out_channels`` [1024] x 4
@@ -97,11 +98,14 @@ def checked_config(name: str, cls: type[VAE], config: Any) -> dict[str, Any] | N
     if not isinstance(config, dict):
         raise WeightsError(f"{name} config must be a JSON object, got {type(config).__name__}")
     default = default_config(cls)
-    unknown = [k for k in config if k not in default]
-    if unknown:
-        raise WeightsError(f"{name} config has unknown key(s) {', '.join(map(str, unknown[:3]))[:120]}")
     for k, v in config.items():
-        _check_value(k, v, default[k], name)
+        if k in default:
+            _check_value(k, v, default[k], name)
+        elif not isinstance(k, str) or len(k) > 100 or not (
+                v is None or isinstance(v, (bool, str)) and len(str(v)) <= 200
+                or isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= MAX_INT):
+            # keys the family's default lacks (a converter's extras such as shift_factor) may hold plain values only
+            raise WeightsError(f"{name} config has an unknown key {str(k)[:60]!r} holding a non-plain value")
     try:
         with torch.device("meta"):
             n = sum(p.numel() for p in cls(config).parameters())
