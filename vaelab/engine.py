@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .device import auto_device, autocast, resolve_precision
+from .metrics import psnr_per_frame
 from .models import VAE
 
 __all__ = ["RunResult", "auto_device", "configure_threads", "get_model", "run_model", "to_tensor", "to_uint8"]
@@ -365,8 +366,7 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
                                       precision=precision):
             ref = np.concatenate(sources, 0)
             n = len(rec)
-            mse = ((ref[:n].astype(np.float32) - rec.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
-            psnr.extend(float(10 * np.log10(255.0 ** 2 / max(m, 1e-10))) for m in mse)
+            psnr.extend(float(v) for v in psnr_per_frame(ref[:n], rec))
             sources[:] = [ref[n:]] if n < len(ref) else []
             yield rec
             if on_chunk:

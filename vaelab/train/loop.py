@@ -99,8 +99,9 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
                          "delta_e_mean": round(m.delta_e_mean, 3), "delta_e_p95": round(m.delta_e_p95, 3),
                          "frames": int(len(frames)), "size": f"{frames.shape[2]}x{frames.shape[1]}"}
         else:
-            mse = ((frames.astype(np.float64) - res.recon) ** 2).mean(axis=(1, 2, 3))
-            out[name] = {"psnr": round(float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10)))), 3)}
+            from ..metrics import psnr_per_frame
+
+            out[name] = {"psnr": round(float(psnr_per_frame(frames, res.recon).mean()), 3)}
     out["mean_psnr"] = round(float(np.mean([v["psnr"] for v in out.values()])), 3)
     if full:
         per_clip = [v for v in out.values() if isinstance(v, dict)]
