@@ -198,7 +198,7 @@ def bench_train_steps(names: list[str], precision: str = "auto", steps: int = 3,
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     opt.step()
                     secs.append(time.process_time() - t0)
-                    losses.append(float(total))
+                    losses.append(float(total.detach()))
                 curves[p], times[p] = losses, secs[1:]
             med = {p: statistics.median(v) for p, v in times.items()}
             rel = max(abs(a - b) / max(abs(a), 1e-8) for a, b in zip(curves["fp32"], curves[prec]))
