@@ -145,7 +145,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 return {k: f.get_tensor(k) for k in f.keys()}, meta
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from .official import torch_load_tensors
+
+        obj = torch_load_tensors(path)  # weights_only, Lightning callback class keys as placeholders
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, not our bug
@@ -190,7 +192,8 @@ def build(name: str, config: dict[str, Any] | None = None) -> VAE:
     return model_class(name)(config)
 
 
-def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> VAE:
+def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None,
+         precision: str | None = None) -> VAE:
     """Build ``name`` and load weights: "lab" (ours, shipped in assets/), "random", or a published checkpoint:
     a local file, a local diffusers folder, or a Hugging Face repo id ``OWNER/NAME[@REV][:SUBFOLDER or FILE]``
     (see ``vaelab.hub``; ``HF_HUB_OFFLINE`` and the local cache are honoured).
@@ -201,12 +204,21 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
     published checkpoints cannot map onto our module tree raise WeightsError saying why.
     For a configured production VAE (``register_extra``), "lab" means its configured published weights.
 
-    Returns the model in eval mode on ``device`` (default: the engine's auto choice).
+    Returns the model in eval mode on ``device`` (default: ``vaelab.device.auto_device``). ``precision``
+    (``auto|fp32|bf16|fp16``, checked here) becomes ``model.precision``, the default of ``engine.run_model``
+    for this model; weights stay float32 (reduced precision is autocast at run time).
     """
+    from ..device import requested_precision
+
+    if precision is not None:
+        precision = requested_precision(precision)
     if _is_extra(name):
         from .diffusers_adapters import load_extra
 
-        return load_extra(name, weights, device)
+        model = load_extra(name, weights, device)
+        if precision is not None:
+            model.precision = precision
+        return model
     cls = model_class(name)
     notes: list[str] = []
     if weights == "random" or weights is None:
@@ -224,8 +236,10 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
     model.weights_source = str(weights)
     model.weights_notes = notes
     model.eval().requires_grad_(False)
+    if precision is not None:
+        model.precision = precision
     if device is None:
-        from ..engine import auto_device
+        from ..device import auto_device
 
         device = auto_device()
     return model.to(device)
@@ -238,10 +252,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
 
     res = hub.resolve(official.released_file_in_folder(name, str(weights)))
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
-        if name != "sd-vae":
-            official.refuse_unless_supported(name)
-            raise WeightsError(f"{name}: diffusers folders load only for sd-vae (and production VAEs)")
-        official.sd_config_from_diffusers(res.config)
+        official.check_folder_config(name, res.config)
     state: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
     for f in res.weight_files:
@@ -255,7 +266,7 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     released = official.load_released(name, state, str(weights))
     if released is not None:
         return released[0], released[1] + res.notes
-    if name not in ("sd-vae", "vqgan"):
+    if not official.converts(name):
         model = cls(training_record(name).get("config"))
         try:
             load_weights(model, state)

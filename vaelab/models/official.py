@@ -48,11 +48,14 @@ SUPPORT: dict[str, OfficialSupport] = {
         "and AutoencoderKL configs without quant convs (SD3/FLUX-style, loaded with identity 1x1 convs); built at "
         "the checkpoint's config, e.g. the real SD config [128, 256, 512, 512] x 2, 32 groups, scaling 0.18215"),
     "vqgan": OfficialSupport(
-        "layout only", "taming-transformers heibox links; HF mirrors such as valhalla/vqgan_imagenet_f16_16384",
-        "taming/LDM-layout VQGAN checkpoints load when they have attention only in the mid block; every released "
-        "taming VQGAN (attn_resolutions=[16]) and LDM VQ-f4/f8 puts attention blocks inside its lowest-resolution "
-        "level, which the shared LDM skeleton (_blocks.Encoder/Decoder: mid-block attention only) does not have, "
-        "so those are refused with that reason"),
+        "supported", "CompVis/taming-transformers (MIT): vqgan_imagenet_f16_1024 and vqgan_imagenet_f16_16384, "
+        "ckpts/last.ckpt (Lightning, heibox.uni-heidelberg.de links in its README)",
+        "loads exactly (parity-tested against the reference VQModel, tests/test_released_vqgan.py): the Lightning "
+        "last.ckpt as published (state_dict, loss.* dropped, PL 1.0 callback class keys read as inert "
+        "placeholders), f16, ch 128 x [1, 1, 2, 2, 4], 2 ResNets, attention inside level 4 "
+        "(encoder.down.4.attn.*, decoder.up.4.attn.*), z 256, 1024 or 16384 codes; other taming/LDM widths and "
+        "attention levels are read off the tensor shapes. ~76 M parameters; CPU cost at full size: "
+        "docs/PERFORMANCE.md 'Official checkpoints'"),
     "litevae": OfficialSupport(
         "supported", "no official weights; community reimplementation RGenDiff/open-litevae (AGPL-3.0), HF "
         "RGenDiff/olitevaeB_im_f8c12",
@@ -64,10 +67,14 @@ SUPPORT: dict[str, OfficialSupport] = {
         "(random weights, fp32, 17 frames, 2 threads on a shared 2-core machine; docs/PERFORMANCE.md): 254 s and "
         "480 MiB peak at 128 px, 1181 s and 1447 MiB at 256 px"),
     "cv-vae": OfficialSupport(
-        "not supported", "AILab-CVC/CV-VAE (vae3d, vae3d_v1-1, vae3d_sd3)",
-        "the released LDM-named 3D tree has no quant/post-quant convs, two ResNets per encoder level, GroupNorm "
-        "over (T, H, W) with eps 1e-5 and an xformers spatial-temporal decoder attention; the lab module normalises "
-        "per frame with eps 1e-6 and has its own temporal attention, so a key map alone would not reproduce it"),
+        "supported", "Hugging Face AILab-CVC/CV-VAE, folder vae3d_v1-1/ (config.json + safetensors; code "
+        "AILab-CVC/CV-VAE, no licence file in the code repository: check the model card before use)",
+        "loads exactly (parity-tested against the reference CVVAEModel, tests/test_released_cv_vae.py): the "
+        "folder, its safetensors alone (architecture read off the shapes) or AILab-CVC/CV-VAE:vae3d_v1-1; "
+        "4x8x8, z 4, ch 128 x [1, 2, 4, 4], causal encoder / non-causal decoder, half-3D ResNets, GroupNorm over "
+        "(C, T, H, W) eps 1e-5, joint spatial-temporal decoder attention, the reference's 16-frame chunks and "
+        "576 px tiles (overlap 0.2222), scaling 0.18215. ~182 M parameters; CPU cost at full size: "
+        "docs/PERFORMANCE.md 'Official checkpoints'. (vae3d_sd3 is a different tree and is refused)"),
     "iv-vae": OfficialSupport(
         "supported", "ModelScope wpy1999/iv-vae (ivvae_z4_dim64.pth, ivvae_z8_dim64.pth, ivvae_z16_dim64.pth, "
         "ivvae_z16_dim96.pth); code ali-vilab/iv-vae (MIT)",
@@ -104,6 +111,35 @@ def refuse_unless_supported(name: str) -> None:
         raise WeightsError(f"{name}: official checkpoints are not supported because {s.detail}")
 
 
+# --- Lightning checkpoints ----------------------------------------------------------------------------
+
+# PyTorch Lightning < 1.5 (taming's 1.0.8, LDM's) keyed ``checkpoint["callbacks"]`` by the callback *class*, so
+# a released ``last.ckpt`` references e.g. pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint, which
+# ``weights_only`` refuses. Those names (and only those) are allowed as inert placeholder classes: nothing of
+# Lightning is imported or run, and only ``state_dict`` is used.
+_LIGHTNING = ("pytorch_lightning.", "lightning.", "lightning_fabric.")
+
+
+def _placeholder(qualified: str) -> type:
+    module, _, name = qualified.rpartition(".")
+    return type(name, (), {"__module__": module, "__qualname__": name})
+
+
+def torch_load_tensors(path: str | Any) -> Any:
+    """``torch.load(weights_only=True)``, allowing Lightning's class-keyed callback states as placeholders."""
+    allowed: list[tuple[type, str]] = []
+    while True:
+        try:
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:  # re-raised unless it is a Lightning class reference
+            found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+            name = found.group(1) if found else ""
+            if not name.startswith(_LIGHTNING) or len(allowed) >= 16 or any(n == name for _, n in allowed):
+                raise
+            allowed.append((_placeholder(name), name))
+
+
 # --- layouts ----------------------------------------------------------------------------------------
 
 _LDM_MARKERS = ("encoder.down.", "decoder.up.", "encoder.mid.block_1.", "decoder.mid.block_1.")
@@ -125,15 +161,17 @@ def is_ldm_layout(state: dict[str, torch.Tensor]) -> bool:
 _ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
 
 
-def ldm_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def ldm_to_diffusers(state: dict[str, torch.Tensor], in_level_attention: bool = False) -> dict[str, torch.Tensor]:
     """CompVis/LDM/taming encoder-decoder keys -> diffusers names (what our modules use).
 
     Keys outside the encoder/decoder (``quant_conv``, ``post_quant_conv``, ``quantize.embedding``) keep
-    their names. Raises WeightsError for attention blocks inside a resolution level (taming's
-    ``attn_resolutions``), which the shared skeleton does not have.
+    their names. Attention blocks inside a resolution level (taming's ``attn_resolutions``:
+    ``encoder.down.{i}.attn.{j}``, ``decoder.up.{i}.attn.{j}``) map to ``down_blocks.{i}.attentions.{j}`` /
+    ``up_blocks.{L-1-i}.attentions.{j}`` when ``in_level_attention`` (the VQGAN tree has them); otherwise
+    they raise WeightsError (the SD-VAE tree has attention only in the mid block).
     """
     in_level_attn = sorted(k for k in state if re.match(r"(encoder\.down|decoder\.up)\.\d+\.attn\.", k))
-    if in_level_attn:
+    if in_level_attn and not in_level_attention:
         raise WeightsError(
             "not supported because this checkpoint has attention blocks inside a resolution level (e.g. "
             f"{in_level_attn[0]}; taming's attn_resolutions), and VAE Lab's LDM skeleton has attention only in "
@@ -156,23 +194,35 @@ def ldm_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             new = f"{m[1]}.mid_block.attentions.0.{_ATTN[m[2]]}.{m[3]}"
             if m[2] != "norm" and m[3] == "weight" and value.ndim == 4:
                 value = value[:, :, 0, 0]  # 1x1 conv -> Linear
+        elif m := re.match(r"encoder\.down\.(\d+)\.attn\.(\d+)\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
+            new = f"encoder.down_blocks.{m[1]}.attentions.{m[2]}.{_ATTN[m[3]]}.{m[4]}"
+            if m[3] != "norm" and m[4] == "weight" and value.ndim == 4:
+                value = value[:, :, 0, 0]
+        elif m := re.match(r"decoder\.up\.(\d+)\.attn\.(\d+)\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
+            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.attentions.{m[2]}.{_ATTN[m[3]]}.{m[4]}"
+            if m[3] != "norm" and m[4] == "weight" and value.ndim == 4:
+                value = value[:, :, 0, 0]
         elif m := re.match(r"(encoder|decoder)\.norm_out\.(.*)", key):
             new = f"{m[1]}.conv_norm_out.{m[2]}"
         out[new.replace(".nin_shortcut.", ".conv_shortcut.")] = value
     return out
 
 
-def to_lab_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def to_lab_names(state: dict[str, torch.Tensor], in_level_attention: bool = False) -> dict[str, torch.Tensor]:
     """Any supported image-AE layout (LDM/taming, legacy or current diffusers) -> our names."""
     from .sd_vae import convert_legacy_attention
 
     state = strip_wrappers(state)
     if is_ldm_layout(state):
-        state = ldm_to_diffusers(state)
+        state = ldm_to_diffusers(state, in_level_attention)
     return convert_legacy_attention(state)
 
 
 # --- configs ----------------------------------------------------------------------------------------
+
+class ArchitectureError(WeightsError):
+    """The checkpoint is this family's, but its tensors describe no architecture the reference can build."""
+
 
 OFFICIAL_GROUPS = 32  # GroupNorm groups of every published LDM / SD / taming autoencoder
 
@@ -212,14 +262,21 @@ def vqgan_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     chs, layers = _levels(state)
     if _shape(state, "encoder.conv_in.weight", 1) != 3 or _shape(state, "decoder.conv_out.weight", 0) != 3:
         raise WeightsError("VQGAN checkpoint is not RGB in / RGB out")
+    enc = sorted({int(m[1]) for k in state if (m := re.match(r"encoder\.down_blocks\.(\d+)\.attentions\.", k))})
+    dec = sorted({len(chs) - 1 - int(m[1]) for k in state
+                  if (m := re.match(r"decoder\.up_blocks\.(\d+)\.attentions\.", k))})
+    if enc != dec:
+        raise ArchitectureError(f"VQGAN checkpoint has in-level attention at encoder levels {enc} but decoder levels "
+                           f"{dec}; taming puts both at the same resolutions (attn_resolutions)")
     return {"block_out_channels": chs, "layers_per_block": layers, "norm_num_groups": OFFICIAL_GROUPS,
             "z_channels": _shape(state, "encoder.conv_out.weight", 0),
             "embed_dim": _shape(state, "quantize.embedding.weight", 1),
-            "n_embed": _shape(state, "quantize.embedding.weight", 0)}
+            "n_embed": _shape(state, "quantize.embedding.weight", 0), "attention_levels": enc}
 
 
 _ARCH_KEYS = {"sd-vae": ("in_channels", "out_channels", "block_out_channels", "layers_per_block", "latent_channels"),
-              "vqgan": ("block_out_channels", "layers_per_block", "z_channels", "embed_dim", "n_embed")}
+              "vqgan": ("block_out_channels", "layers_per_block", "z_channels", "embed_dim", "n_embed",
+                        "attention_levels")}
 
 
 def same_architecture(name: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -280,6 +337,46 @@ def fill_identity_quant_convs(state: dict[str, torch.Tensor], latent_channels: i
     return added
 
 
+# families whose conversion lives in the family module: name -> (module, function(state, config, lab_config))
+FAMILY_CONVERTERS: dict[str, tuple[str, str]] = {
+    "cv-vae": ("cv_vae", "convert_released"),
+}
+# families that read a diffusers-style folder (config.json + safetensors): name -> (module, config reader)
+FOLDER_CONFIGS: dict[str, tuple[str, str]] = {
+    "cv-vae": ("cv_vae", "config_from_released"),
+}
+
+
+def _family_converter(name: str) -> Any:
+    import importlib
+
+    module, fn = FAMILY_CONVERTERS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), fn)
+
+
+def converts(name: str) -> bool:
+    """Does ``name`` convert published checkpoints (as opposed to loading only VAE Lab files)?"""
+    return name in _ARCH_KEYS or name in FAMILY_CONVERTERS
+
+
+def check_folder_config(name: str, config: dict[str, Any] | None) -> None:
+    """Refuse a diffusers-style folder before its (possibly large) weights are read, with the reason."""
+    import importlib
+
+    if name == "sd-vae":
+        sd_config_from_diffusers(config or {})
+        return
+    if name in FOLDER_CONFIGS:
+        module, fn = FOLDER_CONFIGS[name]
+        try:
+            getattr(importlib.import_module(f"{__package__}.{module}"), fn)(config or {})
+        except ValueError as e:
+            raise WeightsError(f"{name}: {e}") from None
+        return
+    refuse_unless_supported(name)
+    raise WeightsError(f"{name}: diffusers folders load only for sd-vae, cv-vae (and production VAEs)")
+
+
 def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[str, Any] | None,
                        lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
     """A published (non-VAE-Lab) checkpoint of family ``name`` -> (state in our names, config to build, notes).
@@ -288,6 +385,8 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
     off the shapes; a checkpoint whose shapes are the lab config's keeps the lab config (so a bare state dict
     of our own model still loads as before), and one with the real SD architecture gets the real SD config.
     """
+    if name in FAMILY_CONVERTERS:
+        return _family_converter(name)(state, config, lab_config)
     if name not in _ARCH_KEYS:
         refuse_unless_supported(name)
         raise WeightsError(f"{name}: no converter for this checkpoint layout")
@@ -300,11 +399,13 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
     if config is not None:
         raise WeightsError(f"{name}: diffusers folders are only read for sd-vae")
     ldm = is_ldm_layout(strip_wrappers(state))
-    state = to_lab_names(state)
+    state = to_lab_names(state, in_level_attention=name == "vqgan")
     if ldm:
         notes.append("converted from the CompVis/LDM key layout")
     try:
         built = sd_config_from_state(state) if name == "sd-vae" else vqgan_config_from_state(state)
+    except ArchitectureError:
+        raise
     except WeightsError:
         # not this family's checkpoint at all: build the lab config, and the strict loader says what does not fit
         return state, dict(lab_config or {}), notes
@@ -313,6 +414,13 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
         notes += [f"{k}: none in the checkpoint, identity 1x1 conv" for k in added]
     if lab_config and same_architecture(name, built, lab_config):
         return state, dict(lab_config), notes
+    if name == "vqgan":
+        from .vqgan import RELEASED_CONFIGS
+
+        for tag, released in RELEASED_CONFIGS.items():
+            if same_architecture(name, built, released):
+                return state, dict(released), [*notes, f"the released taming architecture ({tag}: "
+                                                       "configs/imagenet_vqgan.yaml)"]
     if name == "sd-vae":
         from .sd_vae import SD_CONFIG
 

@@ -23,9 +23,10 @@ from .. import metrics, models, pipeline, viz
 from ..engine import auto_device, configure_threads
 from ..io import side_by_side, write_mp4
 from . import tab_inside, tab_latents, tab_swap, text
+from . import tab_diagnostics
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs, clip_settings, device_choice
+from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 from .tab_inside import MAX_CAPTION_CHARS
 
 log = logging.getLogger("vaelab.ui")
@@ -72,6 +73,7 @@ def _table(comp: pipeline.Comparison) -> pd.DataFrame:
             "pooled PSNR dB": round(s["pooled_psnr"], 2),
             "SSIM": round(s["ssim"], 4),
             "LPIPS": "unavailable" if s["lpips"] is None else round(s["lpips"], 4),
+            "ran on": f"{s['device']} {s['precision']}",
         })
     return pd.DataFrame(rows)
 
@@ -151,7 +153,7 @@ def weights_md() -> str:
 
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
+                chunk=4, custom_model=None, custom_weights="", caption="", precision="auto", progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns video, slider, figures, table, notes, state."""
     if not model_names:
         raise gr.Error("Select at least one model.")
@@ -169,7 +171,8 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), weights=weights, fps=clip.fps, clip_notes=clip.notes,
             tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
-            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
+            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg),
+            precision=precision or "auto")
 
     progress(0.88, desc="encoding side-by-side video")
     panel = side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()], ["input"] + list(comp.results))
@@ -284,6 +287,7 @@ def build_app() -> gr.Blocks:
                     frames, size = clip_settings(pipeline.MAX_FRAMES, pipeline.DEFAULT_FRAMES, pipeline.MIN_SIZE,
                                                  pipeline.MAX_SIZE, pipeline.DEFAULT_SIZE)
                     device = device_choice("device")
+                    precision = precision_choice("precision")
                     with gr.Accordion("Streaming and tiling (memory vs artefacts)", open=False):
                         chunk = gr.Slider(1, 8, value=4, step=1, elem_id="chunk",
                                           label="Causal video models: latent frames per streamed chunk (x4 frames)")
@@ -341,11 +345,13 @@ def build_app() -> gr.Blocks:
             tab_swap.build()
         with gr.Tab("Latent space"):
             tab_latents.build(state)
+        with gr.Tab("Diagnostics"):
+            tab_diagnostics.build()
         with gr.Tab("Models"):
             cards = gr.Markdown(elem_id="cards")
 
         run.click(reconstruct, [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk,
-                                   custom_model, custom_weights, caption],
+                                   custom_model, custom_weights, caption, precision],
                   [video, frame_idx, frame_plot, curves, table, notes, codebook, group_plot, state, cards],
                   concurrency_limit=1, concurrency_id="compute"
                   ).success(tab_inside.frame_range, state, inside_frame, queue=False, api_name=False)
