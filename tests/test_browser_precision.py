@@ -6,10 +6,16 @@ at 64 px, so it is about the wiring, not the model."""
 from __future__ import annotations
 
 import pytest
-from test_browser import (browser, choose_cpu, choose_models, expect_error_toast, page, run_and_wait,  # noqa: F401
-                          set_slider)  # browser, page: fixtures used by name
-
 from conftest import require_lab_weights
+from test_browser import (  # noqa: F401
+    browser,
+    choose_cpu,
+    choose_models,
+    expect_error_toast,
+    page,
+    run_and_wait,
+    set_slider,  # browser, page: fixtures used by name
+)
 
 pytestmark = pytest.mark.browser
 

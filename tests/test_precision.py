@@ -14,10 +14,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_digests import fixed_clip
 
 from vaelab import device as D
 from vaelab import engine, models
-from tests.test_digests import fixed_clip
 
 PSNR_TOL_DB = 0.1
 MEAN_DIFF_TOL = 1.5

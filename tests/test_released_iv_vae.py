@@ -91,6 +91,7 @@ def test_engine_path_and_branch_decoding_work_with_the_released_tree(model, io):
         full = model.decode(io["latent"])
         no_kf = model.decode(io["latent"], zero_branch="keyframe")
         kf, tp = model.decode_heads(io["latent"])
+    assert model.latent_branches == ("keyframe", "temporal")  # the Inside-the-model branch ablation offers it
     assert maxdiff(no_kf, full) > 1e-3
     assert kf.shape == tp.shape == full.shape
     assert maxdiff(kf[:, :, :1], full[:, :, :1]) == 0  # frame 0 comes from the keyframe head

@@ -65,7 +65,7 @@ def test_workshop_precomputation_fills_the_cache(one_thread, monkeypatch):
     monkeypatch.setattr(pipeline, "example_names", lambda: ["bikes", "coffee (photo)"])
     assert app.precompute_examples(["sd-vae"]) == 2
     clip = pipeline.load_input(None, "bikes", frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
-    comp = pipeline.reconstruct_clip(clip.frames, ["sd-vae"], device="cpu")
+    comp = pipeline.reconstruct_clip(clip.frames, ["sd-vae"], device="cpu", precision=app.page_precision())
     assert comp.results["sd-vae"].cached
 
 
@@ -77,7 +77,7 @@ def test_workshop_precomputation_uses_the_captions_the_page_sends(one_thread, mo
     assert app.precompute_examples(["videovae-plus"]) == 1
     clip = pipeline.load_input(None, "bikes", frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
     page = pipeline.reconstruct_clip(clip.frames, ["videovae-plus"], device="cpu",
-                                     caption=pipeline.example_caption("bikes"))
+                                     caption=pipeline.example_caption("bikes"), precision=app.page_precision())
     assert page.results["videovae-plus"].cached
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import os
 import time
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import ContextManager
 
 import torch
 

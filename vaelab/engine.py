@@ -20,7 +20,7 @@ from .limits import check_cancelled
 from .metrics import psnr_per_frame
 from .models import VAE
 
-__all__ = ["auto_device", "configure_threads", "get_model", "run_model", "RunResult", "to_tensor", "to_uint8"]
+__all__ = ["RunResult", "auto_device", "configure_threads", "get_model", "run_model", "to_tensor", "to_uint8"]
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str, str], VAE] = {}

@@ -150,12 +150,17 @@ class _ResultCache:
                 return self._d[key]
         return None
 
+    @staticmethod
+    def _nbytes(value: Any) -> int:
+        recon = getattr(getattr(value, "run", None), "recon", None)
+        return int(getattr(recon, "nbytes", 0))
+
     def put(self, key: tuple, value: ModelResult) -> None:
-        if value.run.recon.nbytes > self.max_bytes:
+        if self._nbytes(value) > self.max_bytes:
             return
         with self._lock:
             self._d[key] = value
-            while len(self._d) > self.size or sum(v.run.recon.nbytes for v in self._d.values()) > self.max_bytes:
+            while len(self._d) > self.size or sum(map(self._nbytes, self._d.values())) > self.max_bytes:
                 self._d.popitem(last=False)
 
     def clear(self) -> None:

@@ -50,8 +50,8 @@ def run_bench(names: list[str], size: int = 128, frames: int = 8, reference: boo
 
     ``threads`` sets torch's intra-op threads (None: the app's choice, ``engine.configure_threads``);
     the reference runs at ``reference_size`` (default ``size``). ``precision`` (resolved on the device; None or
-    one resolving to fp32 skips it) adds ``"precision"``: fp32 vs that precision per model on the held-out frames
-    at 17 frames / 128 px, with the fp32 and reduced matmul/conv peaks of the same run (``bench.precision``);
+    one resolving to fp32 skips it) adds ``"precision"``: fp32 vs that precision per model on the first ``frames``
+    held-out frames at short side ``size`` (the issue's budget: 17 / 128), with the fp32 and reduced matmul/conv peaks of the same run (``bench.precision``);
     ``train_steps`` > 0 adds ``"training"``: that many AdamW steps per family in both precisions.
     """
     prev_threads = torch.get_num_threads()
@@ -65,8 +65,8 @@ def run_bench(names: list[str], size: int = 128, frames: int = 8, reference: boo
         if precision:
             from .precision import bench_precision, bench_train_steps
 
-            report["precision"] = bench_precision(names, precision, repeats=max(1, min(repeats, 3)),
-                                                  device=_device(device))
+            report["precision"] = bench_precision(names, precision, frames=frames, size=size,
+                                                  repeats=max(1, min(repeats, 3)), device=_device(device))
             if train_steps:
                 report["training"] = bench_train_steps(names, precision, steps=train_steps)
         return report

@@ -744,6 +744,7 @@ class ReleasedIVVAE(CausalVideoVAE):
     """
 
     card = CARD
+    latent_branches = BRANCHES
 
     def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
         cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(**{

@@ -82,7 +82,7 @@ SUPPORT: dict[str, OfficialSupport] = {
         "the reference tree (4x8x8, dim 64 -> about 108 M parameters, dim 96 -> about 242 M), built at the file's "
         "shapes, with the file's latent scale/shift; encode returns the posterior mean; a file, or a folder "
         "holding one checkpoint. CPU cost at full size (random weights, fp32, 17 frames streamed, 2 threads on a "
-        "shared 2-core machine; docs/PERFORMANCE.md): dim 64 446 s and 1016 MiB peak at 128 px, IV256; dim 96 "
+        "shared 2-core machine; docs/PERFORMANCE.md): dim 64 446 s and 1016 MiB peak at 128 px, 1870 s and 3932 MiB at 256 px; dim 96 "
         "792 s and 1543 MiB at 128 px"),
     "videovae-plus": OfficialSupport(
         "supported", "Google-Drive .ckpt files of VideoVerses/VideoVAEPlus (sota-4z, sota-4z-text, sota-16z, "

@@ -27,7 +27,7 @@ from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .tab_inside import MAX_CAPTION_CHARS
-from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
+from .widgets import clip_inputs, clip_settings, device_choice, page_precision, precision_choice
 
 log = logging.getLogger("vaelab.ui")
 
@@ -381,7 +381,8 @@ def precompute_examples(names: list[str] | None = None) -> int:
         for name in names:
             try:
                 pipeline.reconstruct_clip(clip.frames, [name], device=dev, fps=clip.fps, clip_notes=clip.notes,
-                                          caption=pipeline.example_caption(ex))  # what the page sends
+                                          caption=pipeline.example_caption(ex),  # what the page sends
+                                          precision=page_precision())
                 done += 1
             except Exception as e:  # noqa: BLE001 - one failing model must not stop the others
                 log.warning("workshop pre-computation of %s on %s failed: %s", name, ex, e)

@@ -13,12 +13,13 @@ import numpy as np
 
 from .. import limits, models, pipeline, viz_swap
 from ..analysis import swap as swap_data
+from ..device import autocast, resolve_precision
 from ..engine import auto_device, get_model
 from ..io import write_mp4
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs, clip_settings, device_choice
+from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
 log = logging.getLogger("vaelab.ui.swap")
 
@@ -128,7 +129,7 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
 
 
 @zero_gpu
-def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progress=gr.Progress()):
+def swap(upload_a, example_a, upload_b, example_b, frames, size, device, precision="auto", progress=gr.Progress()):
     """Swap VidTwin's structure and dynamics latents between clip A and clip B.
 
     Returns the grid video, the frame slider, the frame grid figure, the attention heatmaps, the latent-size
@@ -141,7 +142,9 @@ def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progres
         dev = auto_device(device)
         swap_data.check_work(pair.a.shape, dev)
         progress(0.15, desc="VidTwin: 2 encodes, 8 decodes")
-        res = swap_data.swap_pair(get_model(MODEL, weights_spec(), dev), pair)
+        prec = resolve_precision(precision or "auto", dev)
+        with autocast(prec, dev):
+            res = swap_data.swap_pair(get_model(MODEL, weights_spec(), dev), pair)
 
     from .app import _fresh_output_path  # here, not at import: app.py imports this module
 
@@ -151,7 +154,7 @@ def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progres
     slider = gr.Slider(minimum=0, maximum=max(res.frames - 1, 1), value=0, step=1, interactive=res.frames > 1)
     return (str(video), slider, viz_swap.frame_grid(res.rows(0), 0),
             viz_swap.attention_heatmaps(res.attention, res.chunk_frames), latent_md(res.latents),
-            notes_md(res, str(dev)), res)
+            notes_md(res, f"{dev} ({prec})"), res)
 
 
 def show_swap_frame(state, index):
@@ -190,6 +193,7 @@ def build() -> None:
             frames, size = clip_settings(swap_data.MAX_FRAMES, swap_data.DEFAULT_FRAMES, swap_data.MIN_SIZE,
                                          swap_data.MAX_SIZE, swap_data.DEFAULT_SIZE, "swap-")
             device = device_choice("swap-device")
+            precision = precision_choice("swap-precision")
             run = gr.Button("Swap structure and dynamics", variant="primary", elem_id="swap-run")
             gr.Markdown(limits_text(), elem_classes=["vaelab-small"])
         with gr.Column(scale=3):
@@ -205,7 +209,7 @@ def build() -> None:
         latents = gr.Markdown(elem_id="swap-latents")
         notes = gr.Markdown(elem_id="swap-notes")
 
-    run.click(compute(swap), [upload_a, example_a, upload_b, example_b, frames, size, device],
+    run.click(compute(swap), [upload_a, example_a, upload_b, example_b, frames, size, device, precision],
               [video, frame_idx, frame_plot, attention, latents, notes, state],
               concurrency_limit=1, concurrency_id="compute")  # shares the one compute slot with Reconstruct
     frame_idx.input(show_swap_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
