@@ -405,7 +405,7 @@ def test_compute_slot_cancel_stops_the_work_in_process():
 
     torch.manual_seed(0)
     model = models.build("sd-vae").eval()
-    clip = np.random.default_rng(0).integers(0, 256, (64, 64, 112, 3), dtype=np.uint8)
+    clip = np.random.default_rng(0).integers(0, 256, (64, 128, 224, 3), dtype=np.uint8)  # tens of s of work
     ran: list[str] = []
 
     def work(tag: str):
@@ -414,7 +414,9 @@ def test_compute_slot_cancel_stops_the_work_in_process():
 
     async def scenario():
         first = asyncio.ensure_future(C.compute(work)("first"))
-        await asyncio.sleep(1.5)
+        while not ran:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
         assert C.busy() and ran == ["first"]
         second = asyncio.ensure_future(C.compute(lambda: ran.append("second") or "done")())
         await asyncio.sleep(0.2)
