@@ -290,3 +290,69 @@ def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.
     """|a - b| of two uint8 RGB frames, averaged over colour, times ``gain``, as a grey uint8 RGB image."""
     d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1) * gain
     return np.repeat(np.clip(d, 0, 255).round().astype(np.uint8)[..., None], 3, -1)
+
+
+# --- tile galleries (any number of models) -------------------------------------------------------
+
+TILE_MIN_PX = 200  # every tile is at least this wide; the grid wraps instead of shrinking them
+
+
+def _lut(colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
+    """(256, 3) uint8 colour table sampled from a Plotly sequential scale."""
+    from plotly.colors import get_colorscale, sample_colorscale
+
+    cols = sample_colorscale(get_colorscale(colorscale), list(np.linspace(0, 1, 256)), colortype="tuple")
+    return (np.asarray(cols) * (255 if max(max(c) for c in cols) <= 1 else 1)).round().astype(np.uint8)
+
+
+def heatmap_rgb(err: np.ndarray, vrange: tuple[float, float] = ERROR_RANGE,
+                colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
+    """(H, W) error values -> (H, W, 3) uint8 RGB on the fixed scale ``vrange`` (values beyond it saturate)."""
+    lo, hi = vrange
+    idx = np.clip((np.asarray(err, np.float32) - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
+    return _lut(colorscale)[idx]
+
+
+def colourbar_html(title: str, vrange: tuple[float, float] = ERROR_RANGE, colorscale: str = ERROR_COLORSCALE,
+                   ticks: int = 5) -> str:
+    """A horizontal colour bar (legend for :func:`heatmap_rgb` tiles) as HTML."""
+    from plotly.colors import get_colorscale, sample_colorscale
+
+    stops = sample_colorscale(get_colorscale(colorscale), list(np.linspace(0, 1, 9)))
+    lo, hi = vrange
+    labels = "".join(f"<span>{lo + (hi - lo) * i / (ticks - 1):g}{'+' if i == ticks - 1 else ''}</span>"
+                     for i in range(ticks))
+    return (f'<div class="vaelab-colourbar" style="max-width:420px;margin:4px 0 10px">'
+            f'<div style="font-size:0.85em">{_esc(title)}</div>'
+            f'<div style="height:12px;border-radius:2px;background:linear-gradient(to right,{",".join(stops)})"></div>'
+            f'<div style="display:flex;justify-content:space-between;font-size:0.8em">{labels}</div></div>')
+
+
+def _esc(s: str) -> str:
+    import html
+
+    return html.escape(str(s), quote=True)
+
+
+def tile_gallery_html(tiles: list[dict], elem_class: str = "vaelab-gallery", min_px: int = TILE_MIN_PX,
+                      clickable: bool = False) -> str:
+    """A wrapping grid of labelled images: each tile ``{"key", "image" (H, W, 3) uint8, "title", "lines"}``.
+
+    The grid packs as many tiles of at least ``min_px`` per row as fit and wraps the rest, so titles
+    (name on one line, numbers on the next, above the image) never overlap whatever the number of models.
+    ``clickable``: a tile's click selects its key in the enlarge control (``data-key``; see the tab's JS).
+    """
+    out = [f'<div class="{elem_class}" style="display:grid;gap:10px;'
+           f'grid-template-columns:repeat(auto-fill,minmax({min_px}px,1fr))">']
+    for t in tiles:
+        lines = "".join(f'<div class="vaelab-tile-line" style="font-size:0.85em;opacity:0.85">{_esc(x)}</div>'
+                        for x in t.get("lines", []))
+        cursor = "cursor:pointer;" if clickable else ""
+        out.append(
+            f'<figure class="vaelab-tile" data-key="{_esc(t["key"])}" style="margin:0;min-width:0;{cursor}">'
+            f'<figcaption style="overflow-wrap:anywhere"><div class="vaelab-tile-title" style="font-weight:600">'
+            f'{_esc(t["title"])}</div>{lines}</figcaption>'
+            f'<img src="{png_data_uri(t["image"])}" alt="{_esc(t["title"])}" '
+            f'style="width:100%;height:auto;display:block;image-rendering:pixelated;border-radius:2px"></figure>')
+    out.append("</div>")
+    return "".join(out)

@@ -55,9 +55,10 @@ def _picture(ab: ablations.Ablation, frame) -> tuple[int, dict[str, np.ndarray]]
     return t, {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()}
 
 
-def captions_for(example: str | None) -> tuple[str, str]:
-    """The right and a wrong caption for a bundled example (right is "" for one without a caption)."""
-    right = pipeline.example_caption(example)
+def captions_for(example: str | None, upload: str | None = None) -> tuple[str, str]:
+    """The right and a wrong caption for the Reconstruct tab's clip: a bundled example's own caption, and ""
+    for an upload (its caption is the visitor's to write) or an example without one."""
+    right = "" if upload else pipeline.example_caption(example)
     return right, ablations.wrong_caption_for(right)
 
 
@@ -98,10 +99,10 @@ def frame_range(state):
     return gr.Slider(minimum=0, maximum=max(n - 1, 1), value=0, step=1, interactive=n > 1)
 
 
-def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
-    """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result and
-    ``example`` its example dropdown (its caption fills the caption box). Returns the frame slider, which
-    the app fits to each new Reconstruct input (``frame_range``)."""
+def build(state: gr.State, example: gr.Dropdown, upload: gr.File | None = None) -> gr.Slider:
+    """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result, ``example``
+    and ``upload`` its clip pickers (the clip's caption fills the caption box: the example's own, none for an
+    upload). Returns the frame slider, which the app fits to each new Reconstruct input (``frame_range``)."""
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
                 "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
@@ -111,7 +112,7 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     right, wrong_default = captions_for(examples[0] if examples else None)
     with gr.Row():
         caption = gr.Textbox(right, label="Right caption (describe the clip)", elem_id="caption-right",
-                             max_length=MAX_CAPTION_CHARS)
+                             max_length=MAX_CAPTION_CHARS, placeholder="describe the uploaded clip in a few words")
         wrong = gr.Textbox(wrong_default, label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
     crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
     ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
@@ -123,7 +124,9 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     bbars = gr.Plot(elem_id="branch-bars", show_label=False)
     bnotes = gr.Markdown(elem_id="branch-notes")
 
-    example.change(captions_for, example, [caption, wrong], queue=False, api_name=False)
+    pickers = [example] + ([upload] if upload is not None else [])
+    for src in pickers:
+        src.change(captions_for, pickers, [caption, wrong], queue=False, api_name=False)
     crun.click(caption_effect, [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
                concurrency_limit=1, concurrency_id="compute")
     brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
