@@ -356,3 +356,30 @@ def tile_gallery_html(tiles: list[dict], elem_class: str = "vaelab-gallery", min
             f'style="width:100%;height:auto;display:block;image-rendering:pixelated;border-radius:2px"></figure>')
     out.append("</div>")
     return "".join(out)
+
+
+def enlarged_frame(input_frame: np.ndarray, recon: np.ndarray, error: np.ndarray, name: str, frame_index: int,
+                   psnr: float | None = None) -> go.Figure:
+    """One model enlarged next to the input: input | reconstruction | |error| heatmap in one row, shared zoom.
+
+    ``input_frame``/``recon`` (H, W, 3) uint8, ``error`` (H, W) mean |error| (0..255) on the fixed scale."""
+    sub = f"{name}<br>{psnr:.2f} dB" if psnr is not None else name
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.02,
+                        subplot_titles=[f"input<br>frame {frame_index}", sub, f"|error|<br>{name}"])
+    fig.add_trace(go.Image(source=png_data_uri(input_frame), name="input",
+                           hovertemplate="x %{x}, y %{y}<extra>input</extra>"), row=1, col=1)
+    fig.add_trace(go.Image(source=png_data_uri(recon), name=name,
+                           hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"), row=1, col=2)
+    z, x, y, stride = _block_mean(np.asarray(error))
+    block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
+    fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=ERROR_RANGE[0], zmax=ERROR_RANGE[1], coloraxis="coloraxis",
+                             name=name, hovertemplate=f"x %{{x}}, y %{{y}}<br>error %{{z:.1f}} ({block})"
+                                                      f"<extra>{name}</extra>"), row=1, col=3)
+    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False, zeroline=False,
+                     scaleanchor="x", scaleratio=1)
+    h, w = input_frame.shape[:2]
+    height = int(np.clip(300 * h / max(w, 1) + 120, 260, 560))
+    return style(fig, height=height, margin=dict(l=10, r=10, t=60, b=10),
+                 coloraxis=dict(colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
+                                colorbar=dict(title=dict(text=ERROR_COLORBAR_TITLE), thickness=14)))

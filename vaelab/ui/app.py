@@ -96,6 +96,9 @@ def _warm(workshop: bool = False) -> None:
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     configure_threads()
+    from .. import lpips_fetch
+
+    lpips_fetch.start()  # once, in the background, only where the network may be used (see lpips_fetch)
     threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
     if workshop:  # a room of laptops: pay every load and every example before the first visitor arrives
         _warm(workshop=True)

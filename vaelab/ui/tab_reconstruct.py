@@ -64,6 +64,7 @@ def precision_of(res: pipeline.ModelResult) -> str:
 
 def table(comp: pipeline.Comparison) -> pd.DataFrame:
     t, h, w, _ = comp.frames.shape
+    lpips_cell = "downloading" if comp.lpips_message.startswith("LPIPS: downloading") else "unavailable"
     rows = []
     for name, res in comp.results.items():
         s = res.summary()
@@ -71,7 +72,7 @@ def table(comp: pipeline.Comparison) -> pd.DataFrame:
             name, f"{s['device']} · {precision_of(res)}", "x".join(map(str, s["latent_shape"])),
             compression_text(s, (t, h, w), res.extras.get("codebook")), f"{s['params'] / 1e6:.2f} M",
             round(s["encode_s"], 3), round(s["decode_s"], 3), round(s["psnr"], 2), round(s["pooled_psnr"], 2),
-            round(s["ssim"], 4), "unavailable" if s["lpips"] is None else round(s["lpips"], 4)])
+            round(s["ssim"], 4), lpips_cell if s["lpips"] is None else round(s["lpips"], 4)])
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
 
@@ -254,8 +255,7 @@ def frame_outputs(comp: pipeline.Comparison, view: FrameView) -> dict[str, Any]:
     legend = viz.colourbar_html(f"{viz.ERROR_COLORBAR_TITLE.replace('<br>', ' ')}: frame {t}, black = no error")
     err = _error_map(comp, big, t, view.error)
     res = comp.results[big]
-    enlarged = viz.frame_panel(comp.frames[t], {big: res.run.recon[t]}, {big: err}, t,
-                               titles={big: f"{big}<br>{res.metrics.psnr[t]:.2f} dB"})
+    enlarged = viz.enlarged_frame(comp.frames[t], res.run.recon[t], err, big, t, res.metrics.psnr[t])
     return {"gallery": viz.tile_gallery_html(tiles, clickable=True),
             "errors": legend + viz.tile_gallery_html(err_tiles, clickable=True), "enlarged": enlarged}
 
@@ -348,6 +348,8 @@ def _reconstruct(upload, example, model_names, frames, size, device, tiling, til
                    else "") + " / ".join(ran),
         "tiles": f"{int(tile)} px, overlap {int(overlap or 0)}" if tiling else None,
         "caption": f"“{str(caption)[:40]}{'…' if len(str(caption)) > 40 else ''}”" if caption else "none"})
+    if comp.lpips_message.startswith("LPIPS: downloading"):
+        shown += " **LPIPS: downloading** the AlexNet backbone; LPIPS numbers come with the next run after it is in."
     if warn := upscale_warning(clip):
         shown += "\n\n" + warn
     codebook, groups = _codebook(comp), _groups(comp)
@@ -457,7 +459,7 @@ def build(state: gr.State) -> Reconstruct:
             c["status"] = gr.Markdown("Nothing reconstructed yet: choose a clip and models, then **Reconstruct**.",
                                       elem_id="rec-status")
             c["video"] = gr.Video(label="Input and reconstructions, one tile each (synchronised)",
-                                  elem_id="side-by-side", autoplay=True, loop=True)
+                                  elem_id="side-by-side", autoplay=True, loop=True, show_label=False)
             c["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame")
             gr.Markdown("**Frame:** the input, then every model (name, PSNR and SSIM of this frame). Click a tile "
                         "(or choose below) to enlarge it next to the input.", elem_classes=["vaelab-small"])
