@@ -180,3 +180,62 @@ def test_psnr_by_group_position():
     out = psnr_by_group_position([30, 20, 21, 22, 23, 20, 21, 22, 23, 20])
     assert out == {"frame 0": 30.0, "1st": 20.0, "2nd": 21.0, "3rd": 22.0, "4th": 23.0}
     assert list(psnr_by_group_position([30, 10])) == ["frame 0", "1st"]
+
+
+# --- colour (CIEDE2000 on block means) ---------------------------------------------------
+
+
+def test_rgb_to_lab_matches_skimage():
+    from skimage.color import rgb2lab
+
+    rgb = np.random.default_rng(0).random((64, 64, 3))
+    np.testing.assert_allclose(m.rgb_to_lab(rgb), rgb2lab(rgb), atol=1e-6)
+
+
+def test_ciede2000_matches_skimage_on_random_and_neutral_colours():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    rng = np.random.default_rng(1)
+    a, b = rng.random((500, 3)), rng.random((500, 3))
+    b[:50] = a[:50] + rng.normal(0, 0.01, (50, 3)).clip(-a[:50], 1 - a[:50])  # near-identical pairs
+    grey = rng.random((20, 1)).repeat(3, axis=1)  # chroma 0: the hue terms must vanish
+    a, b = np.concatenate([a, grey]), np.concatenate([b, grey[::-1]])
+    ours = m.delta_e_ciede2000(m.rgb_to_lab(a), m.rgb_to_lab(b))
+    np.testing.assert_allclose(ours, deltaE_ciede2000(rgb2lab(a), rgb2lab(b)), atol=1e-6)
+    assert ours.max() > 10  # random pairs are far apart: the check is not on a trivial range
+
+
+def test_ciede2000_sharma_reference_pairs():
+    # Sharma, Wu, Dalal (2005), Table 1: pairs 1, 7, 17 and 25 with their published differences.
+    lab1 = np.array([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0], [60.2574, -34.0099, 36.2677]])
+    lab2 = np.array([[50.0, 0.0, -82.7485], [50.0, -1.0, 2.0], [73.0, 25.0, -18.0], [60.4626, -34.1751, 39.4387]])
+    np.testing.assert_allclose(m.delta_e_ciede2000(lab1, lab2), [2.0425, 2.3669, 27.1492, 1.2644], atol=1e-4)
+
+
+def test_colour_stats_blocks_and_shift():
+    rng = np.random.default_rng(2)
+    ref = rng.integers(0, 256, (3, 32, 40, 3), dtype=np.uint8)
+    same = m.colour_stats(ref, ref)
+    assert same["delta_e_mean"] == 0.0 and same["delta_e_p95"] == 0.0 and len(same["delta_e"]) == 3
+    # a pure green cast on flat grey frames: every block moves by the same, clearly visible amount
+    grey = np.full((2, 16, 16, 3), 128, np.uint8)
+    green = grey.copy()
+    green[..., 1] = 170
+    st = m.colour_stats(grey, green)
+    assert st["delta_e_mean"] == pytest.approx(st["delta_e_p95"]) and st["delta_e_mean"] > 10
+    assert m.delta_e_blocks(grey, green).shape == (2, 2, 2)
+    # per-pixel noise that averages out inside 8x8 blocks costs little block colour error
+    noisy = np.clip(grey.astype(int) + rng.choice([-20, 20], grey.shape), 0, 255).astype(np.uint8)
+    assert m.colour_stats(grey, noisy)["delta_e_mean"] < 0.5 * m.delta_e_map(grey, noisy).mean()
+
+
+def test_delta_e_map_shape_and_clip_metrics_fields():
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 256, (2, 12, 20, 3), dtype=np.uint8)
+    rec = rng.integers(0, 256, (2, 12, 20, 3), dtype=np.uint8)
+    emap = m.delta_e_map(ref, rec)
+    assert emap.shape == (2, 12, 20) and emap.dtype == np.float32 and emap.min() >= 0
+    d = m.clip_metrics(ref, rec, with_lpips=False).to_dict()
+    assert d["delta_e_mean"] == pytest.approx(m.colour_stats(ref, rec)["delta_e_mean"])
+    with pytest.raises(ValueError, match="at least 8x8"):
+        m.colour_stats(ref[:, :4, :4], rec[:, :4, :4])

@@ -130,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
                       ckpt_every=args.ckpt_every, image_batch_share=args.image_batch_share,
-                      captions=not args.no_captions, frames=args.frames or TrainConfig.frames)
+                      captions=not args.no_captions, frames=args.frames or TrainConfig.frames,
+                      data_mix=args.data_mix, photo_share=args.photo_share)
     record = train(cfg)
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
                      indent=2))
@@ -290,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-batch-share", type=float, default=0.0,
                    help="video models: share of steps trained on single frames (joint image + video training)")
     t.add_argument("--no-captions", action="store_true", help="train a caption model (videovae-plus) without captions")
+    t.add_argument("--data-mix", choices=("v1", "v2"), default="v1",
+                   help="v1: the first lab weights' data; v2: the whole data manifest with colour jitter, "
+                   "procedural clips and the full synthetic camera (docs/DATA.md)")
+    t.add_argument("--photo-share", type=float, default=0.3, help="share of non-procedural samples from photos")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")
     t.set_defaults(func=cmd_train)

@@ -40,6 +40,7 @@ class TrainConfig:
     gan_weight: float = 0.0  # 0 = no discriminator
     disc_start: int = 2000
     photo_share: float = 0.3
+    data_mix: str = "v1"  # v2: the whole manifest, colour jitter, procedural clips, full camera (docs/DATA.md)
     image_batch_share: float = 0.0  # video models: share of steps that train on a batch of single frames
     captions: bool = True  # models with a caption path (VideoVAE+) see each source's caption (data.CAPTIONS)
     dead_code_every: int = 100  # VQ only: re-seed codes unused in the last window from encoder outputs
@@ -126,8 +127,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         log(f"resumed {cfg.model} at step {step}")
 
-    sampler = Sampler(train_sources(), crop=cfg.crop, frames=cfg.frames, photo_share=cfg.photo_share,
-                      seed=cfg.seed + step)
+    sampler = Sampler(train_sources(mix=cfg.data_mix), crop=cfg.crop, frames=cfg.frames, photo_share=cfg.photo_share,
+                      seed=cfg.seed + step, mix=cfg.data_mix)
     heldout = heldout_clips(128)
     is_vq = hasattr(model, "quantize")
     takes_caption = cfg.captions and reads_captions(model)

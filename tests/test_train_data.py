@@ -1,0 +1,87 @@
+"""The training data: manifest, v2 mix, augmentation and held-out sets (offline, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaelab.train import augment, data, manifest, procedural
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_rows_are_complete_and_documented():
+    names = [s.name for s in manifest.MANIFEST]
+    assert len(names) == len(set(names))
+    for s in manifest.MANIFEST:
+        assert s.licence and s.origin, s.name
+    doc = (ROOT / "docs" / "DATA.md").read_text()
+    assert manifest.markdown_table() in doc, "docs/DATA.md: the manifest table is stale (python -m vaelab.train.manifest)"
+    with pytest.raises(ValueError, match="use must be"):
+        manifest.DataSource("x", "photo", "o", "l", "sometimes")
+
+
+def test_training_reads_only_manifest_sources_and_never_heldout_photos():
+    train_names = {s.name for s in manifest.training_sources()}
+    for mix in ("v1", "v2"):
+        for src in data.train_sources(short_sides=(128,), mix=mix):
+            assert src.name.split("@")[0] in train_names, f"{src.name} ({mix}) is not a manifest training source"
+    held = {s.name for s in manifest.heldout_sources() if s.use == "heldout"}
+    assert held and not held & train_names
+
+
+def test_heldout_sets_are_reported_separately():
+    sets = data.heldout_sets(short_side=64, frames=5)
+    assert set(sets) == {"clips", "photos", "colour_chart"}
+    assert set(sets["clips"]) == {"bigbuckbunny", "bikes"}
+    chart = sets["colour_chart"]["colour_chart_clip"]
+    assert chart.shape == (5, 64, 96, 3) and chart.dtype == np.uint8
+    # the chart's patches are the fixed ColorChecker colours, which random training charts never draw on purpose
+    assert {tuple(c) for c in chart[0].reshape(-1, 3)} >= {tuple(c) for c in procedural.COLORCHECKER_SRGB[:6]}
+    for clip in sets["photos"].values():  # present where plasma-workspace-wallpapers is installed
+        assert clip.shape[0] == 5 and min(clip.shape[1:3]) == 64
+
+
+def test_colour_jitter_keeps_range_and_moves_hue():
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    jit = augment.ColourJitter(p=1.0, p_hue=1.0, p_permute=0.0)
+    out = jit(clip, rng)
+    assert out.dtype == np.uint8 and out.shape == clip.shape
+    red = np.zeros((1, 8, 8, 3), np.uint8)
+    red[..., 0] = 200
+    hues = {tuple(jit(red, np.random.default_rng(s))[0, 0, 0]) for s in range(20)}
+    assert len(hues) > 10, "hue rotation should give many different colours for one red"
+    # per clip, one draw: every frame gets the same transform
+    same = np.repeat(clip[:1], 3, axis=0)
+    o = jit(same, np.random.default_rng(3))
+    assert (o[0] == o[1]).all() and (o[1] == o[2]).all()
+    assert (augment.ColourJitter(p=0.0)(clip, rng) == clip).all()
+
+
+def test_camera_pans_zooms_rotates_within_range():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    clip = augment.Camera()(img, 9, 64, rng)
+    assert clip.shape == (9, 64, 64, 3) and clip.dtype == np.uint8
+    assert np.abs(clip[0].astype(int) - clip[-1]).mean() > 5  # it moves
+    still = augment.Camera(max_pan=0, max_zoom=0, max_rotation=0, shake=0)(img, 3, 64, rng)
+    assert (still[0] == still[2]).all()
+
+
+@pytest.mark.parametrize("gen", procedural.GENERATORS, ids=lambda g: g.__name__)
+def test_procedural_generators_are_deterministic_clips(gen):
+    a = np.clip(np.rint(gen(np.random.default_rng(5), 4, 48)), 0, 255)
+    b = np.clip(np.rint(gen(np.random.default_rng(5), 4, 48)), 0, 255)
+    assert a.shape == (4, 48, 48, 3) and (a == b).all() and a.std() > 1
+
+
+def test_v2_sampler_batches_in_range_with_captions():
+    src = data.train_sources(short_sides=(128,), mix="v2")
+    x, caps = data.Sampler(src, crop=32, frames=3, mix="v2", seed=0).sample(12)
+    assert x.shape == (12, 3, 3, 32, 32) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert len(caps) == 12
+    with pytest.raises(ValueError, match="data mix"):
+        data.Sampler(src, mix="v3")
