@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots
 ERROR_COLORSCALE = "Inferno"
 ERROR_RANGE = (0, 64)  # mean |error| over RGB in 0..255 units; larger values saturate
 ERROR_COLORBAR_TITLE = f"mean |error|<br>(0-255, ≥{ERROR_RANGE[1]}<br>saturates)"
+DELTA_E_RANGE = (0, 20)  # CIEDE2000: ~1 just noticeable, 2-5 noticeable at a glance; larger values saturate
+DELTA_E_COLORBAR_TITLE = f"colour difference<br>ΔE00 (≥{DELTA_E_RANGE[1]}<br>saturates)"
 HEATMAP_MAX_SIDE = 160  # heatmaps are block-averaged to at most this many px per side
 PALETTE = qualitative.Plotly
 INPUT_COLOUR = "#444444"
@@ -359,21 +361,23 @@ def tile_gallery_html(tiles: list[dict], elem_class: str = "vaelab-gallery", min
 
 
 def enlarged_frame(input_frame: np.ndarray, recon: np.ndarray, error: np.ndarray, name: str, frame_index: int,
-                   psnr: float | None = None) -> go.Figure:
-    """One model enlarged next to the input: input | reconstruction | |error| heatmap in one row, shared zoom.
+                   psnr: float | None = None, vrange: tuple[float, float] = ERROR_RANGE,
+                   colorbar_title: str = ERROR_COLORBAR_TITLE, error_name: str = "|error|") -> go.Figure:
+    """One model enlarged next to the input: input | reconstruction | error heatmap in one row, shared zoom.
 
-    ``input_frame``/``recon`` (H, W, 3) uint8, ``error`` (H, W) mean |error| (0..255) on the fixed scale."""
+    ``input_frame``/``recon`` (H, W, 3) uint8, ``error`` (H, W) on the fixed scale ``vrange`` (mean |error|
+    0..255 by default; ΔE00 with :data:`DELTA_E_RANGE`)."""
     sub = f"{name}<br>{psnr:.2f} dB" if psnr is not None else name
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.02,
-                        subplot_titles=[f"input<br>frame {frame_index}", sub, f"|error|<br>{name}"])
+                        subplot_titles=[f"input<br>frame {frame_index}", sub, f"{error_name}<br>{name}"])
     fig.add_trace(go.Image(source=png_data_uri(input_frame), name="input",
                            hovertemplate="x %{x}, y %{y}<extra>input</extra>"), row=1, col=1)
     fig.add_trace(go.Image(source=png_data_uri(recon), name=name,
                            hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"), row=1, col=2)
     z, x, y, stride = _block_mean(np.asarray(error))
     block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
-    fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=ERROR_RANGE[0], zmax=ERROR_RANGE[1], coloraxis="coloraxis",
-                             name=name, hovertemplate=f"x %{{x}}, y %{{y}}<br>error %{{z:.1f}} ({block})"
+    fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=vrange[0], zmax=vrange[1], coloraxis="coloraxis",
+                             name=name, hovertemplate=f"x %{{x}}, y %{{y}}<br>{error_name} %{{z:.1f}} ({block})"
                                                       f"<extra>{name}</extra>"), row=1, col=3)
     fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False, zeroline=False,
@@ -381,5 +385,5 @@ def enlarged_frame(input_frame: np.ndarray, recon: np.ndarray, error: np.ndarray
     h, w = input_frame.shape[:2]
     height = int(np.clip(300 * h / max(w, 1) + 120, 260, 560))
     return style(fig, height=height, margin=dict(l=10, r=10, t=60, b=10),
-                 coloraxis=dict(colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
-                                colorbar=dict(title=dict(text=ERROR_COLORBAR_TITLE), thickness=14)))
+                 coloraxis=dict(colorscale=ERROR_COLORSCALE, cmin=vrange[0], cmax=vrange[1],
+                                colorbar=dict(title=dict(text=colorbar_title), thickness=14)))

@@ -35,8 +35,13 @@ MAX_WORK_CPU = 4_000_000
 MAX_WORK_GPU = 200_000_000
 
 TABLE_HEADERS = ["model", "ran on", "latent (C,T,H,W)", "compression", "params", "encode s", "decode s",
-                 "PSNR dB", "pooled PSNR dB", "SSIM", "LPIPS"]
-ERROR_KINDS = {"|error| (mean over R, G, B)": "rgb"}
+                 "PSNR dB", "pooled PSNR dB", "SSIM", "LPIPS", "colour ΔE00 mean / p95"]
+# error map kinds: label -> (key, fixed colour range, colour-bar title, short name)
+ERROR_KINDS = {
+    "|error| (mean over R, G, B; 0-255)": ("rgb", viz.ERROR_RANGE, viz.ERROR_COLORBAR_TITLE, "|error|"),
+    "colour difference ΔE00 (CIELAB, per pixel)": ("de", viz.DELTA_E_RANGE, viz.DELTA_E_COLORBAR_TITLE, "ΔE00"),
+}
+ERROR_BY_KEY = {v[0]: v for v in ERROR_KINDS.values()}
 # Outputs of /reconstruct, in the order the API returns them (gr.State ones are not in the API).
 OUTPUTS = ["status", "video", "frame", "gallery", "errors", "enlarge", "enlarged", "curves", "table", "notes",
            "codebook", "groups", "state", "shown"]
@@ -72,7 +77,8 @@ def table(comp: pipeline.Comparison) -> pd.DataFrame:
             name, f"{s['device']} · {precision_of(res)}", "x".join(map(str, s["latent_shape"])),
             compression_text(s, (t, h, w), res.extras.get("codebook")), f"{s['params'] / 1e6:.2f} M",
             round(s["encode_s"], 3), round(s["decode_s"], 3), round(s["psnr"], 2), round(s["pooled_psnr"], 2),
-            round(s["ssim"], 4), lpips_cell if s["lpips"] is None else round(s["lpips"], 4)])
+            round(s["ssim"], 4), lpips_cell if s["lpips"] is None else round(s["lpips"], 4),
+            f"{res.metrics.delta_e_mean:.2f} / {res.metrics.delta_e_p95:.2f}"])
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
 
@@ -236,6 +242,9 @@ class FrameView:
 
 
 def _error_map(comp: pipeline.Comparison, name: str, t: int, kind: str) -> np.ndarray:
+    """(H, W) error of one model at frame ``t``: mean |error| over RGB (0-255) or per-pixel CIEDE2000."""
+    if kind == "de":
+        return metrics.delta_e_map(comp.frames[t:t + 1], comp.results[name].run.recon[t:t + 1])[0]
     return comp.error_maps(name, t)
 
 
@@ -244,18 +253,21 @@ def frame_outputs(comp: pipeline.Comparison, view: FrameView) -> dict[str, Any]:
     t = int(np.clip(view.index, 0, len(comp.frames) - 1))
     names = list(comp.results)
     big = view.enlarge if view.enlarge in comp.results else names[0]
+    kind, vrange, bar_title, short = ERROR_BY_KEY.get(view.error, ERROR_BY_KEY["rgb"])
+    unit = "(0-255)" if kind == "rgb" else "ΔE00"
     tiles = [{"key": "input", "image": comp.frames[t], "title": "input", "lines": [f"frame {t}"]}]
     err_tiles = []
     for n, r in comp.results.items():
         psnr, ssim = r.metrics.psnr[t], r.metrics.ssim[t]
         tiles.append({"key": n, "image": r.run.recon[t], "title": n, "lines": [f"{psnr:.2f} dB · SSIM {ssim:.3f}"]})
-        err = _error_map(comp, n, t, view.error)
-        err_tiles.append({"key": n, "image": viz.heatmap_rgb(err), "title": n,
-                          "lines": [f"mean {err.mean():.1f} · max {err.max():.0f} (0-255)"]})
-    legend = viz.colourbar_html(f"{viz.ERROR_COLORBAR_TITLE.replace('<br>', ' ')}: frame {t}, black = no error")
-    err = _error_map(comp, big, t, view.error)
+        err = _error_map(comp, n, t, kind)
+        err_tiles.append({"key": n, "image": viz.heatmap_rgb(err, vrange), "title": n,
+                          "lines": [f"mean {err.mean():.1f} · max {err.max():.0f} {unit}"]})
+    legend = viz.colourbar_html(f"{bar_title.replace('<br>', ' ')}: frame {t}, black = no error", vrange)
+    err = _error_map(comp, big, t, kind)
     res = comp.results[big]
-    enlarged = viz.enlarged_frame(comp.frames[t], res.run.recon[t], err, big, t, res.metrics.psnr[t])
+    enlarged = viz.enlarged_frame(comp.frames[t], res.run.recon[t], err, big, t, res.metrics.psnr[t],
+                                  vrange=vrange, colorbar_title=bar_title, error_name=short)
     return {"gallery": viz.tile_gallery_html(tiles, clickable=True),
             "errors": legend + viz.tile_gallery_html(err_tiles, clickable=True), "enlarged": enlarged}
 
@@ -365,11 +377,12 @@ def _reconstruct(upload, example, model_names, frames, size, device, tiling, til
     }
 
 
-def show_frame(state, index, enlarge=None):
+def show_frame(state, index, enlarge=None, error_kind=None):
     """The frame panels (galleries and the enlarged model) for one frame of the last result."""
     if not isinstance(state, pipeline.Comparison):
         return {}
-    return frame_outputs(state, FrameView(int(index or 0), enlarge))
+    kind = ERROR_KINDS.get(error_kind, ERROR_BY_KEY["rgb"])[0]
+    return frame_outputs(state, FrameView(int(index or 0), enlarge, kind))
 
 
 def caption_for_clip(upload, example) -> str:
@@ -464,9 +477,12 @@ def build(state: gr.State) -> Reconstruct:
             gr.Markdown("**Frame:** the input, then every model (name, PSNR and SSIM of this frame). Click a tile "
                         "(or choose below) to enlarge it next to the input.", elem_classes=["vaelab-small"])
             c["gallery"] = gr.HTML(elem_id="rec-gallery")
-            with gr.Accordion("|error| heatmaps (one fixed colour scale for every model)", open=True):
+            with gr.Accordion("Error heatmaps (one fixed colour scale for every model)", open=True):
+                error_kind = gr.Radio(list(ERROR_KINDS), value=next(iter(ERROR_KINDS)), label="Error map",
+                                      elem_id="error-kind", info="Redraws at once. ΔE00: ~1 is just noticeable, "
+                                                                 "2-5 noticeable at a glance, above 5 another colour.")
                 c["errors"] = gr.HTML(elem_id="rec-errors")
-            c["enlarge"] = gr.Radio([], label="Enlarge (input | model | |error|, shared zoom)", elem_id="enlarge")
+            c["enlarge"] = gr.Radio([], label="Enlarge (input | model | error map, shared zoom)", elem_id="enlarge")
             c["enlarged"] = gr.Plot(elem_id="frame-plot", show_label=False)
     c["curves"] = gr.Plot(label="Per-frame metrics", elem_id="curves")
     c["table"] = gr.Dataframe(empty_table(), headers=TABLE_HEADERS, label="Per model", elem_id="table",
@@ -482,13 +498,14 @@ def build(state: gr.State) -> Reconstruct:
     done = ev.then(keyed(reconstruct, c), inputs, [c[k] for k in OUTPUTS], api_name="reconstruct",
                    concurrency_limit=1, concurrency_id="compute", show_progress_on=[c["status"]])
     done.then(keyed(idle, c), c["shown"], [c["run"], c["status"]], queue=False, api_name=False)
-    frame_inputs = [state, c["frame"], c["enlarge"]]
+    frame_inputs = [state, c["frame"], c["enlarge"], error_kind]
     frame_outputs_ = [c["gallery"], c["errors"], c["enlarged"]]
     # typed values and drags both arrive as .input; only the latest pending one is rendered
     c["frame"].input(keyed(show_frame, c), frame_inputs, frame_outputs_, concurrency_limit=4,
                      trigger_mode="always_last", api_name="show_frame")
-    c["enlarge"].input(keyed(show_frame, c), frame_inputs, frame_outputs_, concurrency_limit=4,
-                       trigger_mode="always_last", api_name=False)
+    for control in (c["enlarge"], error_kind):
+        control.input(keyed(show_frame, c), frame_inputs, frame_outputs_, concurrency_limit=4,
+                      trigger_mode="always_last", api_name=False)
     for src in (upload, example):
         src.change(caption_for_clip, [upload, example], caption, queue=False, api_name=False)
     chosen.change(weights_target, [chosen, custom_model], custom_model, queue=False, api_name=False)
