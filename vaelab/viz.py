@@ -128,67 +128,6 @@ def _block_mean(err: np.ndarray, max_side: int = HEATMAP_MAX_SIDE):
     return z, xs + (nw - 1) / 2, ys + (nh - 1) / 2, stride
 
 
-def frame_panel(
-    input_frame: np.ndarray,
-    recons: dict[str, np.ndarray],
-    errors: dict[str, np.ndarray],
-    frame_index: int,
-    titles: dict[str, str] | None = None,
-) -> go.Figure:
-    """Input, reconstructions and error heatmaps for one frame.
-
-    ``input_frame`` and ``recons[name]`` are (H, W, 3) uint8; ``errors[name]`` is (H, W) mean
-    |error| over RGB (0..255, e.g. one frame of ``metrics.error_maps``). Row 1: input then
-    one reconstruction per model; row 2: empty under the input, then each model's error
-    heatmap on the fixed shared scale (one colourbar). Images are embedded as PNG; heatmaps
-    are block-averaged to at most ``HEATMAP_MAX_SIDE`` px per side. All panels share zoom.
-    """
-    titles = titles or {}
-    names = list(recons)
-    n = 1 + len(names)
-    fig = make_subplots(
-        rows=2, cols=n, horizontal_spacing=0.01, vertical_spacing=0.06,
-        subplot_titles=[f"input · frame {frame_index}"] + [titles.get(k, k) for k in names]
-        + [""] + [f"|error| {titles.get(k, k)}" for k in names],
-    )
-    fig.add_trace(
-        go.Image(source=png_data_uri(input_frame), name="input",
-                 hovertemplate="x %{x}, y %{y}<extra>input</extra>"),
-        row=1, col=1,
-    )
-    for c, name in enumerate(names, start=2):
-        fig.add_trace(
-            go.Image(source=png_data_uri(recons[name]), name=name,
-                     hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"),
-            row=1, col=c,
-        )
-        z, x, y, stride = _block_mean(np.asarray(errors[name]))
-        block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
-        fig.add_trace(
-            go.Heatmap(
-                z=z, x=x, y=y, zmin=ERROR_RANGE[0], zmax=ERROR_RANGE[1], coloraxis="coloraxis",
-                name=name,
-                hovertemplate=f"x %{{x}}, y %{{y}}<br>error %{{z:.1f}} ({block})<extra>{name}</extra>",
-            ),
-            row=2, col=c,
-        )
-    # One shared view: every panel follows the first one's zoom; equal pixel aspect.
-    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False,
-                     zeroline=False)
-    fig.update_layout(xaxis_matches=None, yaxis_matches=None)  # the first panel leads
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_xaxes(visible=False, matches=None, row=2, col=1)
-    fig.update_yaxes(visible=False, matches=None, row=2, col=1)
-    return style(
-        fig, height=520, margin=dict(l=10, r=10, t=40, b=10),
-        coloraxis=dict(
-            colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
-            colorbar=dict(title=dict(text=ERROR_COLORBAR_TITLE), thickness=14, len=0.5, y=0.25),
-        ),
-    )
-
-
 # --- bar charts -------------------------------------------------------------------------
 
 
@@ -250,15 +189,19 @@ def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[st
                       row=1, col=1)
         fig.add_trace(go.Bar(x=names, y=error[model], name=model, marker_color=colour(i), legendgroup=model,
                              showlegend=False), row=2, col=1)
-    fig.update_yaxes(type="log", row=1, col=1)
-    return style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_yaxes(type="log", title_text="energy (log)", row=1, col=1)
+    fig.update_yaxes(title_text="squared error", row=2, col=1)
+    fig.update_xaxes(title_text="wavelet band (L1 = finest detail; LL / LLL = coarse image)", row=2, col=1)
+    return style(fig, height=600, barmode="group", margin=dict(l=70, r=20, t=50, b=60),
+                 legend=dict(orientation="h", y=-0.18, title_text="bars: "))
 
 
 def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], frames: int) -> go.Figure:
     """HVDM's three triplane planes (uint8 RGB images, PCA of the features) and PSNR with each branch off."""
     n = len(planes)
-    fig = make_subplots(rows=1, cols=n + 1, column_widths=[1.0] * n + [0.8],
-                        subplot_titles=list(planes) + ["PSNR with a branch switched off"])
+    fig = make_subplots(rows=1, cols=n + 1, column_widths=[1.0] * n + [1.2], horizontal_spacing=0.05,
+                        subplot_titles=[str(p).replace(" (", "<br>(") for p in planes]
+                        + ["PSNR with a<br>branch switched off"])
     for i, img in enumerate(planes.values(), start=1):
         fig.add_trace(go.Image(source=png_data_uri(img), hoverinfo="skip"), row=1, col=i)
         fig.update_xaxes(visible=False, row=1, col=i)
@@ -269,9 +212,10 @@ def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], f
                          text=[f"{v:.1f}" for v in ablation_psnr.values()], textposition="outside",
                          hovertemplate="%{x}: %{y:.2f} dB<extra></extra>", showlegend=False), row=1, col=n + 1)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=n + 1)
-    return style(fig, height=340, title=f"HVDM: triplane planes (first 3 principal components as RGB) and "
-                                        f"branch ablations, first {frames} frames",
-                 margin=dict(l=10, r=10, t=80, b=40))
+    fig.update_annotations(font_size=12)
+    return style(fig, height=380, title=dict(text=f"HVDM: triplane planes (first 3 principal components as RGB)<br>"
+                                                  f"and branch ablations, first {frames} frames", font=dict(size=14)),
+                 margin=dict(l=10, r=10, t=110, b=60))
 
 
 # --- inside the model (ablations) ------------------------------------------------------------
