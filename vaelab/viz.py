@@ -43,7 +43,8 @@ def style(fig: go.Figure, height: int, **layout) -> go.Figure:
 # --- metric curves ----------------------------------------------------------------------
 
 
-def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None = None) -> go.Figure:
+def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None = None,
+                  lpips_note: str = "LPIPS unavailable (AlexNet backbone not cached)") -> go.Figure:
     """Per-frame metric curves, one subplot row per metric, x = frame index.
 
     ``per_model[name]`` holds lists of length T: ``"psnr"``, ``"ssim"``, ``"lpips"`` (or None)
@@ -87,7 +88,7 @@ def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None 
         )
     if not has_lpips:
         fig.add_annotation(
-            text="LPIPS unavailable (AlexNet backbone not cached)", xref="paper", yref="paper", x=1, y=1.02,
+            text=lpips_note, xref="paper", yref="paper", x=1, y=1.02,
             xanchor="right", yanchor="bottom", showarrow=False, font=dict(color="gray"),
         )
     fig.update_xaxes(title_text="frame index", row=len(rows), col=1)

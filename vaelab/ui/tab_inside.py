@@ -14,6 +14,7 @@ from ..analysis import ablations
 from ..engine import auto_device, get_model
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .outputs import keyed
 from .widgets import device_choice
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
@@ -75,7 +76,7 @@ def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Prog
                                                             ab.variants["no caption"].recon[t])
     curves = viz.per_frame_lines({k: v.psnr for k, v in ab.variants.items()}, "VideoVAE+: PSNR per frame")
     notes = "\n".join(f"- {n}" for n in ab.notes)
-    return curves, viz.image_row(images, f"frame {t}"), notes
+    return {"ccurves": curves, "cimages": viz.image_row(images, f"frame {t}"), "cnotes": notes}
 
 
 @zero_gpu
@@ -90,7 +91,7 @@ def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
     bars = viz.bars(cats, {k: [v[c] for c in cats] for k, v in ab.by_position.items()},
                     "IV-VAE: PSNR by position inside each 4-frame group", "PSNR (dB)")
     notes = "\n".join(f"- {n}" for n in ab.notes)
-    return viz.image_row(images, f"frame {t}"), bars, notes
+    return {"bimages": viz.image_row(images, f"frame {t}"), "bbars": bars, "bnotes": notes}
 
 
 def frame_range(state):
@@ -115,20 +116,21 @@ def build(state: gr.State, example: gr.Dropdown, upload: gr.File | None = None) 
                              max_length=MAX_CAPTION_CHARS, placeholder="describe the uploaded clip in a few words")
         wrong = gr.Textbox(wrong_default, label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
     crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
-    ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
-    cimages = gr.Plot(elem_id="caption-images", show_label=False)
-    cnotes = gr.Markdown(elem_id="caption-notes")
+    c = {"ccurves": gr.Plot(elem_id="caption-curves", show_label=False),
+         "cimages": gr.Plot(elem_id="caption-images", show_label=False),
+         "cnotes": gr.Markdown(elem_id="caption-notes")}
     gr.Markdown(BRANCH_HELP)
     brun = gr.Button("Zero each branch", variant="primary", elem_id="branch-run")
-    bimages = gr.Plot(elem_id="branch-images", show_label=False)
-    bbars = gr.Plot(elem_id="branch-bars", show_label=False)
-    bnotes = gr.Markdown(elem_id="branch-notes")
+    c |= {"bimages": gr.Plot(elem_id="branch-images", show_label=False),
+          "bbars": gr.Plot(elem_id="branch-bars", show_label=False),
+          "bnotes": gr.Markdown(elem_id="branch-notes")}
 
     pickers = [example] + ([upload] if upload is not None else [])
     for src in pickers:
         src.change(captions_for, pickers, [caption, wrong], queue=False, api_name=False)
-    crun.click(caption_effect, [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
+    crun.click(keyed(caption_effect, c), [state, caption, wrong, frame, device],
+               [c[k] for k in ("ccurves", "cimages", "cnotes")], api_name="caption_effect",
                concurrency_limit=1, concurrency_id="compute")
-    brun.click(branch_ablation, [state, frame, device], [bimages, bbars, bnotes],
-               concurrency_limit=1, concurrency_id="compute")
+    brun.click(keyed(branch_ablation, c), [state, frame, device], [c[k] for k in ("bimages", "bbars", "bnotes")],
+               api_name="branch_ablation", concurrency_limit=1, concurrency_id="compute")
     return frame

@@ -275,7 +275,9 @@ def frame_outputs(comp: pipeline.Comparison, view: FrameView) -> dict[str, Any]:
 def _curves(comp: pipeline.Comparison):
     return viz.metric_curves(
         {n: {"psnr": r.metrics.psnr, "ssim": r.metrics.ssim, "lpips": r.metrics.lpips, "flicker": r.flicker}
-         for n, r in comp.results.items()}, input_flicker=comp.input_flicker)
+         for n, r in comp.results.items()}, input_flicker=comp.input_flicker,
+        lpips_note="LPIPS: downloading the AlexNet backbone" if comp.lpips_message.startswith("LPIPS: downloading")
+        else "LPIPS unavailable (AlexNet backbone not cached)")
 
 
 def _codebook(comp: pipeline.Comparison):
@@ -305,8 +307,8 @@ def busy(upload, example, model_names, frames, size):
     """Before a run: the button is disabled (a second click cannot be silently dropped) and says so."""
     what = "your upload" if upload else f"example {example}"
     return {"run": gr.Button("Running...", interactive=False),
-            "status": f"⏳ **Running:** {what}, {len(model_names or [])} model(s), {int(frames)} frame(s), "
-                      f"{int(size)} px. What is on screen stays until it finishes."}
+            "status": f"⏳ **Running:** {what}, {len(model_names or [])} model(s), {frames} frame(s), "
+                      f"{size} px. What is on screen stays until it finishes."}
 
 
 def idle(shown, request: gr.Request = None):
