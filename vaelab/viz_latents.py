@@ -78,15 +78,15 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
     fig.update_yaxes(showticklabels=False, zeroline=False)
     note = ("separate embeddings per channel count: axes of different panels are unrelated"
             if len(chans) > 1 else "")
-    if note:
-        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.06, showarrow=False,
-                           xanchor="left", font=dict(color="gray", size=11))
-    top = 40 + 18 * max((t.count("<br>") for t in titles), default=0) + (30 if title else 0)
+    if note:  # under the title: below the plots it would sit on the axis titles
+        title = f"{title}<br><sup>{note}</sup>" if title else f"<sup>{note}</sup>"
+    top = 40 + 18 * max((t.count("<br>") for t in titles), default=0) + (30 if title else 0) + (16 if note else 0)
     fig.update_xaxes(title_text="embedding axis 1 (no unit)", title_font=dict(size=11))
     fig.update_yaxes(title_text="embedding axis 2", title_font=dict(size=11), col=1)
     return style(fig, height=480 + top, title=title or None, margin=dict(l=40, r=20, t=top + 30, b=60),
-                 legend=dict(itemsizing="constant", orientation="h", y=-0.12, title_text="filled = video · "
-                             "open = each frame as an image · ◆ grey = image reference   "),
+                 legend=dict(itemsizing="constant", orientation="h", y=-0.12,
+                             title=dict(text="filled = video · open = each frame as an image · ◆ grey = image "
+                                             "reference", side="top")),
                  showlegend=True, hovermode="closest")
 
 

@@ -7,6 +7,7 @@ tab's own (tab_latents). This file also holds start-up work (warm-up, workshop p
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -44,10 +45,12 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Latent space"):
             tab_latents.build(state)
         with gr.Tab("Models"):
-            model_table, cards = tab_models.build(state)
+            model_table, cards = tab_models.build()
 
-        rec.done.success(tab_inside.frame_range, state, inside_frame, queue=False, api_name=False)
-        rec.done.success(tab_wavelets.frame_range, state, wavelet_frame, queue=False, api_name=False)
+        for fit, target in ((tab_inside.frame_range, inside_frame), (tab_wavelets.frame_range, wavelet_frame),
+                            (tab_models.measured_table, model_table)):
+            rec.done.then(functools.partial(tab_reconstruct.fitted, fit=fit), [rec.ran, state], target,
+                          queue=False, api_name=False)
         demo.load(tab_models.model_cards, None, cards, api_name="model_cards")
         demo.load(tab_models.measured_table, None, model_table, api_name=False)
         demo.load(None, None, None, js=tab_reconstruct.TILE_CLICK_JS)

@@ -4,15 +4,12 @@ Kept apart from ``app.py`` so that the tab modules never import the app (which i
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import tempfile
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 OUT_DIR = Path(tempfile.gettempdir()) / "vaelab-out"
 OUT_TTL_S = 3600
@@ -58,42 +55,3 @@ def keyed(fn: Callable[..., dict[str, Any]], components: dict[str, Any]) -> Call
         return {components[k]: v for k, v in out.items()}
 
     return wrapper
-
-
-class Outcomes:
-    """The last refusal per browser session (Gradio's ``session_hash``), read once by the step after a run.
-
-    A refused request raises ``gr.Error`` (a toast; API clients get an error) and never touches the result
-    panels; the follow-up step reads the reason from here to write the status line. In-process and small
-    (oldest dropped first); swap it for a shared request-state store without touching the tabs."""
-
-    def __init__(self, size: int = 256):
-        self._lock = threading.Lock()
-        self._last: OrderedDict[str, str] = OrderedDict()
-        self._size = size
-
-    def refuse(self, request: Any, message: str) -> None:
-        key = getattr(request, "session_hash", None)
-        if key is None:
-            return
-        with self._lock:
-            self._last[key] = message
-            self._last.move_to_end(key)
-            while len(self._last) > self._size:
-                self._last.popitem(last=False)
-
-    def pop(self, request: Any) -> str | None:
-        key = getattr(request, "session_hash", None)
-        with self._lock:
-            return self._last.pop(key, None) if key is not None else None
-
-    @contextlib.contextmanager
-    def recording(self, request: Any) -> Iterator[None]:
-        """Re-raises every ``gr.Error`` after noting its message for ``request``'s session."""
-        import gradio as gr
-
-        try:
-            yield
-        except gr.Error as e:
-            self.refuse(request, str(e.message if hasattr(e, "message") else e))
-            raise

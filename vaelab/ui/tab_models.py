@@ -91,13 +91,13 @@ def model_cards(state=None) -> str:
     return "".join(family_html(c) for c in models.available())
 
 
-def build(state: gr.State) -> tuple[gr.Dataframe, gr.HTML]:
-    """Components inside the current ``gr.Tab``; returns (table, cards) for the app to fill on page load."""
+def build() -> tuple[gr.Dataframe, gr.HTML]:
+    """Components inside the current ``gr.Tab``; returns (table, cards) for the app to fill on page load and
+    (the table's latent column) after each Reconstruct run."""
     gr.Markdown("Every family offered here: its measured numbers first (parameters and FLOPs counted on the "
                 "module, held-out PSNR/SSIM from its training record), then one diagram per family drawn from "
                 "its code: each block and the shape of what it hands on.")
     table = gr.Dataframe(pd.DataFrame([], columns=TABLE_HEADERS), label="Measured numbers (per family)",
                          elem_id="models-table", interactive=False, wrap=True)
     cards = gr.HTML(elem_id="cards")
-    state.change(measured_table, state, table, queue=False, api_name=False)
     return table, cards

@@ -23,7 +23,7 @@ from ..viz_video import clip_grid
 from . import text
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .outputs import Outcomes, fresh_output_path, keyed, refused_md, showing_md
+from .outputs import fresh_output_path, keyed, refused_md, showing_md
 from .tab_inside import MAX_CAPTION_CHARS
 from .widgets import clip_inputs, clip_settings, device_choice
 
@@ -45,7 +45,6 @@ ERROR_BY_KEY = {v[0]: v for v in ERROR_KINDS.values()}
 # Outputs of /reconstruct, in the order the API returns them (gr.State ones are not in the API).
 OUTPUTS = ["status", "video", "frame", "gallery", "errors", "enlarge", "enlarged", "curves", "table", "notes",
            "codebook", "groups", "state", "shown"]
-OUTCOMES = Outcomes()
 
 
 # --- words and numbers ---------------------------------------------------------------------------
@@ -311,21 +310,33 @@ def busy(upload, example, model_names, frames, size):
                       f"{size} px. What is on screen stays until it finishes."}
 
 
-def idle(shown, request: gr.Request = None):
-    """After a run, whatever happened: the button is back; a refusal is said next to what is still shown."""
-    refused = OUTCOMES.pop(request)
-    status = refused_md(refused, shown or "Nothing reconstructed yet.") if refused else (shown or "")
-    return {"run": gr.Button("Reconstruct", interactive=True), "status": status}
-
-
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                chunk=4, custom_model=None, custom_weights="", caption="", request: gr.Request = None,
-                progress=gr.Progress()):
-    """Reconstruct the chosen clip with each selected model; returns ``{output name: value}`` (:data:`OUTPUTS`)."""
-    with OUTCOMES.recording(request):
-        return _reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                            custom_model, custom_weights, caption, progress)
+                chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
+    """Reconstruct the chosen clip with each selected model; returns ``{output name: value}`` (:data:`OUTPUTS`).
+    A refused request raises ``gr.Error`` (API clients get an error; the page uses :func:`reconstruct_page`)."""
+    return _reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
+                        custom_model, custom_weights, caption, progress)
+
+
+def reconstruct_page(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
+                     custom_model, custom_weights, caption, shown, progress=gr.Progress()):
+    """The page's Reconstruct: a refusal is a toast and a status line, and every result panel keeps what it
+    shows (Gradio would mark each output of a failed event "Error"); the button comes back either way."""
+    try:
+        out = reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
+                          custom_model, custom_weights, caption, progress=progress)
+    except gr.Error as e:
+        message = str(getattr(e, "message", e))
+        gr.Warning(message)
+        return {"status": refused_md(message, shown or "Nothing reconstructed yet."), "ran": False,
+                "run": gr.Button("Reconstruct", interactive=True)}
+    return out | {"ran": True, "run": gr.Button("Reconstruct", interactive=True)}
+
+
+def fitted(ran, state, fit):
+    """``fit(state)`` after a run that produced a result; nothing changes after a refusal."""
+    return fit(state) if ran else gr.skip()
 
 
 def _reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
@@ -422,7 +433,8 @@ class Reconstruct:
     state: gr.State
     upload: gr.File
     example: gr.Dropdown
-    done: Any  # the dependency of a successful run (chain ``.success`` on it)
+    done: Any  # the dependency of a page run: chain ``.then(fitted, [ran, ...])`` on it
+    ran: gr.State  # True after a run that produced a result, False after a refusal
 
 
 def build(state: gr.State) -> Reconstruct:
@@ -430,7 +442,7 @@ def build(state: gr.State) -> Reconstruct:
     names = models.names()
     examples = pipeline.example_names()
     ticked = default_models()
-    c: dict[str, Any] = {"state": state, "shown": gr.State("")}
+    c: dict[str, Any] = {"state": state, "shown": gr.State(""), "ran": gr.State(False)}
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             upload, example = clip_inputs(examples, examples[0] if examples else None, "upload", "example")
@@ -497,9 +509,13 @@ def build(state: gr.State) -> Reconstruct:
               custom_weights, caption]
     ev = c["run"].click(keyed(busy, c), [upload, example, chosen, frames, size], [c["run"], c["status"]],
                         queue=False, api_name=False)
-    done = ev.then(keyed(reconstruct, c), inputs, [c[k] for k in OUTPUTS], api_name="reconstruct",
+    page_outputs = [c[k] for k in OUTPUTS] + [c["ran"], c["run"]]
+    done = ev.then(keyed(reconstruct_page, c), inputs + [c["shown"]], page_outputs, api_name=False,
                    concurrency_limit=1, concurrency_id="compute", show_progress_on=[c["status"]])
-    done.then(keyed(idle, c), c["shown"], [c["run"], c["status"]], queue=False, api_name=False)
+    # the same computation for API clients, where a refusal is an error (this button is never shown)
+    api = gr.Button(visible=False, elem_id="reconstruct-api")
+    api.click(keyed(reconstruct, c), inputs, [c[k] for k in OUTPUTS], api_name="reconstruct",
+              concurrency_limit=1, concurrency_id="compute")
     frame_inputs = [state, c["frame"], c["enlarge"], error_kind]
     frame_outputs_ = [c["gallery"], c["errors"], c["enlarged"]]
     # typed values and drags both arrive as .input; only the latest pending one is rendered
@@ -513,4 +529,4 @@ def build(state: gr.State) -> Reconstruct:
     chosen.change(weights_target, [chosen, custom_model], custom_model, queue=False, api_name=False)
     for src in (frames, chunk):
         src.change(chunk_md, [frames, chunk], chunk_info, queue=False, api_name=False)
-    return Reconstruct(state=state, upload=upload, example=example, done=done)
+    return Reconstruct(state=state, upload=upload, example=example, done=done, ran=c["ran"])

@@ -105,6 +105,6 @@ def build(state: gr.State) -> gr.Slider:
     outs = [c[k] for k in OUTPUTS]
     run.click(keyed(wavelets, c), [state, mode, frame], outs, concurrency_limit=2, api_name="wavelets")
     mode.change(keyed(auto_wavelets, c), [state, mode, frame], outs, concurrency_limit=2, api_name=False)
-    frame.release(keyed(auto_wavelets, c), [state, mode, frame], outs, concurrency_limit=2,
+    frame.input(keyed(auto_wavelets, c), [state, mode, frame], outs, concurrency_limit=2,
                   trigger_mode="always_last", api_name=False)
     return frame
