@@ -17,7 +17,7 @@ from . import text
 
 log = logging.getLogger("vaelab.ui.models")
 
-TABLE_HEADERS = ["model", "kind", "compression T×H×W", "latent C", "params", "encoder GFLOPs / frame",
+TABLE_HEADERS = ["model", "kind", "compression T×H×W", "channels", "params", "encoder GFLOPs / frame",
                  "decoder GFLOPs / frame", "held-out PSNR dB", "held-out SSIM", "training"]
 
 

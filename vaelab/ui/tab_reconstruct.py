@@ -160,8 +160,8 @@ def chunk_md(frames: int, chunk: int) -> str:
     return (f"Chunks for {frames} frame(s): **{' | '.join(bounds)}** ({len(bounds)} chunk(s); frame 0 is coded "
             f"alone). A chunk of {step} frames holds {step} frames of activations at a time instead of "
             f"{frames}, so the peak memory of causal streaming grows with the chunk, not the clip (measured in "
-            "docs/PERFORMANCE.md); the causal convolutions see the same past, so the result does not depend on "
-            "it. Applies on the next Reconstruct click.")
+            "docs/PERFORMANCE.md); per-layer caches carry the past across chunks, so the result equals one-shot "
+            "coding up to float rounding. Applies on the next Reconstruct click.")
 
 
 def custom_weights_allowed() -> bool:
