@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from vaelab.analysis.wavelets import BANDS_3D, idwt3
+from vaelab.models.wavelets import BANDS_3D, idwt3
 from vaelab.models.base import pad_to_rule
 from vaelab.models.hvdm import HVDM, LAB_CONFIG as HVDM_LAB, MODES
 from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB, TwinLatent, VidTwin

@@ -85,3 +85,38 @@ def test_v2_sampler_batches_in_range_with_captions():
     assert len(caps) == 12
     with pytest.raises(ValueError, match="data mix"):
         data.Sampler(src, mix="v3")
+
+
+def test_one_pixel_frame_budget_sets_steps():
+    from vaelab.train.loop import TrainConfig, pixel_frames_per_step, steps_for_budget
+
+    image = TrainConfig(model="sd-vae", batch=8, crop=128)
+    video = TrainConfig(model="iv-vae", batch=2, frames=9, crop=128)
+    assert pixel_frames_per_step(image) == 8 * 128 * 128
+    assert steps_for_budget(image, 5e8) == 3815 and steps_for_budget(video, 5e8) == 1696
+    assert steps_for_budget(video, 5e8) * pixel_frames_per_step(video) >= 5e8
+
+
+@pytest.mark.slow
+def test_v2_training_run_records_budget_colour_and_every_heldout_set(tmp_path):
+    """Two real steps of `vaelab train` on the v2 mix end in a record with the budget and each held-out set."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VAELAB_ASSETS=str(tmp_path / "assets"), PYTHONPATH=str(ROOT))
+    (tmp_path / "assets" / "weights").mkdir(parents=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vaelab.cli", "train", "sd-vae", "--data-mix", "v2", "--pixel-frames", "2048",
+         "--batch", "1", "--crop", "32", "--warmup", "1", "--out", str(tmp_path / "runs")],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rec = json.loads((tmp_path / "assets" / "weights" / "sd-vae.json").read_text())
+    assert rec["steps"] == 2 and rec["pixel_frames"] == 2048 and rec["recipe"]["data_mix"] == "v2"
+    assert "manifest v2" in rec["recipe"]["data"]
+    sets = rec["heldout_sets"]
+    assert {"clips", "colour_chart"} <= set(sets)
+    chart = sets["colour_chart"]["colour_chart_clip"]
+    assert chart["delta_e_mean"] > 0 and chart["delta_e_p95"] >= chart["delta_e_mean"]
+    assert rec["heldout"]["mean_delta_e_mean"] > 0

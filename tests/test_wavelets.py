@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vaelab.analysis import wavelet_view as wv
-from vaelab.analysis.wavelets import (BANDS_3D, dwt2, dwt2_multilevel, dwt3, idwt2, idwt2_multilevel, idwt3,
+from vaelab.models.wavelets import (BANDS_3D, dwt2, dwt2_multilevel, dwt3, idwt2, idwt2_multilevel, idwt3,
                                       pad_even)
 
 

@@ -127,11 +127,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.model not in models.all_names():
         return _fail(f"unknown model {args.model!r}; choose from {', '.join(models.all_names())}")
+    import dataclasses
+
+    from .train.loop import steps_for_budget
+
     cfg = TrainConfig(model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
                       ckpt_every=args.ckpt_every, image_batch_share=args.image_batch_share,
                       captions=not args.no_captions, frames=args.frames or TrainConfig.frames,
                       data_mix=args.data_mix, photo_share=args.photo_share)
+    if args.pixel_frames:
+        cfg = dataclasses.replace(cfg, steps=steps_for_budget(cfg, args.pixel_frames))
+        print(f"vaelab: {args.pixel_frames:.3g} pixel-frames at batch {cfg.batch} x {cfg.frames} frames x "
+              f"{cfg.crop}^2 = {cfg.steps} steps", file=sys.stderr)
     record = train(cfg)
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
                      indent=2))
@@ -295,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="v1: the first lab weights' data; v2: the whole data manifest with colour jitter, "
                    "procedural clips and the full synthetic camera (docs/DATA.md)")
     t.add_argument("--photo-share", type=float, default=0.3, help="share of non-procedural samples from photos")
+    t.add_argument("--pixel-frames", type=float, default=0.0,
+                   help="training budget in pixel-frames (frames x height x width seen, e.g. 5e8); sets --steps")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")
     t.set_defaults(func=cmd_train)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .metrics import psnr_per_frame
 from .models import VAE
 
 _LOCK = threading.Lock()
@@ -156,7 +157,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         notes.append(f"padded {w}x{h} to a multiple of {card.spatial_factor} (edge replicate), then cropped back")
     if len(idx) != t:
         notes.append(f"{t} frames padded to {len(idx)} ({card.frame_rule} rule, last frame repeated), then cropped")
-    streamed = card.kind == "video" and card.causal and hasattr(model, "encode_chunk")
+    streamed = model.streams_causally
     if card.kind == "image":
         chunks = [(a, min(a + frame_batch, len(idx))) for a in range(0, len(idx), frame_batch)]
     elif streamed:
@@ -245,7 +246,7 @@ def stream_window(model: VAE) -> tuple[str, int]:
     one-shot); CV-VAE (non-causal decoder) and VideoVAE+ in 17- and 16-frame windows, whose borders differ
     from a one-shot run (each CV-VAE window's first frame is coded alone, like an image)."""
     card = model.card
-    if card.kind == "video" and card.causal and hasattr(model, "encode_chunk"):
+    if model.streams_causally:
         return "causal", 4
     if card.kind == "image":
         return "windows", 8
@@ -333,8 +334,7 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
         for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents, tile=tile, overlap=overlap):
             ref = np.concatenate(sources, 0)
             n = len(rec)
-            mse = ((ref[:n].astype(np.float32) - rec.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
-            psnr.extend(float(10 * np.log10(255.0 ** 2 / max(m, 1e-10))) for m in mse)
+            psnr.extend(float(v) for v in psnr_per_frame(ref[:n], rec))
             sources[:] = [ref[n:]] if n < len(ref) else []
             yield rec
             if on_chunk:

@@ -113,18 +113,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
-        extras = dict(run.extras)
-        if hasattr(model, "codebook_usage"):
-            from .engine import to_tensor
-
-            n = min(len(frames), CODEBOOK_FRAMES)
-            extras["codebook"] = model.codebook_usage(to_tensor(frames[:n], next(model.parameters()).device)) | {
-                "frames": n}
-        if hasattr(model, "compatibility_psnr"):
-            # CV-VAE's compatibility meter: its video latent read by the frozen image (sd-vae) decoder
-            from .analysis.latents import compatibility
-
-            extras["compatibility"] = compatibility(frames[:COMPAT_FRAMES], model, get_model("sd-vae", "lab", device))
+        extras = dict(run.extras) | family_diagnostics(model, frames, device)
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
         _RESULTS.put(key, results[name])
     return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))
@@ -172,8 +161,18 @@ def _frames_digest(frames: np.ndarray) -> str:
     return h.hexdigest()
 
 
-COMPAT_FRAMES = 17  # the compatibility meter reads at most this many frames (5 latent frames)
-CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (one encoder pass, bounded memory)
+DIAGNOSTIC_FRAMES = 32  # a family's own measurements (model.diagnostics) read at most this many frames
+
+
+def family_diagnostics(model: Any, frames: np.ndarray, device: str) -> dict[str, Any]:
+    """The family's own extra measurements (VQGAN codebook usage, CV-VAE compatibility meter, ...) on the clip."""
+    import torch
+
+    from .engine import _model_lock, to_tensor
+
+    x = to_tensor(frames[:DIAGNOSTIC_FRAMES], next(model.parameters()).device)
+    with torch.no_grad(), _model_lock(model):
+        return model.diagnostics(x, reference=lambda name: get_model(name, "lab", device))
 
 
 # --- inputs -------------------------------------------------------------------------------------

@@ -43,9 +43,8 @@ __all__ = ["frame_chunks", "latent_chunks", "iter_encode_streaming", "iter_decod
 # --- causal streaming ---------------------------------------------------------------------------
 
 def _check_causal(model: Any) -> None:
-    card = getattr(model, "card", None)
-    if card is None or not card.causal or not hasattr(model, "encode_chunk"):
-        name = getattr(card, "name", type(model).__name__)
+    if not getattr(model, "streams_causally", False):
+        name = getattr(getattr(model, "card", None), "name", type(model).__name__)
         raise ValueError(f"{name} is not a causal video VAE; streaming needs one (use tiled() or frame batches)")
 
 

@@ -92,13 +92,12 @@ def branch_ablation(model, frames_thwc: np.ndarray, chunk_latents: int = 4) -> A
 
     from ..engine import _model_lock, to_tensor, to_uint8
     from ..models.base import pad_to_rule
-    from ..models.iv_vae import BRANCHES
     from ..streaming import decode_streaming, encode_streaming
 
-    if not hasattr(model, "zero_branch"):
+    if not model.latent_branches:
         raise ValueError(f"{model.card.name} has no latent branches; the branch ablation needs iv-vae")
     t, h, w, _ = frames_thwc.shape
-    conds = {"full latent": None} | {f"{b} branch zeroed": b for b in BRANCHES}
+    conds = {"full latent": None} | {f"{b} branch zeroed": b for b in model.latent_branches}
     x = to_tensor(frames_thwc, next(model.parameters()).device)
     x_pad, _ = pad_to_rule(x, model.card.spatial_factor, model.card.frame_rule)  # last frame repeated, edges replicated
     variants = {}

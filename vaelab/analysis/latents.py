@@ -209,7 +209,7 @@ def _video_latent(model: Any, x_bcthw: torch.Tensor) -> torch.Tensor:
     card = model.card
     x_pad, _ = pad_to_rule(x_bcthw, card.spatial_factor, card.frame_rule)
     with _model_lock(model):
-        if card.kind == "video" and card.causal and hasattr(model, "encode_chunk") and x_pad.shape[2] > 1:
+        if model.streams_causally and x_pad.shape[2] > 1:
             from ..streaming import encode_streaming
 
             return encode_streaming(model, x_pad, chunk_latents=4)
@@ -299,7 +299,7 @@ def collect(frames_thwc: np.ndarray, video_models: list, image_reference: Any = 
         x = to_tensor(frames_thwc, next(model.parameters()).device)
         parts += [_video_rows(model, x), _image_rows(model, x, "image")]
         names.append((card.name, str(getattr(model, "weights_source", ""))))
-        if hasattr(card, "num_queries"):
+        if model.latent_parts:
             notes.append(f"{card.name}: structure latent only (TwinLatent.structure); dynamics not included")
     if image_reference is not None:
         card = image_reference.card
@@ -593,28 +593,16 @@ def compatibility(frames_thwc: np.ndarray, video_model: Any, image_model: Any) -
     t, h, w, _ = frames_thwc.shape
     dev = next(video_model.parameters()).device
     x = to_tensor(frames_thwc, dev)
-    if hasattr(video_model, "compatibility_psnr"):
-        attach = getattr(video_model, "image_vae", None) is None
-        if attach and image_model is None:
-            return base | {"psnr": None, "reason": f"{card.name} needs an image decoder (pass the sd-vae)"}
-        try:
-            with _model_lock(video_model):
-                if attach:
-                    video_model.attach_image_decoder(image_model)
-                try:
-                    res = video_model.compatibility_psnr(x)
-                finally:
-                    if attach:
-                        video_model.detach_image_decoder()
-        except ValueError as e:
-            return base | {"psnr": None, "reason": str(e)}
-        return base | res | {"method": f"{card.name} compatibility_psnr"}
+    with _model_lock(video_model):
+        own = video_model.compatibility_with(x, image_model)
+    if own is not None:
+        return base | own
     if image_model is None:
         return base | {"psnr": None, "reason": "no image model given"}
     icard = image_model.card
-    if icard.kind != "image" or not hasattr(image_model, "decode"):
+    if icard.kind != "image":
         return base | {"psnr": None, "reason": f"{icard.name} is not an image VAE"}
-    if hasattr(card, "num_queries"):
+    if video_model.latent_parts:
         return base | {"psnr": None, "reason": f"{card.name}'s structure latent has query slots, not frames, "
                                                f"and a {card.spatial_factor}x spatial factor"}
     if card.latent_channels != icard.latent_channels:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .wavelets import BANDS_3D, dwt2_multilevel, dwt3, pad_even
+from ..models.wavelets import BANDS_3D, dwt2_multilevel, dwt3, pad_even
 
 
 def _to_tensor(clip_thwc: np.ndarray) -> torch.Tensor:

@@ -266,6 +266,10 @@ class CausalVideoVAE(VAE):
     def posterior(self, x_bcthw: torch.Tensor) -> DiagonalGaussian:
         return DiagonalGaussian(self.moments(x_bcthw))
 
+    @property
+    def streams_causally(self) -> bool:
+        return True
+
     def encode_chunk(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         return self.posterior(x_bcthw).mode()
 

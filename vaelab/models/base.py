@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,7 @@ class ModelCard:
 
 def reads_captions(model: Any) -> bool:
     """Does ``model`` take a ``caption=`` (VideoVAE+ with its text path on)? Every caption-aware caller asks this."""
-    return getattr(model, "text", None) is not None
+    return bool(getattr(model, "reads_captions", False))
 
 
 def pad_frames_to_rule(t: int, rule: str) -> int:
@@ -103,9 +103,47 @@ class VAE(nn.Module):
 
     card: ModelCard
 
+    # --- capabilities: what callers ask instead of checking the family ---------------------
+    parent: str | None = None  # the model this family starts from in training (CV-VAE: the image VAE)
+    latent_branches: tuple[str, ...] = ()  # named latent halves ``zero_branch`` can zero (IV-VAE)
+    latent_parts: tuple[str, ...] = ()  # named parts of a decoupled latent (VidTwin); its main part has query slots
+
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.config = dict(config)
+
+    @property
+    def streams_causally(self) -> bool:
+        """Can run frame 0 then chunks with per-layer caches (``encode_chunk``/``decode_chunk``), equal to one-shot."""
+        return False
+
+    @property
+    def reads_captions(self) -> bool:
+        """Takes ``caption=`` in encode/decode/forward (VideoVAE+ with its text path on)."""
+        return getattr(self, "text", None) is not None
+
+    @property
+    def quantised(self) -> bool:
+        """A discrete latent (codebook indices), trained with a VQ loss."""
+        return False
+
+    def start_from(self, parent: "VAE") -> None:
+        """Training starts from ``parent`` (a loaded ``self.parent`` model), as the family's paper does."""
+        raise NotImplementedError(f"{self.card.name} does not start from another model")
+
+    def zero_branch(self, z: torch.Tensor, branch: str | None) -> torch.Tensor:
+        """``z`` with the channels of one of ``latent_branches`` set to zero (None: unchanged)."""
+        raise ValueError(f"{self.card.name} has no latent branches")
+
+    def compatibility_with(self, x_bcthw: torch.Tensor, image_model: "VAE | None") -> dict[str, Any] | None:
+        """A family that measures its own latent compatibility with an image VAE (CV-VAE's meter) returns it here;
+        None: callers fall back to decoding latent frames with ``image_model`` themselves."""
+        return None
+
+    def diagnostics(self, x_bcthw: torch.Tensor, reference: Callable[[str], "VAE"]) -> dict[str, Any]:
+        """The family's own extra measurements on a clip in [-1, 1], keyed by what they are (VQGAN: "codebook",
+        CV-VAE: "compatibility"); ``reference(name)`` loads another model a measurement needs. Default: none."""
+        return {}
 
     # --- the public contract -------------------------------------------------------
     def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:

@@ -409,6 +409,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class CVVAE(VAE):
     card = CARD
+    parent = "sd-vae"  # inflated from the image VAE, whose frozen decoder also regularises the latent
+    COMPAT_FRAMES = 17  # the compatibility meter reads at most this many frames (5 latent frames)
 
     def __init__(self, config: dict[str, Any] | None = None):
         cfg = {**LAB_CONFIG, **(config or {})}
@@ -446,6 +448,34 @@ class CVVAE(VAE):
 
     def detach_image_decoder(self) -> None:
         self.__dict__.pop("_image_vae", None)
+
+    def start_from(self, parent: VAE) -> None:
+        """Training starts as the trained image VAE, inflated, with its frozen decoder attached."""
+        self.inflate_from_sd(parent.state_dict())
+        self.attach_image_decoder(parent)
+
+    def compatibility_with(self, x_bcthw: torch.Tensor, image_model: VAE | None) -> dict[str, Any]:
+        """:meth:`compatibility_psnr` with ``image_model`` as the frozen decoder (for the call), unless one is attached."""
+        attach = self.image_vae is None
+        if attach and image_model is None:
+            return {"psnr": None, "reason": f"{self.card.name} needs an image decoder (pass the sd-vae)"}
+        try:
+            if attach:
+                self.attach_image_decoder(image_model)
+            try:
+                res = self.compatibility_psnr(x_bcthw)
+            finally:
+                if attach:
+                    self.detach_image_decoder()
+        except ValueError as e:
+            return {"psnr": None, "reason": str(e)}
+        return res | {"method": f"{self.card.name} compatibility_psnr"}
+
+    def diagnostics(self, x_bcthw: torch.Tensor, reference: Any) -> dict[str, Any]:
+        """The compatibility meter on the first ``COMPAT_FRAMES`` frames, read by the lab image VAE it started from."""
+        image_vae = reference(self.parent)
+        base = {"model": self.card.name, "image_model": image_vae.card.name}
+        return {"compatibility": base | self.compatibility_with(x_bcthw[:, :, :self.COMPAT_FRAMES], image_vae)}
 
     @property
     def image_vae(self) -> nn.Module | None:

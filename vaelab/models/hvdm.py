@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analysis.wavelets import BANDS_3D, dwt3
+from .wavelets import BANDS_3D, dwt3
 from ._blocks import Conv3d, _groups
 from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks,
                            grid_positions)

@@ -402,6 +402,7 @@ class IVVAE(CausalVideoVAE):
     """IV-VAE: keyframe/temporal split latent, group causal convolutions (see module docstring)."""
 
     card = CARD
+    latent_branches = BRANCHES
 
     def __init__(self, config: dict[str, Any] | None = None):
         cfg = {**LAB_CONFIG, **(config or {})}

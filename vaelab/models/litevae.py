@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analysis.wavelets import dwt2_multilevel
+from .wavelets import dwt2_multilevel
 from ._blocks import Decoder, DiagonalGaussian, ResnetBlock2D
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
 

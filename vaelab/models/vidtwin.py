@@ -377,6 +377,7 @@ class VidTwin(VAE):
     """VidTwin with a structure (Q-Former) and a dynamics (axis-averaged) latent. See the module docstring."""
 
     card = CARD
+    latent_parts = TwinLatent.KEYS
 
     def __init__(self, config: dict[str, Any] | None = None):
         cfg = {**LAB_CONFIG, **(config or {})}

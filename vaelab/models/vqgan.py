@@ -89,6 +89,8 @@ class VectorQuantizer(nn.Module):
 
 class VQGAN(ImageVAE):
     card = CARD
+    quantised = True
+    CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (one encoder pass, bounded memory)
 
     def __init__(self, config: dict[str, Any] | None = None):
         cfg = {**LAB_CONFIG, **(config or {})}
@@ -132,6 +134,11 @@ class VQGAN(ImageVAE):
 
         idx = self.encode_indices(pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)[0])
         return codebook_stats(idx, self.quantize.n_embed)
+
+    def diagnostics(self, x_bcthw: torch.Tensor, reference: Any = None) -> dict[str, Any]:
+        """Codebook usage (counts, codes used, perplexity) on the first ``CODEBOOK_FRAMES`` frames."""
+        n = min(x_bcthw.shape[2], self.CODEBOOK_FRAMES)
+        return {"codebook": self.codebook_usage(x_bcthw[:, :, :n]) | {"frames": n}}
 
 
 def codebook_stats(idx: torch.Tensor, n_embed: int) -> dict[str, Any]:

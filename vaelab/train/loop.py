@@ -23,7 +23,14 @@ import torch
 
 from .. import models
 from ..models.base import reads_captions
-from .data import Sampler, heldout_clips, train_sources
+from .data import Sampler, heldout_clips, heldout_sets, train_sources
+
+DATA_MIX_TEXT = {
+    "v1": "bigbuckbunny + bikes (first 80 % of frames, short side 128 and 192 px) and scikit-image photos with a "
+          "synthetic panning camera; random crops, h-flips",
+    "v2": "data manifest v2 (docs/DATA.md): the v1 sources plus 8 Debian wallpaper photographs, 20 % procedural "
+          "clips, colour jitter, a camera that pans/zooms/rotates/shakes over photos; random crops, h-flips",
+}
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss, reconstruction_loss
 
 
@@ -52,6 +59,16 @@ class TrainConfig:
     model_config: dict[str, Any] = field(default_factory=dict)
 
 
+def pixel_frames_per_step(cfg: TrainConfig) -> int:
+    """Pixel-frames (frames x height x width) one step trains on; image steps keep the count (batch x frames)."""
+    return cfg.batch * cfg.frames * cfg.crop * cfg.crop
+
+
+def steps_for_budget(cfg: TrainConfig, pixel_frames: float) -> int:
+    """Steps that see ``pixel_frames`` at this batch, frame count and crop: the one budget every family shares."""
+    return math.ceil(pixel_frames / pixel_frames_per_step(cfg))
+
+
 def _lr_at(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -78,13 +95,17 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
 
             m = clip_metrics(frames, res.recon, with_lpips=False)
             out[name] = {"psnr": round(m.psnr_mean, 3), "ssim": round(m.ssim_mean, 4),
+                         "delta_e_mean": round(m.delta_e_mean, 3), "delta_e_p95": round(m.delta_e_p95, 3),
                          "frames": int(len(frames)), "size": f"{frames.shape[2]}x{frames.shape[1]}"}
         else:
-            mse = ((frames.astype(np.float64) - res.recon) ** 2).mean(axis=(1, 2, 3))
-            out[name] = {"psnr": round(float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10)))), 3)}
+            from ..metrics import psnr_per_frame
+
+            out[name] = {"psnr": round(float(psnr_per_frame(frames, res.recon).mean()), 3)}
     out["mean_psnr"] = round(float(np.mean([v["psnr"] for v in out.values()])), 3)
     if full:
-        out["mean_ssim"] = round(float(np.mean([v["ssim"] for k, v in out.items() if isinstance(v, dict)])), 4)
+        per_clip = [v for v in out.values() if isinstance(v, dict)]
+        for key in ("ssim", "delta_e_mean", "delta_e_p95"):
+            out[f"mean_{key}"] = round(float(np.mean([v[key] for v in per_clip])), 4)
     model.train(was_training)
     return out
 
@@ -108,11 +129,9 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
     model = models.build(cfg.model, cfg.model_config or None)
-    if hasattr(model, "attach_image_decoder"):
+    if model.parent is not None:
         # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
-        image_vae = models.load("sd-vae", device="cpu")
-        model.inflate_from_sd(image_vae.state_dict())
-        model.attach_image_decoder(image_vae)
+        model.start_from(models.load(model.parent, device="cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
@@ -130,7 +149,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     sampler = Sampler(train_sources(mix=cfg.data_mix), crop=cfg.crop, frames=cfg.frames, photo_share=cfg.photo_share,
                       seed=cfg.seed + step, mix=cfg.data_mix)
     heldout = heldout_clips(128)
-    is_vq = hasattr(model, "quantize")
+    is_vq = model.quantised
     takes_caption = cfg.captions and reads_captions(model)
     image_rng = np.random.default_rng(cfg.seed + 7919 + step)  # own stream: the video batches stay as before
     usage = torch.zeros(model.quantize.n_embed, dtype=torch.long) if is_vq else None
@@ -236,15 +255,17 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
                   | {"losses": "L1 + wavelet high-band L1 (weight %g) + model regulariser%s" % (
                       cfg.wavelet_weight, " + hinge PatchGAN" if cfg.gan_weight else ""),
                      "optimizer": "AdamW(betas=(0.9, 0.99)), linear warm-up then cosine to 10 %, grad-clip 1.0",
-                     "data": "bigbuckbunny + bikes (first 80 % of frames, short side 128 and 192 px) and "
-                             "scikit-image photos with a synthetic panning camera; random crops, h-flips"},
+                     "data": DATA_MIX_TEXT[cfg.data_mix]},
         "steps": cfg.steps,
+        "pixel_frames": cfg.steps * pixel_frames_per_step(cfg),
         "wall_time_s": round(wall_s, 1),
         "machine": f"{platform.machine()}, {cfg.threads} CPU thread(s), torch {torch.__version__}",
         "heldout": ev | {"protocol": "last 20 % of frames of each clip, short side 128 px, per-frame PSNR/SSIM "
                                      "(vaelab.metrics conventions), averaged over frames, then over clips"
                                      + (", no caption" if reads else "")},
         **({"caption_effect": caption_effect(shipped, heldout, ev["mean_psnr"])} if reads else {}),
+        **({"heldout_sets": {name: evaluate(shipped, clips, full=True) for name, clips in heldout_sets(128).items()
+                             if clips}} if cfg.data_mix == "v2" else {}),
         "weights_file": path.name,
         "date": time.strftime("%Y-%m-%d"),
     }

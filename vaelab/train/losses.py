@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analysis.wavelets import dwt2_multilevel
+from ..models.wavelets import dwt2_multilevel
 from ..models.base import fold_time
 
 
