@@ -86,7 +86,8 @@ def _warm(workshop: bool = False) -> None:
         try:
             get_model(name, "lab", "auto")
             if name in models.all_names():
-                encoder_decoder_stats(name)
+                with tab_models.COUNTING:
+                    encoder_decoder_stats(name)
         except Exception as e:  # noqa: BLE001 - a missing weight file is reported when a user picks the model
             log.warning("warm-up of %s failed: %s", name, e)
     tab_models.model_cards()  # the remaining cards' parameter counts and the block diagrams

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 
 import gradio as gr
 import pandas as pd
@@ -16,6 +17,9 @@ from .. import models, pipeline
 from . import text
 
 log = logging.getLogger("vaelab.ui.models")
+# FLOP counting installs process-wide module hooks; a shape trace running at the same time in another thread
+# trips over them. Both run under this lock (start-up warm-up included: app._warm takes it too).
+COUNTING = threading.Lock()
 
 TABLE_HEADERS = ["model", "kind", "compression T×H×W", "channels", "params", "encoder GFLOPs / frame",
                  "decoder GFLOPs / frame", "held-out PSNR dB", "held-out SSIM", "training"]
@@ -27,7 +31,8 @@ def _stats(name: str):
     if name not in models.all_names():  # production adapters: no FLOP count (full size)
         return None
     try:
-        return encoder_decoder_stats(name)
+        with COUNTING:
+            return encoder_decoder_stats(name)
     except Exception:  # noqa: BLE001 - stats are a nicety; the table must still render
         log.warning("FLOP count of %s failed", name, exc_info=True)
         return None
@@ -61,7 +66,9 @@ def _diagram(name: str) -> str:
     if name not in models.all_names():
         return "<p><i>No diagram: a production VAE loaded through an adapter.</i></p>"
     try:
-        return block_diagram_svg(trace(name))
+        with COUNTING:
+            tr = trace(name)
+        return block_diagram_svg(tr)
     except Exception as e:  # noqa: BLE001 - one family's trace failing must not hide the others
         log.warning("diagram of %s failed", name, exc_info=True)
         return f"<p><i>Diagram unavailable ({html.escape(type(e).__name__)}).</i></p>"
