@@ -102,12 +102,18 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **
     configure_threads()
     from .. import lpips_fetch
 
-    lpips_fetch.start()  # once, in the background, only where the network may be used (see lpips_fetch)
-    threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
     if workshop:  # a room of laptops: pay every load and every example before the first visitor arrives
         _warm(workshop=True)
-    else:
-        threading.Thread(target=_warm, daemon=True).start()
     demo = build_app()
-    return demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_FILE_MB}mb",
-                       theme=gr.themes.Soft(), css=CSS, show_error=True, **kwargs)
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_FILE_MB}mb",
+                         theme=gr.themes.Soft(), css=CSS, show_error=True, prevent_thread_lock=True, **kwargs)
+    # Background work starts once the server is up: Gradio checks that it answers within 3 s of starting,
+    # and on a loaded machine a warm-up thread competing for the GIL made that check fail.
+    lpips_fetch.start()  # once, in the background, only where the network may be used (see lpips_fetch)
+    threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
+    if not workshop:
+        threading.Thread(target=_warm, daemon=True, name="vaelab-warm").start()
+    if block:
+        demo.block_thread()
+    return result
