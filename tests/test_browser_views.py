@@ -169,8 +169,9 @@ def test_swap_verdict_and_size_follows_frames(browser, app_server, tmp_path):  #
     with open_app(browser, app_server, *SIZES[0]) as page:
         page.get_by_role("tab", name="Structure x Dynamics").click()
         set_slider(page, "swap-frames", 32)
-        top = int(page.locator("#swap-size input[type=range]").get_attribute("max"))
-        assert top < 256
+        size_range = page.locator("#swap-size input[type=range]")
+        expect(size_range).not_to_have_attribute("max", "256", timeout=30_000)
+        assert int(size_range.get_attribute("max")) < 256
         set_slider(page, "swap-frames", 4)
         set_slider(page, "swap-size", 64)
         page.locator("#swap-device input[value=cpu]").check()
