@@ -8,11 +8,14 @@
 #     OUT=results/h100 bash scripts/bench_gpu.sh # write into another folder
 #     SCALING=sd-vae bash scripts/bench_gpu.sh   # also time/memory vs clip length and resolution
 #                                                # for that model (-> bench_gpu_scaling.json)
+#     PRECISION=fp16 bash scripts/bench_gpu.sh   # the reduced precision compared with fp32 (auto|bf16|fp16;
+#                                                # default: every one of bf16 and fp16, one JSON each)
 #
 # What it does:
 #   1. refuses to run (exit 1) when torch sees no CUDA device, so CPU numbers never land in a GPU file;
 #   2. records nvidia-smi's view of the card next to the JSON (when nvidia-smi exists);
-#   3. `vaelab bench --json $OUT/bench_gpu.json`: fp32 timings, counted FLOPs, peak-matmul ratio and
+#   3. `vaelab bench --precision P --json $OUT/bench_gpu_P.json` for each precision: the fp32-vs-P table
+#      (per-model time, held-out PSNR of both, |uint8 diff|, share of the fp32/P matmul and conv peaks), fp32 timings, counted FLOPs, peak-matmul ratio and
 #      torch.cuda.max_memory_allocated per stage, fp16/bf16 autocast variants (fp16 encoder + fp32 decoder
 #      for sd-vae), and our sd-vae vs diffusers' AutoencoderKL at the SD config (see docs/PERFORMANCE.md);
 #   4. `pytest -m gpu`: the tests that need a CUDA device.
@@ -33,8 +36,10 @@ if command -v nvidia-smi >/dev/null 2>&1; then
         > "$OUT/bench_gpu_nvidia_smi.csv" || true
 fi
 
-echo "== vaelab bench -> $OUT/bench_gpu.json"
-python -m vaelab.cli bench --json "$OUT/bench_gpu.json" "$@" > /dev/null
+for P in ${PRECISION:-bf16 fp16}; do
+    echo "== vaelab bench --precision $P -> $OUT/bench_gpu_$P.json"
+    python -m vaelab.cli bench --precision "$P" --json "$OUT/bench_gpu_$P.json" "$@" > /dev/null
+done
 
 if [[ -n "${SCALING:-}" ]]; then
     echo "== scaling of $SCALING -> $OUT/bench_gpu_scaling.json"

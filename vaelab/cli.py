@@ -62,7 +62,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         names = _model_list(args.models)
         clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
         comp = reconstruct_clip(clip.frames, names, device=args.device, with_lpips=not args.no_lpips,
-                                fps=clip.fps, clip_notes=clip.notes)
+                                fps=clip.fps, clip_notes=clip.notes, precision=args.precision)
     except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     report = comp.to_json()
@@ -74,7 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, r in report["models"].items():
         lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
         print(f"{name:14s} PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}  LPIPS {lp}  latent {r['latent_shape']}  "
-              f"x{r['compression']:.0f}  enc {r['encode_s']:.2f}s dec {r['decode_s']:.2f}s")
+              f"x{r['compression']:.0f}  enc {r['encode_s']:.2f}s dec {r['decode_s']:.2f}s  {r['device']} {r['precision']}")
     if report["lpips_status"] and not any(r["lpips"] is not None for r in report["models"].values()):
         print(report["lpips_status"], file=sys.stderr)
     if args.output:
@@ -94,6 +94,8 @@ def _eval_batch(args: argparse.Namespace) -> int:
     from . import models
     from .batch import BatchError, collect_inputs, print_summary, run_batch
 
+    if args.precision:  # batch workers (other processes) read the setting from the environment
+        os.environ[ENV_PRECISION] = args.precision
     if args.out is None:
         return _fail("evaluating a folder or several clips needs --out DIR (tables, per-clip results, MP4s)")
     if args.output:
@@ -135,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       threads=args.threads, out_dir=args.out, gan_weight=args.gan_weight, warmup=args.warmup,
                       ckpt_every=args.ckpt_every, image_batch_share=args.image_batch_share,
                       captions=not args.no_captions, frames=args.frames or TrainConfig.frames,
-                      data_mix=args.data_mix, photo_share=args.photo_share)
+                      data_mix=args.data_mix, photo_share=args.photo_share, precision=args.precision)
     if args.pixel_frames:
         cfg = dataclasses.replace(cfg, steps=steps_for_budget(cfg, args.pixel_frames))
         print(f"vaelab: {args.pixel_frames:.3g} pixel-frames at batch {cfg.batch} x {cfg.frames} frames x "
@@ -166,6 +168,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .ui.app import launch
 
+    if args.precision:  # the app's default Precision choice
+        os.environ[ENV_PRECISION] = args.precision
     launch(host=args.host, port=args.port, workshop=args.workshop)
     return 0
 
@@ -183,7 +187,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         names = _model_list(args.models)
     except ValueError as e:
         return _fail(str(e))
-    report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference)
+    try:
+        report = run_bench(names, size=args.size, frames=args.frames, reference=not args.no_reference,
+                           precision=args.precision, train_steps=args.train_steps,
+                           **({"threads": args.threads} if args.threads else {}))
+    except ValueError as e:  # e.g. an unknown or unsupported precision
+        return _fail(str(e))
     if args.stream_memory:
         from .bench import bench_stream_memory
 
@@ -249,6 +258,59 @@ def cmd_latents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _precision_flag(p: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+    from .device import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default=os.environ.get(ENV_PRECISION) or default or "auto",
+                   help=f"auto|fp32|bf16|fp16: {what} (default: ${ENV_PRECISION} or "
+                        f"{default or 'auto'}; auto = bf16 on a GPU with bf16 or a CPU with native bf16 units, "
+                        "fp16 on other GPUs, fp32 on other CPUs)")
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """The Diagnostics probe suite (``vaelab.analysis.probes``) on each model; JSON report, one line per model."""
+    from . import models
+    from .analysis import probes
+    from .engine import get_model
+
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        return _fail(f"cannot write {args.json}: its directory does not exist")
+    try:
+        size, frames = probes.check_settings(args.size, args.frames)
+        names = _model_list(args.models)
+        chosen = tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else probes.PROBES
+        if any("=" not in w for w in args.weights):
+            raise ValueError("--weights takes NAME=SPEC (e.g. sd-vae=stabilityai/sd-vae-ft-mse)")
+        weights = dict(w.split("=", 1) for w in args.weights)  # released checkpoints: NAME=path-or-repo
+        bad = [n for n in weights if n not in names]
+        if bad:
+            raise ValueError(f"--weights for {', '.join(bad)}, which is not among --models")
+        loaded = {n: get_model(n, weights.get(n, "lab"), args.device) for n in names}
+        report = probes.run_probes(loaded, size, frames, probes=chosen,
+                                   progress=lambda p, msg: print(f"[{100 * p:3.0f}%] {msg}", file=sys.stderr))
+    except (ValueError, models.WeightsError, OSError) as e:
+        return _fail(str(e))
+    out = report.to_json()
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        except OSError as e:
+            return _fail(f"could not write {args.json}: {e.strerror or e}")
+    for name, m in out["models"].items():
+        parts = [f"{name:14s}"]
+        if "spatial_mtf" in m:
+            s = m["spatial_mtf"]
+            parts.append(f"half-gain {s['half_gain_freq']:.3f}{'' if s['half_gain_reached'] else '+'} cyc/px")
+        if "temporal_mtf" in m:
+            parts.append(f"static flicker {m['temporal_mtf']['static_flicker']:.2f}")
+        if "flat_field" in m:
+            parts.append(f"flat off-DC {m['flat_field']['off_dc_energy']:.3g}")
+        if "colour_chart" in m:
+            parts.append(f"chart dE00 {m['colour_chart']['delta_e_mean']:.2f}")
+        print("  ".join(parts + [f"{m['seconds']:.1f}s"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaelab", description="See what image and video VAEs do to a clip.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -257,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     s.add_argument("--workshop", action="store_true", help="preload models and the examples' results")
+    _precision_flag(s, "the app's default Precision choice")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="reconstruct a clip (or a folder / list of clips) and report metrics",
@@ -283,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch: Frechet / sliced-W2 between image and video latents of each video model")
     e.add_argument("--latent-reference", default="sd-vae",
                    help="image model for --latent-distances, or 'none' (default sd-vae)")
+    _precision_flag(e, "what the models run in")
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a model's lab weights on the offline data")
@@ -307,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training budget in pixel-frames (frames x height x width seen, e.g. 5e8); sets --steps")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", default="runs")
+    _precision_flag(t, "autocast for forward/backward, fp32 master weights; default fp32", default="fp32")
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("models", help="list the model cards")
@@ -326,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stream-tile", type=int, default=0, help="--stream-memory: spatial tile in px (0 = untiled)")
     b.add_argument("--stream-overlap", type=int, default=16, help="--stream-memory: tile overlap in px")
     b.add_argument("--stream-size", type=int, default=0, help="short side for --stream-memory (0 = native 720p)")
+    _precision_flag(b, "the reduced precision compared with fp32 (per-model times, PSNR, peaks)")
+    b.add_argument("--train-steps", type=int, default=0,
+                   help="also time this many AdamW steps per family at its recipe in fp32 and --precision")
+    b.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = every core)")
     b.set_defaults(func=cmd_bench)
 
     lt = sub.add_parser("latents", help="UMAP/PCA of image-vs-video latents of a clip; write an npz, print distances")
@@ -340,7 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--seed", type=int, default=0)
     lt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     lt.set_defaults(func=cmd_latents)
+    pr = sub.add_parser("probe", help="diagnostics on generated probe clips (MTF, time, colour, motion, "
+                                      "receptive fields); write JSON")
+    pr.add_argument("--models", default="all", help="'all' or comma-separated names")
+    pr.add_argument("--frames", type=int, default=9, help="probe length T (5-33, default 9)")
+    pr.add_argument("--size", type=int, default=64, help="probe side S in px (multiple of 16, 32-256; default 64)")
+    pr.add_argument("--probes", default="", help="comma-separated subset of spatial,temporal,flat,colour,motion,"
+                                                 "frame_count,receptive_field (default: all)")
+    pr.add_argument("--weights", action="append", default=[], metavar="NAME=SPEC",
+                    help="probe a released checkpoint for NAME (a local file/folder or Hugging Face repo id)")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--json", help="write the report here")
+    pr.set_defaults(func=cmd_probe)
     return p
+
+
+ENV_PRECISION = "VAELAB_PRECISION"
 
 
 def main(argv: list[str] | None = None) -> int:

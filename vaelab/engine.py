@@ -1,4 +1,4 @@
-"""Inference engine: device choice, uint8 <-> tensor conversion, chunked runs with timing.
+"""Inference engine: uint8 <-> tensor conversion, chunked runs with timing, in the chosen precision.
 
 Models see float (B, 3, T, H, W) in [-1, 1]; the rest of VAE Lab handles uint8 (T, H, W, 3).
 ``run_model`` is the single place a clip goes through a model: it chunks frames so memory
@@ -15,21 +15,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .device import auto_device, autocast, resolve_precision
 from .metrics import psnr_per_frame
 from .models import VAE
+
+__all__ = ["auto_device", "configure_threads", "get_model", "run_model", "RunResult", "to_tensor", "to_uint8"]
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str, str], VAE] = {}
 _MODEL_LOCKS: dict[int, threading.Lock] = {}
-
-
-def auto_device(pref: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu. An explicit "cuda" without a GPU falls back to cpu."""
-    if pref in ("auto", None, ""):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device(pref)
 
 
 def configure_threads() -> None:
@@ -62,8 +56,8 @@ def to_tensor(frames_thwc: np.ndarray, device: str | torch.device = "cpu") -> to
 
 
 def to_uint8(x_bcthw: torch.Tensor) -> np.ndarray:
-    """float (1, 3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
-    x = ((x_bcthw[0].clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    """float (1, 3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3); reduced-precision outputs are rounded in float32."""
+    x = ((x_bcthw[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return x.permute(1, 2, 3, 0).cpu().numpy()
 
 
@@ -79,6 +73,7 @@ class RunResult:
     device: str
     notes: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # what actually ran: fp32, bf16 or fp16
 
 
 def _sync(device: torch.device) -> None:
@@ -99,16 +94,25 @@ def _frame_index(t: int, rule: str) -> np.ndarray:
     return np.minimum(np.arange(pad_frames_to_rule(t, rule)), t - 1)
 
 
+def _decode_precision(model: VAE, precision: str) -> str:
+    """fp16's overflow guard: decoders marked ``fp16_decoder_upcast`` (SD's, as diffusers) decode in fp32."""
+    return "fp32" if precision == "fp16" and getattr(model, "fp16_decoder_upcast", False) else precision
+
+
 def _coders(model: VAE, streamed: bool, tile: int | None, overlap: int, model_kwargs: dict | None = None,
-            decode_kwargs: dict | None = None) -> tuple[Callable, Callable, int | None, int, str | None]:
+            decode_kwargs: dict | None = None,
+            precision: str = "fp32") -> tuple[Callable, Callable, int | None, int, str | None]:
     """(encode, decode, tile, overlap, note) for one run: the model's own functions (``*_chunk`` when
-    streamed) with ``model_kwargs`` (both) and ``decode_kwargs`` bound, tiled when ``tile`` is given,
-    tile/overlap rounded down to multiples of the spatial factor."""
+    streamed) with ``model_kwargs`` (both) and ``decode_kwargs`` bound, under the precision's autocast,
+    tiled when ``tile`` is given, tile/overlap rounded down to multiples of the spatial factor."""
     from functools import partial
 
     enc, dec = (model.encode_chunk, model.decode_chunk) if streamed else (model.encode, model.decode)
     enc = partial(enc, **(model_kwargs or {}))
     dec = partial(dec, **(model_kwargs or {}), **(decode_kwargs or {}))
+    if precision != "fp32":
+        device = next(model.parameters()).device
+        enc, dec = _under(precision, device, enc), _under(_decode_precision(model, precision), device, dec)
     if not tile:
         return enc, dec, None, 0, None
     from .streaming import tiled, tiled_stream
@@ -131,7 +135,7 @@ def _coders(model: VAE, streamed: bool, tile: int | None, overlap: int, model_kw
 def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_latents: int = 4,
               tile: int | None = None, overlap: int = 0,
               progress: Callable[[float], None] | None = None, model_kwargs: dict | None = None,
-              decode_kwargs: dict | None = None) -> RunResult:
+              decode_kwargs: dict | None = None, precision: str | None = None) -> RunResult:
     """Reconstruct a uint8 clip (T, H, W, 3), with memory bounded by the chunk, not the clip.
 
     * image models: ``frame_batch`` frames at a time (frames are independent: same result);
@@ -145,10 +149,16 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
     tile, ``tiled_stream``); both are rounded down to multiples of the spatial factor. The result then
     carries ``extras["seam_score"]`` (1 = no seams). ``model_kwargs`` go to encode and decode (VideoVAE+'s
     ``caption``), ``decode_kwargs`` to decode only (IV-VAE's ``zero_branch``).
+
+    ``precision`` (``auto|fp32|bf16|fp16``; default: the model's ``precision`` from ``models.load``, else
+    ``VAELAB_PRECISION``, else fp32) is resolved for the model's device (``vaelab.device``) and recorded in
+    ``RunResult.precision``. fp16 guards against overflow: decoders marked ``fp16_decoder_upcast`` decode in
+    float32, and a non-finite output reruns the clip in float32 (with a note).
     """
     from .models.base import pad_to_rule
 
     device = next(model.parameters()).device
+    prec = resolve_precision(precision or getattr(model, "precision", None), device, default="fp32")
     card = model.card
     t, h, w, _ = frames_thwc.shape
     idx = _frame_index(t, card.frame_rule)
@@ -169,9 +179,14 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         chunks = [(0, len(idx))]
 
     f = card.spatial_factor
-    encode, decode, tile, overlap, note = _coders(model, streamed, tile, overlap, model_kwargs, decode_kwargs)
+    encode, decode, tile, overlap, note = _coders(model, streamed, tile, overlap, model_kwargs, decode_kwargs, prec)
     if note:
         notes.append(note)
+    if _decode_precision(model, prec) != prec:
+        notes.append("fp16 encoder, fp32 decoder (this decoder overflows fp16; diffusers' upcast)")
+    if prec != "fp32":
+        notes.append(f"ran in {prec} (autocast; weights, norm statistics and softmax in fp32) on {device}")
+    overflow = False
 
     def tensor(a: int, b: int) -> torch.Tensor:
         return pad_to_rule(to_tensor(frames_thwc[idx[a:b]], device), card.spatial_factor, "any")[0]
@@ -202,6 +217,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                     y = decode(z[:, :, a:b])
                     _sync(device)
                     dec_s += time.perf_counter() - t0
+                    overflow = overflow or (prec == "fp16" and not bool(torch.isfinite(y).all()))
                     out.append(to_uint8(y[:, :, :, :h, :w]))
                     if progress:
                         progress(0.5 + 0.5 * (i + 1) / len(lat))
@@ -217,9 +233,15 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                 _sync(device)
                 enc_s += t1 - t0
                 dec_s += time.perf_counter() - t1
+                overflow = overflow or (prec == "fp16" and not bool(torch.isfinite(y).all()))
                 out.append(to_uint8(y))
                 if progress:
                     progress((i + 1) / len(chunks))
+    if overflow:
+        res = run_model(model, frames_thwc, frame_batch, chunk_latents, tile, overlap, progress, model_kwargs,
+                        decode_kwargs, precision="fp32")
+        res.notes.append("fp16 overflowed (non-finite output): this clip was rerun in fp32")
+        return res
     recon = np.concatenate(out, 0)[:t]
     extras = {}
     if tile:
@@ -234,7 +256,15 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
             extras = {"seam_score": score(recon), "seam_score_input": score(frames_thwc), "tile": tile,
                       "overlap": overlap}
     return RunResult(card.name, recon, card.latent_shape(t, h, w), card.compression(t, h, w), model.num_params(),
-                     enc_s, dec_s, str(device), notes, extras)
+                     enc_s, dec_s, str(device), notes, extras, prec)
+
+
+def _under(precision: str, device: torch.device, fn: Callable) -> Callable:
+    """``fn`` run inside the precision's autocast context."""
+    def run(*a, **k):
+        with autocast(precision, device):
+            return fn(*a, **k)
+    return run
 
 
 def stream_window(model: VAE) -> tuple[str, int]:
@@ -256,7 +286,7 @@ def stream_window(model: VAE) -> tuple[str, int]:
 
 @torch.inference_mode()
 def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: int | None = None,
-                       overlap: int = 0) -> Any:
+                       overlap: int = 0, precision: str | None = None) -> Any:
     """Reconstruct a clip that arrives as uint8 (n, H, W, 3) pieces; yields uint8 reconstructed pieces.
 
     Memory is bounded by one window of frames at the working resolution, whatever the clip's length:
@@ -265,7 +295,7 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: in
     in the independent windows of :func:`stream_window`. Frame and size rules are met per window by
     padding (last frame repeated, edges replicated) and cropping back. ``tile``/``overlap`` (px) tile
     every window in space as in :func:`run_model` (per-tile caches for causal models), which bounds
-    memory by one tile of one window, also at 720p and beyond."""
+    memory by one tile of one window, also at 720p and beyond. ``precision`` as in :func:`run_model`."""
     import itertools
 
     from .models.base import pad_to_rule
@@ -275,7 +305,8 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: in
     kind, n = stream_window(model)
     causal = kind == "causal"
     sizes = itertools.chain([1], itertools.repeat(4 * chunk_latents)) if causal else itertools.repeat(n)
-    encode, decode, *_ = _coders(model, causal, tile, overlap)
+    prec = resolve_precision(precision or getattr(model, "precision", None), device, default="fp32")
+    encode, decode, *_ = _coders(model, causal, tile, overlap, precision=prec)
     first = [True]
 
     def code(frames: np.ndarray) -> np.ndarray:
@@ -309,7 +340,7 @@ def stream_reconstruct(model: VAE, chunks: Any, chunk_latents: int = 1, tile: in
 def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: int | None = None,
                 chunk_latents: int = 1, out_path: Any = None, fps: float = 24.0,
                 on_chunk: Callable[[int], None] | None = None, tile: int | None = None,
-                overlap: int = 0) -> dict[str, Any]:
+                overlap: int = 0, precision: str | None = None) -> dict[str, Any]:
     """Reconstruct a video file of any length with bounded memory; per-frame PSNR, optionally an MP4.
 
     Frames are decoded lazily (``io.iter_chunks``), reconstructed by :func:`stream_reconstruct`, measured
@@ -331,7 +362,8 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
     sources: list[np.ndarray] = []  # input frames not yet compared with their reconstruction
 
     def measured():
-        for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents, tile=tile, overlap=overlap):
+        for rec in stream_reconstruct(model, source(), chunk_latents=chunk_latents, tile=tile, overlap=overlap,
+                                      precision=precision):
             ref = np.concatenate(sources, 0)
             n = len(rec)
             psnr.extend(float(v) for v in psnr_per_frame(ref[:n], rec))
@@ -350,4 +382,6 @@ def stream_file(model: VAE, path: Any, *, size: int | None = None, max_frames: i
     return {"name": model.card.name, "frames": len(psnr), "height": shape[0] if shape else 0,
             "width": shape[1] if shape else 0, "psnr": psnr, "seconds": time.perf_counter() - t0,
             "cut": "causal chunks with layer caches" if kind == "causal" else f"independent {n}-frame windows",
-            "chunk_frames": 4 * chunk_latents if kind == "causal" else n, "tile": tile, "overlap": overlap if tile else 0}
+            "chunk_frames": 4 * chunk_latents if kind == "causal" else n, "tile": tile, "overlap": overlap if tile else 0,
+            "precision": resolve_precision(precision or getattr(model, "precision", None),
+                                           next(model.parameters()).device, default="fp32")}

@@ -32,6 +32,7 @@ class ModelResult:
             "lpips": None if m.lpips_mean is None else round(m.lpips_mean, 4),
             "latent_shape": [c, t, h, w], "compression": round(r.compression, 2), "params": r.params,
             "encode_s": round(r.encode_s, 4), "decode_s": round(r.decode_s, 4), "device": r.device,
+            "precision": r.precision,
             "notes": r.notes,
         }
 
@@ -77,13 +78,16 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
                      with_lpips: bool = True, fps: float = 12.0, clip_notes: list[str] | None = None,
                      tile: int | None = None, overlap: int = 0, chunk_latents: int = 4,
                      caption: str | None = None,
-                     progress: Callable[[float, str], None] | None = None) -> Comparison:
+                     progress: Callable[[float, str], None] | None = None, precision: str | None = None) -> Comparison:
     """Run every model in ``names`` on ``frames`` (uint8 (T, H, W, 3)) and measure it.
 
     ``weights`` is one choice for every model or a {name: choice} dict ("lab" for the rest), each choice as
     ``models.load`` takes it. ``tile``/``overlap`` (px) switch on spatial tiling; ``chunk_latents`` is the streamed chunk of causal video
     models (4 x ``chunk_latents`` frames per chunk after frame 0); see ``engine.run_model``. ``caption`` goes to
-    the models that read one (VideoVAE+); the others ignore it."""
+    the models that read one (VideoVAE+); the others ignore it. ``precision`` (``auto|fp32|bf16|fp16``; default
+    ``VAELAB_PRECISION``, else fp32) is resolved per model's device; each result records what ran."""
+    from .device import resolve_precision
+
     caption = (caption or "").strip() or None
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
@@ -98,7 +102,8 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         model = get_model(name, w, device)
         reads = reads_captions(model)
         cap = caption if reads else None
-        key = (digest, name, str(w), str(next(model.parameters()).device), id(model), tile,
+        prec = resolve_precision(precision, next(model.parameters()).device, default="fp32")
+        key = (digest, name, str(w), str(next(model.parameters()).device), prec, id(model), tile,
                overlap if tile else 0, chunk_latents if model.card.causal else None, bool(with_lpips and lp_ok), cap)
         cached = _RESULTS.get(key)
         if cached is not None:
@@ -107,7 +112,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
             results[name] = dataclasses.replace(cached, cached=True)
             continue
         run = run_model(model, frames, tile=tile, overlap=overlap, chunk_latents=chunk_latents, progress=step,
-                        model_kwargs={"caption": cap} if cap else None)
+                        model_kwargs={"caption": cap} if cap else None, precision=prec)
         if reads:
             run.notes.append(f"caption: “{cap}”" if cap else "no caption (the learned null token)")
         if progress:

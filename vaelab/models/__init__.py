@@ -190,7 +190,8 @@ def build(name: str, config: dict[str, Any] | None = None) -> VAE:
     return model_class(name)(config)
 
 
-def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> VAE:
+def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None,
+         precision: str | None = None) -> VAE:
     """Build ``name`` and load weights: "lab" (ours, shipped in assets/), "random", or a published checkpoint:
     a local file, a local diffusers folder, or a Hugging Face repo id ``OWNER/NAME[@REV][:SUBFOLDER or FILE]``
     (see ``vaelab.hub``; ``HF_HUB_OFFLINE`` and the local cache are honoured).
@@ -201,12 +202,21 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
     published checkpoints cannot map onto our module tree raise WeightsError saying why.
     For a configured production VAE (``register_extra``), "lab" means its configured published weights.
 
-    Returns the model in eval mode on ``device`` (default: the engine's auto choice).
+    Returns the model in eval mode on ``device`` (default: ``vaelab.device.auto_device``). ``precision``
+    (``auto|fp32|bf16|fp16``, checked here) becomes ``model.precision``, the default of ``engine.run_model``
+    for this model; weights stay float32 (reduced precision is autocast at run time).
     """
+    from ..device import requested_precision
+
+    if precision is not None:
+        precision = requested_precision(precision)
     if _is_extra(name):
         from .diffusers_adapters import load_extra
 
-        return load_extra(name, weights, device)
+        model = load_extra(name, weights, device)
+        if precision is not None:
+            model.precision = precision
+        return model
     cls = model_class(name)
     notes: list[str] = []
     if weights == "random" or weights is None:
@@ -224,8 +234,10 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
     model.weights_source = str(weights)
     model.weights_notes = notes
     model.eval().requires_grad_(False)
+    if precision is not None:
+        model.precision = precision
     if device is None:
-        from ..engine import auto_device
+        from ..device import auto_device
 
         device = auto_device()
     return model.to(device)

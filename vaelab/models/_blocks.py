@@ -7,11 +7,21 @@ encoder/decoder skeleton; only their bottleneck (and LiteVAE's encoder) differ.
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def full_precision(x: torch.Tensor) -> ContextManager:
+    """Autocast switched off on ``x``'s device for a computation that must stay float32 (VQ distances);
+    nothing outside autocast (and on devices autocast does not know, e.g. meta)."""
+    dev = x.device.type
+    if dev in ("cpu", "cuda") and torch.is_autocast_enabled(dev):
+        return torch.autocast(dev, enabled=False)
+    return nullcontext()
 
 
 class Conv3d(nn.Conv3d):
@@ -24,7 +34,16 @@ class Conv3d(nn.Conv3d):
     dict; same gradients; outputs equal to float32 rounding."""
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # the direct oneDNN call below is no autocast op (it would run in float32, and so would every
+            # layer after it): cast here as autocast casts a convolution, then dispatch in that dtype
+            dt = torch.get_autocast_dtype("cpu")
+            with torch.autocast("cpu", enabled=False):
+                return self._dispatch(x.to(dt), weight.to(dt), None if bias is None else bias.to(dt))
+        return self._dispatch(x, weight, bias)
+
+    def _dispatch(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and self.padding_mode == "zeros"
                 and not isinstance(self.padding, str) and x.numel() > 20480
                 and (weight.shape[-1] != 1 or weight.shape[-2] != 1)
                 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
@@ -206,7 +225,7 @@ class DiagonalGaussian:
     """Posterior from (B, 2C, ...) moments: mean and log-variance (clamped to [-30, 20], as LDM)."""
 
     def __init__(self, moments: torch.Tensor):
-        self.mean, logvar = moments.chunk(2, dim=1)
+        self.mean, logvar = moments.float().chunk(2, dim=1)  # KL and sampling in float32 under autocast
         self.logvar = logvar.clamp(-30.0, 20.0)
         self.std = torch.exp(0.5 * self.logvar)
 

@@ -116,7 +116,7 @@ class Attention(nn.Module):
                 lq, lk = scores.shape[-2:]
                 later = torch.ones(lq, lk, dtype=torch.bool, device=q.device).triu(1)
                 scores = scores.masked_fill(later, float("-inf"))
-            probs = scores.softmax(-1)
+            probs = scores.float().softmax(-1).to(v.dtype)  # softmax in float32 under autocast
             out = probs @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)

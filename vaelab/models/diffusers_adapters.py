@@ -338,7 +338,7 @@ def from_pretrained(weights: str | Path, name: str | None = None, device: str | 
     model.weights_source = str(weights)
     model.eval().requires_grad_(False)
     if device is None:
-        from ..engine import auto_device
+        from ..device import auto_device
 
         device = auto_device()
     return model.to(device)
@@ -453,7 +453,7 @@ def load_extra(name: str, weights: str | Path | None = "lab", device: str | torc
             raise models.WeightsError(f"{name} is a {cls.class_name}; {spec} holds a {model.class_name}")
     model.eval().requires_grad_(False)
     if device is None:
-        from ..engine import auto_device
+        from ..device import auto_device
 
         device = auto_device()
     return model.to(device)

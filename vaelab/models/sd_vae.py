@@ -62,6 +62,7 @@ _LEGACY_ATTN = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "t
 
 class AutoencoderKL(ImageVAE):
     card = CARD
+    fp16_decoder_upcast = True  # SD's decoder overflows fp16 (diffusers' force_upcast): engine decodes it in fp32
 
     def __init__(self, config: dict[str, Any] | None = None):
         cfg = {**LAB_CONFIG, **(config or {})}

@@ -204,7 +204,7 @@ class RelativeTemporalAttention(nn.Module):
         rel = (pos[None, :] - pos[:, None]).clamp(-self.max_relative, self.max_relative) + self.max_relative
         rk, rv = self.rel_k[rel], self.rel_v[rel]  # (T, T, d)
         logits = (q @ k.transpose(-1, -2) + torch.einsum("nhid,ijd->nhij", q, rk)) * q.shape[-1] ** -0.5
-        attn = logits.softmax(-1)
+        attn = logits.float().softmax(-1).to(v.dtype)  # softmax in float32 under autocast (no-op in fp32)
         out = attn @ v + torch.einsum("nhij,ijd->nhid", attn, rv)
         out = self.proj_out(out.transpose(1, 2).reshape(-1, t, c))
         return x + out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)

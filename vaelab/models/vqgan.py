@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import Decoder, Encoder
+from ._blocks import Decoder, Encoder, full_precision
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
@@ -65,10 +65,12 @@ class VectorQuantizer(nn.Module):
 
     def indices(self, z_bchw: torch.Tensor) -> torch.Tensor:
         """(B, e, h, w) -> (B, h, w) int64 in [0, n_embed)."""
-        z_nc = z_bchw.permute(0, 2, 3, 1).reshape(-1, self.embed_dim)
+        z_nc = z_bchw.permute(0, 2, 3, 1).reshape(-1, self.embed_dim).float()
         codes = self.embedding.weight
-        # ||z - e||^2 = ||z||^2 + ||e||^2 - 2 z.e, without forming the (N, K, e) difference tensor
-        d = z_nc.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * z_nc @ codes.t()
+        # ||z - e||^2 = ||z||^2 + ||e||^2 - 2 z.e, without forming the (N, K, e) difference tensor;
+        # in float32 under autocast too (a bf16 z.e picks the wrong code among near ties)
+        with full_precision(z_nc):
+            d = z_nc.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2 * z_nc @ codes.t()
         b, _, h, w = z_bchw.shape
         return d.argmin(1).reshape(b, h, w)
 
@@ -78,6 +80,7 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z_bchw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (z_q with straight-through gradient, loss, indices)."""
+        z_bchw = z_bchw.float()  # distances and losses in float32 (a no-op outside autocast)
         idx = self.indices(z_bchw)
         z_q = self.lookup(idx)
         commit = F.mse_loss(z_q.detach(), z_bchw)   # pulls the encoder to its code

@@ -57,6 +57,7 @@ class TrainConfig:
     eval_every: int = 500
     out_dir: str = "runs"
     model_config: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # auto|fp32|bf16: forward under autocast, fp32 master weights, losses in fp32
 
 
 def pixel_frames_per_step(cfg: TrainConfig) -> int:
@@ -110,6 +111,23 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
     return out
 
 
+def forward_losses(model: models.VAE, x: torch.Tensor, caps: Any, cfg: TrainConfig, precision: str,
+                   takes_caption: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(recon, reg, losses) of one training batch: the model's forward under ``precision``'s autocast (fp32
+    master weights; nothing for fp32), the reconstruction losses and regularisers in float32."""
+    from ..device import autocast
+
+    with autocast(precision, x.device):
+        recon, reg = model(x, caption=caps) if takes_caption else model(x)
+    if precision != "fp32":
+        recon = recon.float()
+        reg = {k: (v.float() if k != "_indices" and torch.is_tensor(v) and v.is_floating_point() else v)
+               for k, v in reg.items()}
+    losses = reconstruction_loss(x, recon, cfg.wavelet_weight)
+    losses.update({k: v for k, v in reg.items() if not k.startswith("_")})
+    return recon, reg, losses
+
+
 def _restart_dead_codes(model: models.VAE, usage: torch.Tensor, z_e: torch.Tensor) -> int:
     """Replace never-chosen codes with random recent encoder outputs (a standard VQ-VAE remedy for collapse)."""
     dead = (usage == 0).nonzero().flatten()
@@ -121,17 +139,26 @@ def _restart_dead_codes(model: models.VAE, usage: torch.Tensor, z_e: torch.Tenso
     return len(dead)
 
 
+def build_for_training(cfg: TrainConfig) -> models.VAE:
+    """A fresh model as training starts it (CV-VAE: inflated from the trained image VAE, whose frozen decoder
+    regularises its latents)."""
+    model = models.build(cfg.model, cfg.model_config or None)
+    if model.parent is not None:
+        model.start_from(models.load(model.parent, device="cpu"))
+    return model
+
+
 def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
+    from ..device import resolve_precision
+
+    precision = resolve_precision(cfg.precision, "cpu", default="fp32")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.out_dir) / cfg.model
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = run_dir / "ckpt.pt", run_dir / "log.jsonl"
 
-    model = models.build(cfg.model, cfg.model_config or None)
-    if model.parent is not None:
-        # CV-VAE: start as the trained image VAE (inflated), and regularise latents through its frozen decoder
-        model.start_from(models.load(model.parent, device="cpu"))
+    model = build_for_training(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
@@ -165,9 +192,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         # image mode); batch * frames single frames keep the step's pixel count
         image_step = cfg.frames > 1 and image_rng.random() < cfg.image_batch_share
         x, caps = sampler.sample(cfg.batch * cfg.frames if image_step else cfg.batch, frames=1 if image_step else None)
-        recon, reg = model(x, caption=caps) if takes_caption else model(x)
-        losses = reconstruction_loss(x, recon, cfg.wavelet_weight)
-        losses.update({k: v for k, v in reg.items() if not k.startswith("_")})
+        recon, reg, losses = forward_losses(model, x, caps, cfg, precision, takes_caption)
         if disc is not None and step >= cfg.disc_start:
             fake = disc(recon.transpose(1, 2).flatten(0, 1))
             g_loss = -fake.mean()

@@ -17,7 +17,7 @@ import gradio as gr
 
 from .. import models, pipeline
 from ..engine import auto_device, configure_threads
-from . import tab_inside, tab_latents, tab_models, tab_reconstruct, tab_swap, tab_wavelets, text
+from . import tab_diagnostics, tab_inside, tab_latents, tab_models, tab_reconstruct, tab_swap, tab_wavelets, text
 from .tab_reconstruct import MAX_FILE_MB
 
 log = logging.getLogger("vaelab.ui")
@@ -44,6 +44,8 @@ def build_app() -> gr.Blocks:
             tab_swap.build()
         with gr.Tab("Latent space"):
             tab_latents.build(state)
+        with gr.Tab("Diagnostics"):
+            tab_diagnostics.build()
         with gr.Tab("Models"):
             model_table, cards = tab_models.build()
 

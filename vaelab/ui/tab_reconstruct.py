@@ -25,7 +25,7 @@ from .errors import visitor_errors
 from .gpu import zero_gpu
 from .outputs import fresh_output_path, keyed, refused_md, showing_md
 from .tab_inside import MAX_CAPTION_CHARS
-from .widgets import clip_inputs, clip_settings, device_choice
+from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
 log = logging.getLogger("vaelab.ui.reconstruct")
 
@@ -62,8 +62,8 @@ def compression_text(summary: dict[str, Any], frames_thw: tuple[int, int, int], 
 
 
 def precision_of(res: pipeline.ModelResult) -> str:
-    """The precision the model ran in, as the run reports it (fp32 when it does not say)."""
-    return str(getattr(res.run, "precision", None) or res.run.extras.get("precision") or "fp32")
+    """The precision the model actually ran in, as the run reports it."""
+    return str(res.summary().get("precision") or "fp32")
 
 
 def table(comp: pipeline.Comparison) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def table(comp: pipeline.Comparison) -> pd.DataFrame:
     for name, res in comp.results.items():
         s = res.summary()
         rows.append([
-            name, f"{s['device']} · {precision_of(res)}", "x".join(map(str, s["latent_shape"])),
+            name, f"{s['device']} {precision_of(res)}", "x".join(map(str, s["latent_shape"])),
             compression_text(s, (t, h, w), res.extras.get("codebook")), f"{s['params'] / 1e6:.2f} M",
             round(s["encode_s"], 3), round(s["decode_s"], 3), round(s["psnr"], 2), round(s["pooled_psnr"], 2),
             round(s["ssim"], 4), lpips_cell if s["lpips"] is None else round(s["lpips"], 4),
@@ -312,20 +312,20 @@ def busy(upload, example, model_names, frames, size):
 
 @zero_gpu
 def reconstruct(upload, example, model_names, frames, size, device, tiling=False, tile=64, overlap=16,
-                chunk=4, custom_model=None, custom_weights="", caption="", progress=gr.Progress()):
+                chunk=4, custom_model=None, custom_weights="", caption="", precision="auto", progress=gr.Progress()):
     """Reconstruct the chosen clip with each selected model; returns ``{output name: value}`` (:data:`OUTPUTS`).
     A refused request raises ``gr.Error`` (API clients get an error; the page uses :func:`reconstruct_page`)."""
     return _reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                        custom_model, custom_weights, caption, progress)
+                        custom_model, custom_weights, caption, precision, progress)
 
 
 def reconstruct_page(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                     custom_model, custom_weights, caption, shown, progress=gr.Progress()):
+                     custom_model, custom_weights, caption, precision, shown, progress=gr.Progress()):
     """The page's Reconstruct: a refusal is a toast and a status line, and every result panel keeps what it
     shows (Gradio would mark each output of a failed event "Error"); the button comes back either way."""
     try:
         out = reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                          custom_model, custom_weights, caption, progress=progress)
+                          custom_model, custom_weights, caption, precision, progress=progress)
     except gr.Error as e:
         message = str(getattr(e, "message", e))
         gr.Warning(message)
@@ -340,7 +340,7 @@ def fitted(ran, state, fit):
 
 
 def _reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                 custom_model, custom_weights, caption, progress) -> dict[str, Any]:
+                 custom_model, custom_weights, caption, precision, progress) -> dict[str, Any]:
     if not model_names:
         raise gr.Error("Select at least one model.")
     weights = weights_choice(custom_model, custom_weights, model_names)
@@ -357,7 +357,8 @@ def _reconstruct(upload, example, model_names, frames, size, device, tiling, til
         comp = pipeline.reconstruct_clip(
             clip.frames, list(model_names), device=str(dev), weights=weights, fps=clip.fps, clip_notes=clip.notes,
             tile=int(tile) if tiling else None, overlap=int(overlap or 0), chunk_latents=max(1, int(chunk or 4)),
-            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg))
+            caption=str(caption or "")[:MAX_CAPTION_CHARS], progress=lambda p, msg: progress(0.05 + 0.8 * p, desc=msg),
+            precision=precision or "auto")
 
     progress(0.88, desc="encoding side-by-side video")
     grid = clip_grid({"input": comp.frames} | {n: r.run.recon for n, r in comp.results.items()})
@@ -366,7 +367,7 @@ def _reconstruct(upload, example, model_names, frames, size, device, tiling, til
     notes = notes_md(comp)
     if weights:
         notes = "".join(f"**{n}:** weights from `{w}` (not the VAE Lab weights).\n\n" for n, w in weights.items()) + notes
-    ran = sorted({f"{r.run.device} · {precision_of(r)}" for r in comp.results.values()})
+    ran = sorted({f"{r.run.device} {precision_of(r)}" for r in comp.results.values()})
     shown = showing_md("your upload" if upload else f"example *{example}*", {
         "frames": t, "size": f"{w}x{h} px", "models": ", ".join(comp.results),
         "device": (f"asked {device}, ran " if device not in ("auto", None, "") and not str(dev).startswith(str(device))
@@ -451,6 +452,7 @@ def build(state: gr.State) -> Reconstruct:
             frames, size = clip_settings(pipeline.MAX_FRAMES, pipeline.DEFAULT_FRAMES, pipeline.MIN_SIZE,
                                          pipeline.MAX_SIZE, pipeline.DEFAULT_SIZE)
             device = device_choice("device")
+            precision = precision_choice("precision")
             with gr.Accordion("Streaming and tiling (memory vs artefacts)", open=False):
                 chunk = gr.Slider(1, 8, value=4, step=1, elem_id="chunk",
                                   label="Causal video models: latent frames per streamed chunk (x4 frames)")
@@ -506,7 +508,7 @@ def build(state: gr.State) -> Reconstruct:
     c["notes"] = gr.Markdown(elem_id="vaelab-notes")
 
     inputs = [upload, example, chosen, frames, size, device, tiling, tile, overlap, chunk, custom_model,
-              custom_weights, caption]
+              custom_weights, caption, precision]
     ev = c["run"].click(keyed(busy, c), [upload, example, chosen, frames, size], [c["run"], c["status"]],
                         queue=False, api_name=False)
     page_outputs = [c[k] for k in OUTPUTS] + [c["ran"], c["run"]]

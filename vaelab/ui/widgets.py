@@ -27,3 +27,18 @@ def clip_settings(max_frames: int, default_frames: int, min_size: int, max_size:
 
 def device_choice(elem_id: str) -> gr.Radio:
     return gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device", elem_id=elem_id)
+
+
+def precision_choice(elem_id: str) -> gr.Radio:
+    """Number format next to Device: auto picks per device (``vaelab.device.resolve_precision``); the default is
+    ``VAELAB_PRECISION`` (``vaelab serve --precision``) or auto. What actually ran is shown with each result."""
+    from ..device import PRECISIONS, cpu_bf16_native, requested_precision
+
+    try:
+        default = requested_precision(None)
+    except ValueError:
+        default = "auto"
+    native, how = cpu_bf16_native()
+    return gr.Radio(list(PRECISIONS), value=default, label="Precision", elem_id=elem_id,
+                    info=f"auto: bf16 where the hardware has it (this CPU: {'yes' if native else 'no'}, {how}), "
+                         "fp16 on other GPUs, else fp32; fp16 is GPU-only")

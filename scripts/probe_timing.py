@@ -1,0 +1,79 @@
+"""Budget benchmark of the Diagnostics suite: every probe at the default size on every lab model, timed.
+
+    python scripts/probe_timing.py --json probe_timing.json [--models all] [--size 64] [--frames 9] [--repeat 1]
+
+Writes per-model and per-probe seconds, the total, the torch thread count, the load average before and after
+and the CPU seconds this process used (these machines are shared: under load the wall time grows with the other
+jobs, the CPU time does not; on an idle machine wall ~ CPU / threads used)
+and whatever precision the engine offers (``engine.PRECISIONS`` when present, else fp32). Timing lives here, never
+in a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="all")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--repeat", type=int, default=1, help="runs; the report keeps the fastest per model")
+    p.add_argument("--json", default="probe_timing.json")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from vaelab import engine, models
+    from vaelab.analysis import probes
+
+    engine.configure_threads()
+    size = args.size or probes.DEFAULT_SIZE
+    frames = args.frames or probes.DEFAULT_FRAMES
+    names = models.names() if args.models == "all" else args.models.split(",")
+    names = [n for n in names if n in models.all_names()]  # lab models (production adapters are full size)
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    loaded = {n: engine.get_model(n, "lab", "cpu") for n in names}
+    load_s = time.perf_counter() - t0
+    per_model: dict[str, dict] = {}
+    for _ in range(max(1, args.repeat)):
+        for n, m in loaded.items():
+            marks: list[tuple[str, float]] = []
+            cpu0 = time.process_time()
+            t = time.perf_counter()
+            probes.run_probes({n: m}, size, frames,
+                              progress=lambda _p, msg: marks.append((msg.split(": ")[-1], time.perf_counter())))
+            marks.append(("end", time.perf_counter()))
+            cpu = round(time.process_time() - cpu0, 3)
+            times = {a[0]: round(b[1] - a[1], 3) for a, b in zip(marks[:-1], marks[1:])}
+            times["setup"] = round(marks[0][1] - t, 3)
+            total = round(sum(times.values()), 3)
+            if n not in per_model or total < per_model[n]["total_s"]:
+                per_model[n] = {"total_s": total, "cpu_s": cpu, "probes_s": times}
+            print(f"{n:14s} {total:7.2f} s wall, {cpu:7.2f} s CPU  " + " ".join(f"{k} {v:.2f}" for k, v in times.items()), flush=True)
+    report = {
+        "size": size, "frames": frames, "models": per_model,
+        "suite_total_s": round(sum(v["total_s"] for v in per_model.values()), 3),
+        "suite_cpu_s": round(sum(v["cpu_s"] for v in per_model.values()), 3),
+        "model_load_s": round(load_s, 3), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_before": [round(v, 2) for v in load0], "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "precision": getattr(engine, "PRECISIONS", None) and "engine default" or "fp32 (no fast path on this branch)",
+        "note": "one run_probes call per model (clips shared between probes coded once); probes_s from its "
+                "progress marks",
+    }
+    Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"suite total {report['suite_total_s']:.1f} s wall, {report['suite_cpu_s']:.1f} s CPU for {len(per_model)} models at {size} px, {frames} frames "
+          f"(load average {load0[0]:.1f} -> {report['load_average_after'][0]:.1f}); wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Switching Precision in the Reconstruct tab: the table and notes say which precision ran, fp16 on a CPU is
+refused with one line and the earlier result stays on screen.
+
+Uses the ``app_server`` of conftest and the browser/page fixtures of test_browser.py; one image model, 2 frames
+at 64 px, so it is about the wiring, not the model."""
+from __future__ import annotations
+
+import pytest
+from test_browser import (browser, choose_cpu, choose_models, expect_error_toast, page, run_and_wait,  # noqa: F401
+                          set_slider)  # browser, page: fixtures used by name
+
+from conftest import require_lab_weights
+
+pytestmark = pytest.mark.browser
+
+
+def test_switching_precision_shows_what_ran(page, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    require_lab_weights("vqgan")
+    choose_models(page, ["vqgan"])
+    set_slider(page, "frames", 2)
+    set_slider(page, "size", 64)
+    choose_cpu(page)
+    page.locator("#precision input[value=fp32]").check()
+    run_and_wait(page)
+    table = page.locator("#table")
+    expect(table).to_contain_text("cpu fp32", timeout=60_000)
+
+    page.locator("#precision input[value=bf16]").check()
+    page.locator("#run").click()
+    expect(table).to_contain_text("cpu bf16", timeout=180_000)
+    expect(page.locator("#vaelab-notes")).to_contain_text("ran in bf16")
+    page.screenshot(path=str(tmp_path / "precision_bf16.png"), full_page=True)
+
+    page.locator("#precision input[value=fp16]").check()  # GPU-only: one clear line, the bf16 result stays
+    page.locator("#run").click()
+    expect_error_toast(page, "fp16 runs only on a GPU")
+    expect(table).to_contain_text("cpu bf16")
