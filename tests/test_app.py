@@ -73,9 +73,9 @@ def test_api_lists_endpoints(client):
             "/latent_space", "/latent_patch", "/caption_effect", "/branch_ablation"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
     assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap",
-                      "chunk", "custom_model", "custom_weights", "caption"]
+                      "chunk", "custom_model", "custom_weights", "caption", "precision"]
     optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
-    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights", "caption"} <= optional, \
+    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights", "caption", "precision"} <= optional, \
         "old 6-argument clients keep working"
 
 
