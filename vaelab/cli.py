@@ -17,7 +17,7 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-def _model_list(spec: str) -> list[str]:
+def _model_list(spec: str, given: tuple[str, ...] = ()) -> list[str]:
     from . import models
 
     if spec in ("all", ""):
@@ -27,11 +27,22 @@ def _model_list(spec: str) -> list[str]:
     unknown = [n for n in names if n not in models.all_names() and n not in extras]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.names())}")
-    untrained = [n for n in names if n not in models.names()]
+    untrained = [n for n in names if n not in models.names() and n not in given]
     if untrained:
         raise ValueError(f"no lab weights shipped for {', '.join(untrained)} yet (train with `vaelab train NAME`); "
                          f"trained: {', '.join(models.names())}")
     return names
+
+
+def _weights_specs(items: list[str]) -> dict[str, str]:
+    """``--weights NAME=SPEC`` (repeatable): a published checkpoint (file, folder or repo id) for one model."""
+    out = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(f"--weights {item!r}: expected NAME=FILE, NAME=FOLDER or NAME=OWNER/REPO[:FILE]")
+        out[name.strip()] = spec.strip()
+    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -48,7 +59,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _fail("give a clip, a folder or --list FILE")
     batch = (args.out is not None or args.list is not None or len(args.inputs) != 1
              or Path(args.inputs[0]).is_dir())
+    try:
+        weights = _weights_specs(args.weights)
+    except ValueError as e:
+        return _fail(str(e))
     if batch:
+        if weights:
+            return _fail("--weights is a one-clip option (a batch runs the lab weights)")
         return _eval_batch(args)
     for flag, on in (("--side-by-side", args.side_by_side), ("--latent-distances", args.latent_distances),
                      ("--pooled-psnr", args.pooled_psnr), ("--workers", args.workers is not None)):
@@ -59,10 +76,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if out and not Path(out).resolve().parent.is_dir():
             return _fail(f"cannot write {out}: its directory does not exist")
     try:
-        names = _model_list(args.models)
+        names = _model_list(args.models, tuple(weights))
+        stray = [m for m in weights if m not in names]
+        if stray:
+            return _fail(f"--weights for {', '.join(stray)}, which --models does not run")
         clip = read_clip(args.clip, max_frames=args.frames, size=args.size)
         comp = reconstruct_clip(clip.frames, names, device=args.device, with_lpips=not args.no_lpips,
-                                fps=clip.fps, clip_notes=clip.notes, precision=args.precision)
+                                fps=clip.fps, clip_notes=clip.notes, precision=args.precision,
+                                weights=weights or "lab")
     except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     report = comp.to_json()
@@ -336,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the full report here")
     e.add_argument("--output", help="one clip: write a side-by-side MP4 here")
     e.add_argument("--no-lpips", action="store_true")
+    e.add_argument("--weights", action="append", default=[], metavar="MODEL=WEIGHTS",
+                   help="one clip: published weights for MODEL (a file, a diffusers folder or OWNER/NAME[:PATH], "
+                        "e.g. cv-vae=AILab-CVC/CV-VAE:vae3d_v1-1); repeatable")
     e.add_argument("--out", help="batch output folder (resumable: clips already in it are skipped)")
     e.add_argument("--workers", type=int, help="batch: parallel worker processes (CPU: they split the cores; "
                                                 "GPU: at most one per GPU)")

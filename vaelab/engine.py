@@ -179,6 +179,10 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
         chunks = [(0, len(idx))]
 
     f = card.spatial_factor
+    fits = model.fits_input  # a released model with one fixed input size (HVDM: 16x256x256) fits clips itself
+    if fits:
+        notes.append(fits + (" (tiling off)" if tile else ""))
+        tile = None
     encode, decode, tile, overlap, note = _coders(model, streamed, tile, overlap, model_kwargs, decode_kwargs, prec)
     if note:
         notes.append(note)
@@ -229,7 +233,7 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                 z = encode(x)
                 _sync(device)
                 t1 = time.perf_counter()
-                y = decode(z)[:, :, :, :h, :w]
+                y = (decode(z, out_size=tuple(x.shape[2:])) if fits else decode(z))[:, :, :, :h, :w]
                 _sync(device)
                 enc_s += t1 - t0
                 dec_s += time.perf_counter() - t1

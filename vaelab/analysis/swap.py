@@ -261,6 +261,24 @@ def check_work(shape_thwc: tuple[int, ...], device: str | torch.device = "cpu") 
 
 # --- the swap --------------------------------------------------------------------------------------
 
+def fit_fixed_input(model, a_thwc: np.ndarray, b_thwc: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """For a model with one fixed input size (the released VidTwin: 16 x 224 x 224): both aligned clips scaled to
+    cover its frame and centre-cropped, then cut to (or looped to) its frame count; a note says what was done.
+    Other models: the clips unchanged and no note."""
+    arch = getattr(model, "arch", None)
+    if arch is None:
+        return a_thwc, b_thwc, None
+    t, s = arch.frames, arch.size
+    (a, how), (b, _) = fit_frame(a_thwc, s, s), fit_frame(b_thwc, s, s)
+    n = len(a)
+    length = (f"cut to its first {t} of {n} frames" if n > t else f"looped from {n} to {t} frames" if n < t
+              else f"{t} frames as they are")
+    size = f"both {how}" if how else f"both already {s}x{s}"
+    note = (f"Released VidTwin: it reads {t} x {s} x {s} clips only (fixed position tables), so {size}, and "
+            f"{length}.")
+    return loop_to(a, t), loop_to(b, t), note
+
+
 @torch.inference_mode()
 def swap_clips(model, a_thwc: np.ndarray, b_thwc: np.ndarray, *, fps: float = 12.0,
                notes: list[str] | None = None) -> SwapResult:
@@ -272,9 +290,11 @@ def swap_clips(model, a_thwc: np.ndarray, b_thwc: np.ndarray, *, fps: float = 12
     """
     if a_thwc.shape != b_thwc.shape:
         raise ValueError(f"clips must be aligned to one shape first (got {a_thwc.shape} and {b_thwc.shape})")
+    a_thwc, b_thwc, fitted = fit_fixed_input(model, a_thwc, b_thwc)
+    notes = list(notes or []) + ([fitted] if fitted else [])
     t, h, w, _ = a_thwc.shape
     device = next(model.parameters()).device
-    f = model.card.spatial_factor
+    f = 1 if fitted else model.card.spatial_factor  # a fixed-size model's clips already have its exact size
     t0 = time.perf_counter()
     x_a = pad_to_rule(to_tensor(a_thwc, device), f, "any")[0]  # (1, 3, T, H', W'), H' and W' multiples of f
     x_b = pad_to_rule(to_tensor(b_thwc, device), f, "any")[0]
@@ -309,5 +329,5 @@ def swap_pair(model, pair: AlignedPair) -> SwapResult:
 
 
 __all__ = ["AlignedPair", "LatentSizes", "SwapResult", "ROWS", "CLIPS", "LATENT_PARTS", "align_pair", "fit_frame",
-           "loop_to", "load_pair", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance",
+           "loop_to", "load_pair", "fit_fixed_input", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance",
            "DEFAULT_FRAMES", "MAX_FRAMES", "DEFAULT_SIZE", "MIN_SIZE", "MAX_SIZE", "MAX_WORK_CPU", "MAX_WORK_GPU"]

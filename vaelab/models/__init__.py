@@ -145,7 +145,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 return {k: f.get_tensor(k) for k in f.keys()}, meta
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from .official import torch_load_tensors
+
+        obj = torch_load_tensors(path)  # weights_only, Lightning callback class keys as placeholders
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, not our bug
@@ -248,12 +250,15 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
     from .. import hub
     from . import official
 
-    res = hub.resolve(weights)
+    released = official.load_released_spec(name, weights)  # families with their own released-file reader (VidTwin)
+    if released is not None:
+        return released
+    spec = official.released_file_in_folder(name, str(weights))
+    spec, folder_notes = official.released_folder_file(name, spec)
+    res = hub.resolve(spec)
+    res.notes = folder_notes + res.notes
     if res.kind == "folder":  # check config.json before reading (possibly large) weights
-        if name != "sd-vae":
-            official.refuse_unless_supported(name)
-            raise WeightsError(f"{name}: diffusers folders load only for sd-vae (and production VAEs)")
-        official.sd_config_from_diffusers(res.config)
+        official.check_folder_config(name, res.config)
     state: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
     for f in res.weight_files:
@@ -264,7 +269,12 @@ def _load_published(name: str, cls: type[VAE], weights: str | Path) -> tuple[VAE
         model = cls(json.loads(meta["config"]))
         load_weights(model, state)
         return model, []
-    if name not in ("sd-vae", "vqgan"):
+    released = official.load_released(name, state, str(spec))
+    if released is None and res.kind != "folder":
+        released = official.load_released_video(name, state)
+    if released is not None:
+        return released[0], released[1] + res.notes
+    if not official.converts(name):
         model = cls(training_record(name).get("config"))
         try:
             load_weights(model, state)

@@ -107,6 +107,8 @@ class VAE(nn.Module):
     parent: str | None = None  # the model this family starts from in training (CV-VAE: the image VAE)
     latent_branches: tuple[str, ...] = ()  # named latent halves ``zero_branch`` can zero (IV-VAE)
     latent_parts: tuple[str, ...] = ()  # named parts of a decoupled latent (VidTwin); its main part has query slots
+    fits_input: str | None = None  # says how a model with one fixed input size fits clips (released HVDM);
+    # its ``decode(z, out_size=(T, H, W))`` then gives the clip's own size back
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()

@@ -64,11 +64,13 @@ L1 + wavelet). Lab widths are our sd-vae's [32, 64, 128, 128], one ResNet per en
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
@@ -91,6 +93,14 @@ LAB_CONFIG: dict[str, Any] = {
     "compat_weight": 1.0,  # the paper's rec2d_weight: L1 through the frozen image decoder
     "compat_target": "random",  # "random" (paper's released config), "slice" (frame 4j) or "mean" (group mean)
     "scaling_factor": 1.0,  # replaced after training by 1/std of training latents
+    # switches for the released architecture (RELEASED_CONFIG); the defaults are the lab design
+    "norm_eps": 1e-6,  # GroupNorm eps (the release: 1e-5)
+    "quant_convs": True,  # SD's 1x1 quant / post-quant convs (the release has none)
+    "decoder_time_padding": "replicate",  # decoder 3x3x3 convs pad time by replicating ("zeros": nn.Conv3d padding)
+    "decoder_attention": "separate",  # mid: spatial + temporal attention, each residual; "joint": x + T(S(x))
+    "frames_per_chunk": None,  # encode 1 + n frames at a time, decode 1 + n/4 latents (the release: 16)
+    "tile_size": None,  # spatial tiles of this many pixels, blended (the release: 576)
+    "tile_overlap": 0.2222,
 }
 
 CARD = ModelCard(
@@ -145,20 +155,22 @@ class GroupNorm3D(nn.GroupNorm):
 
 class Conv3dT(Conv3d):
     """3D conv padded in time by replicating edge frames: ``causal`` pads k_t - 1 frames in front only
-    (output t sees inputs <= t), otherwise (k_t - 1) / 2 on each side. Space: zero "same" padding
-    (``space_pad`` False: none, the caller pads). Its weight is [out, in, k_t, k, k], the 2D name kept."""
+    (output t sees inputs <= t), otherwise (k_t - 1) / 2 on each side (``time_pad="zeros"``: zero frames, what
+    the released CV-VAE decoder's ``nn.Conv3d(padding=1)`` does). Space: zero "same" padding (``space_pad``
+    False: none, the caller pads). Its weight is [out, in, k_t, k, k], the 2D name kept."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, causal: bool = True,
-                 stride: tuple[int, int, int] = (1, 1, 1), space_pad: bool = True):
+                 stride: tuple[int, int, int] = (1, 1, 1), space_pad: bool = True, time_pad: str = "replicate"):
         p = kernel // 2 if space_pad else 0
         super().__init__(in_ch, out_ch, kernel, stride=stride, padding=(0, p, p))
         self.causal = causal
+        self.time_pad = time_pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kt = self.kernel_size[0]
         if kt > 1:
             front, back = (kt - 1, 0) if self.causal else ((kt - 1) // 2, kt // 2)
-            x = F.pad(x, (0, 0, 0, 0, front, back), mode="replicate")
+            x = F.pad(x, (0, 0, 0, 0, front, back), mode="replicate" if self.time_pad == "replicate" else "constant")
         return super().forward(x)
 
 
@@ -166,11 +178,12 @@ class ResnetBlock3D(nn.Module):
     """Half-3D ResNet: norm -> SiLU -> conv1 3x3x3 (causal or symmetric) -> norm -> SiLU -> conv2 3x3 per frame,
     plus a 1x1x1 skip. (B, C_in, T, H, W) -> (B, C_out, T, H, W). Names = diffusers' ResnetBlock2D."""
 
-    def __init__(self, in_ch: int, out_ch: int, groups: int, causal: bool, norm_over_time: bool):
+    def __init__(self, in_ch: int, out_ch: int, groups: int, causal: bool, norm_over_time: bool,
+                 eps: float = 1e-6, time_pad: str = "replicate"):
         super().__init__()
-        self.norm1 = GroupNorm3D(in_ch, groups, norm_over_time)
-        self.conv1 = Conv3dT(in_ch, out_ch, 3, causal=causal)
-        self.norm2 = GroupNorm3D(out_ch, groups, norm_over_time)
+        self.norm1 = GroupNorm3D(in_ch, groups, norm_over_time, eps)
+        self.conv1 = Conv3dT(in_ch, out_ch, 3, causal=causal, time_pad=time_pad)
+        self.norm2 = GroupNorm3D(out_ch, groups, norm_over_time, eps)
         self.dropout = nn.Dropout(0.0)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.conv_shortcut = Conv3dT(in_ch, out_ch, 1, causal=causal) if in_ch != out_ch else None
@@ -223,6 +236,15 @@ class SpatialAttention(Attention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return per_frame(super().forward, x)
 
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention output without the residual: (B, C, T, H, W) -> (B, C, T, H, W)."""
+        def one(f_bchw: torch.Tensor) -> torch.Tensor:
+            b, c, h, w = f_bchw.shape
+            seq = self.group_norm(f_bchw).flatten(2).transpose(1, 2)
+            out = F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
+            return self.to_out[1](self.to_out[0](out)).transpose(1, 2).reshape(b, c, h, w)
+        return per_frame(one, x)
+
 
 class TemporalAttention(nn.Module):
     """Single-head self-attention over T at every pixel: LayerNorm -> q, k, v -> softmax(qk^T/sqrt(C)) v -> out,
@@ -239,36 +261,49 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.to_out[0].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention output without the residual: (B, C, T, H, W) -> (B, C, T, H, W)."""
         b, c, t, h, w = x.shape
-        seq = self.norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))
+        seq = self.norm(rearrange(x, "b c t h w -> (b h w) t c"))
         out = F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
         out = self.to_out[1](self.to_out[0](out))
-        return x + out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+        return rearrange(out, "(b h w) t c -> b c t h w", b=b, h=h, w=w)
 
 
 class MidBlock3D(nn.Module):
-    """ResNet -> spatial attention (-> temporal attention, decoder) -> ResNet at the lowest resolution."""
+    """ResNet -> spatial attention (-> temporal attention, decoder) -> ResNet at the lowest resolution.
 
-    def __init__(self, channels: int, groups: int, causal: bool, norm_over_time: bool, temporal_attention: bool):
+    ``joint`` (the released decoder's spatial-temporal block): the temporal attention reads the spatial
+    attention's output before its residual, and only their composition is added: x + T(S(x))."""
+
+    def __init__(self, channels: int, groups: int, causal: bool, norm_over_time: bool, temporal_attention: bool,
+                 eps: float = 1e-6, time_pad: str = "replicate", joint: bool = False):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock3D(channels, channels, groups, causal, norm_over_time)
+        self.resnets = nn.ModuleList([ResnetBlock3D(channels, channels, groups, causal, norm_over_time, eps, time_pad)
                                       for _ in range(2)])
-        self.attentions = nn.ModuleList([SpatialAttention(channels, groups)])
+        self.attentions = nn.ModuleList([SpatialAttention(channels, groups, eps)])
         self.temporal_attentions = nn.ModuleList([TemporalAttention(channels)] if temporal_attention else [])
+        self.joint = joint and temporal_attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attentions[0](self.resnets[0](x))
-        for attn in self.temporal_attentions:
-            x = attn(x)
+        x = self.resnets[0](x)
+        if self.joint:
+            x = x + self.temporal_attentions[0].branch(self.attentions[0].branch(x))
+        else:
+            x = self.attentions[0](x)
+            for attn in self.temporal_attentions:
+                x = attn(x)
         return self.resnets[1](x)
 
 
 class DownEncoderBlock3D(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, norm_over_time: bool,
-                 downsample: bool, time: bool):
+                 downsample: bool, time: bool, eps: float = 1e-6):
         super().__init__()
-        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, True, norm_over_time)
-                                     for i in range(layers))
+        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, True, norm_over_time,
+                                                   eps) for i in range(layers))
         self.downsamplers = nn.ModuleList([Downsample3D(out_ch, time)]) if downsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -279,10 +314,10 @@ class DownEncoderBlock3D(nn.Module):
 
 class UpDecoderBlock3D(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, norm_over_time: bool,
-                 upsample: bool, time: bool):
+                 upsample: bool, time: bool, eps: float = 1e-6, time_pad: str = "replicate"):
         super().__init__()
-        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, False, norm_over_time)
-                                     for i in range(layers))
+        self.resnets = nn.ModuleList(ResnetBlock3D(in_ch if i == 0 else out_ch, out_ch, groups, False, norm_over_time,
+                                                   eps, time_pad) for i in range(layers))
         self.upsamplers = nn.ModuleList([Upsample3D(out_ch, time)]) if upsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -297,14 +332,14 @@ class Encoder3D(nn.Module):
     def __init__(self, cfg: dict[str, Any]):
         super().__init__()
         chs, g, over_t = cfg["block_out_channels"], cfg["norm_num_groups"], cfg["encoder_norm_over_time"]
-        tdown = cfg["temporal_downsample"]
+        tdown, eps = cfg["temporal_downsample"], cfg["norm_eps"]
         self.conv_in = Conv3dT(cfg["in_channels"], chs[0], 3, causal=True)
         self.down_blocks = nn.ModuleList(
             DownEncoderBlock3D(chs[max(i - 1, 0)], chs[i], cfg["layers_per_block"], g, over_t,
-                               downsample=i < len(chs) - 1, time=i < len(chs) - 1 and tdown[i])
+                               downsample=i < len(chs) - 1, time=i < len(chs) - 1 and tdown[i], eps=eps)
             for i in range(len(chs)))
-        self.mid_block = MidBlock3D(chs[-1], g, True, over_t, temporal_attention=False)
-        self.conv_norm_out = GroupNorm3D(chs[-1], g, over_t)
+        self.mid_block = MidBlock3D(chs[-1], g, True, over_t, temporal_attention=False, eps=eps)
+        self.conv_norm_out = GroupNorm3D(chs[-1], g, over_t, eps)
         self.conv_out = Conv3dT(chs[-1], 2 * cfg["latent_channels"], 3, causal=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,17 +357,18 @@ class Decoder3D(nn.Module):
         super().__init__()
         rev, g = list(reversed(cfg["block_out_channels"])), cfg["norm_num_groups"]
         over_t = cfg["decoder_norm_over_time"]
-        tdown = cfg["temporal_downsample"]
+        tdown, eps, pad = cfg["temporal_downsample"], cfg["norm_eps"], cfg["decoder_time_padding"]
         n = len(rev)
-        self.conv_in = Conv3dT(cfg["latent_channels"], rev[0], 3, causal=False)
-        self.mid_block = MidBlock3D(rev[0], g, False, over_t, temporal_attention=True)
+        self.conv_in = Conv3dT(cfg["latent_channels"], rev[0], 3, causal=False, time_pad=pad)
+        self.mid_block = MidBlock3D(rev[0], g, False, over_t, temporal_attention=True, eps=eps, time_pad=pad,
+                                    joint=cfg["decoder_attention"] == "joint")
         # up block k mirrors encoder down-sampler n - 2 - k
         self.up_blocks = nn.ModuleList(
             UpDecoderBlock3D(rev[max(k - 1, 0)], rev[k], cfg["layers_per_block"] + 1, g, over_t,
-                             upsample=k < n - 1, time=k < n - 1 and tdown[n - 2 - k])
+                             upsample=k < n - 1, time=k < n - 1 and tdown[n - 2 - k], eps=eps, time_pad=pad)
             for k in range(n))
-        self.conv_norm_out = GroupNorm3D(rev[-1], g, over_t)
-        self.conv_out = Conv3dT(rev[-1], cfg["out_channels"], 3, causal=False)
+        self.conv_norm_out = GroupNorm3D(rev[-1], g, over_t, eps)
+        self.conv_out = Conv3dT(rev[-1], cfg["out_channels"], 3, causal=False, time_pad=pad)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid_block(self.conv_in(z))
@@ -423,8 +459,9 @@ class CVVAE(VAE):
         z = cfg["latent_channels"]
         self.encoder = Encoder3D(cfg)
         self.decoder = Decoder3D(cfg)
-        self.quant_conv = Conv3dT(2 * z, 2 * z, 1)
-        self.post_quant_conv = Conv3dT(z, z, 1, causal=False)
+        quant = cfg["quant_convs"]
+        self.quant_conv = Conv3dT(2 * z, 2 * z, 1) if quant else nn.Identity()
+        self.post_quant_conv = Conv3dT(z, z, 1, causal=False) if quant else nn.Identity()
         self._warned = False
 
     # --- the image VAE: inflation source and frozen compatibility decoder -----------------------------
@@ -475,7 +512,16 @@ class CVVAE(VAE):
         """The compatibility meter on the first ``COMPAT_FRAMES`` frames, read by the lab image VAE it started from."""
         image_vae = reference(self.parent)
         base = {"model": self.card.name, "image_model": image_vae.card.name}
+        if self.released_architecture and getattr(image_vae, "weights_source", "lab") == "lab":
+            return {"compatibility": base | {"psnr": None, "reason": (
+                "the released CV-VAE's latent is Stable Diffusion 2.1's; the lab sd-vae is not its image decoder "
+                "(load SD's VAE as sd-vae weights and call compatibility_with)")}}
         return {"compatibility": base | self.compatibility_with(x_bcthw[:, :, :self.COMPAT_FRAMES], image_vae)}
+
+    @property
+    def released_architecture(self) -> bool:
+        """Built at the released CVVAEModel's design (RELEASED_CONFIG or a width/depth of it), not the lab's."""
+        return self.config["decoder_attention"] == "joint" and not self.config["quant_convs"]
 
     @property
     def image_vae(self) -> nn.Module | None:
@@ -505,7 +551,55 @@ class CVVAE(VAE):
 
     def posterior(self, x_bcthw: torch.Tensor) -> DiagonalGaussian:
         self._check(x_bcthw)
-        return DiagonalGaussian(self.quant_conv(self.encoder(x_bcthw)))
+        return DiagonalGaussian(self.quant_conv(self._chunked(self.encoder, x_bcthw, self.config["frames_per_chunk"],
+                                                              1 / 8)))
+
+    def _chunked(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int | None,
+                 scale: float) -> torch.Tensor:
+        """``fn`` (encoder: ``scale`` 1/8, decoder: 8) over windows of 1 + ``chunk`` frames sharing one frame, the
+        first output frame of later windows dropped, each window spatially tiled (the released CV-VAE's
+        ``tiled_encode`` / ``tiled_decode``); ``chunk`` None: the whole clip at once."""
+        if not chunk:
+            return self._tiled(fn, x, scale)
+        rounds = max(math.ceil((x.shape[2] - 1) / chunk), 1)
+        out = [self._tiled(fn, x[:, :, n * chunk:(n + 1) * chunk + 1], scale) for n in range(rounds)]
+        return torch.cat([o if n == 0 else o[:, :, 1:] for n, o in enumerate(out)], 2)
+
+    def _tiled(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float) -> torch.Tensor:
+        """``fn`` on overlapping spatial tiles of ``tile_size`` pixels (``tile_size`` / 8 latents), each blended
+        linearly into its (already blended) upper and left neighbours, then cropped to the stride and stitched:
+        the released CV-VAE's ``spatial_tiled_encode`` / ``_decode``. No tile_size: ``fn(x)``."""
+        size, ratio = self.config["tile_size"], self.config["tile_overlap"]
+        if not size:
+            return fn(x)
+        pixel = size // 8
+        tile_in, tile_out = (size, pixel) if scale < 1 else (pixel, size)
+        stride_in = round(tile_in * (1 - ratio))
+        overlap = round(tile_out * ratio)
+        stride_out = tile_out - overlap
+        rows: list[list[torch.Tensor]] = []
+        for i in range(0, x.shape[3], stride_in):
+            cols = []
+            for j in range(0, x.shape[4], stride_in):
+                cols.append(fn(x[:, :, :, i:i + tile_in, j:j + tile_in]))
+                if j + tile_in >= x.shape[4]:
+                    break
+            rows.append(cols)
+            if i + tile_in >= x.shape[3]:
+                break
+        ramp = torch.arange(overlap, device=x.device) / max(overlap, 1)
+        for i, cols in enumerate(rows if overlap else []):
+            for j, tile in enumerate(cols):
+                if i > 0:
+                    up, w = rows[i - 1][j], ramp.view(-1, 1)
+                    tile[:, :, :, :overlap] = (1 - w) * up[:, :, :, -overlap:] + w * tile[:, :, :, :overlap]
+                if j > 0:
+                    left = cols[j - 1]
+                    tile[..., :overlap] = (1 - ramp) * left[..., -overlap:] + ramp * tile[..., :overlap]
+        stitched = [torch.cat([t[:, :, :, :stride_out if i < len(rows) - 1 else None,
+                                 :stride_out if j < len(cols) - 1 else None] for j, t in enumerate(cols)], 4)
+                    for i, cols in enumerate(rows)]
+        return torch.cat(stitched, 3)
 
     def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         """(B, 3, 1 + 4k, H, W) -> posterior mean (B, 4, 1 + k, H/8, W/8)."""
@@ -513,7 +607,8 @@ class CVVAE(VAE):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 4, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w) with the 3D decoder."""
-        return self.decoder(self.post_quant_conv(z))
+        chunk = self.config["frames_per_chunk"]
+        return self._chunked(self.decoder, self.post_quant_conv(z), chunk // 4 if chunk else None, 8.0)
 
     def compat_targets(self, x_pad: torch.Tensor, t_lat: int,
                        mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -610,3 +705,137 @@ class CVVAE(VAE):
             out.append(y if n == 0 else y[:, :, 1:])
         return torch.cat(out, 2)
 
+
+
+# --- the released checkpoints (AILab-CVC/CV-VAE, models/modeling_vae.py CVVAEModel + models/vae_models.py) -----
+
+RELEASED_CONFIG: dict[str, Any] = {
+    **LAB_CONFIG,
+    "block_out_channels": [128, 256, 512, 512],  # ch 128, ch_mult [1, 2, 4, 4]
+    "layers_per_block": 2,  # num_res_blocks (the decoder has 3 per level)
+    "norm_num_groups": 32,
+    "encoder_norm_over_time": True,
+    "decoder_norm_over_time": True,
+    "norm_eps": 1e-5,
+    "quant_convs": False,
+    "decoder_time_padding": "zeros",
+    "decoder_attention": "joint",
+    "frames_per_chunk": 16,
+    "tile_size": 576,
+    "tile_overlap": 0.2222,
+    "scaling_factor": 0.18215,
+}
+
+# CVVAEModel's constructor defaults (what a config.json that omits a key gets) and the values this tree runs
+_REFERENCE_DEFAULTS: dict[str, Any] = {
+    "double_z": True, "z_channels": 4, "in_channels": 3, "out_ch": 3, "ch": 128, "ch_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0, "use_3d_conv": True, "half_3d": True,
+    "causal_encoder": True, "causal_decoder": False, "encoder_attn_type": "vanilla-xformers",
+    "decoder_attn_type": "spatial-temporal-xformer", "scaling_factor": 0.18215, "en_de_n_frames_a_time": 16,
+    "time_n_compress": 4, "spatial_n_compress": 8, "tile_spatial_size": 576, "num_video_frames": None,
+    "tile_overlap_ratio": 0.2222, "reshape_z_dim_to_4": False, "reshape_x_dim_to_4": False,
+}
+_MUST = {"double_z": True, "attn_resolutions": [], "use_3d_conv": True, "half_3d": True, "causal_encoder": True,
+         "causal_decoder": False, "decoder_attn_type": "spatial-temporal-xformer", "time_n_compress": 4,
+         "spatial_n_compress": 8, "num_video_frames": None, "reshape_z_dim_to_4": False, "reshape_x_dim_to_4": False}
+
+
+def _released_config(ch: int, ch_mult: list[int], num_res_blocks: int, z: int, in_ch: int = 3, out_ch: int = 3,
+                     **tiling: Any) -> dict[str, Any]:
+    n = len(ch_mult)
+    tdown = [i % 2 == 0 for i in range(n - 1)]  # the reference's half_t_mult: time /2 at even levels
+    if sum(tdown) != 2:
+        raise ValueError(f"ch_mult of {n} levels gives {sum(tdown)} temporal down-samplers; this tree runs "
+                         "4x-in-time models (4 or 5 levels)")
+    return {**RELEASED_CONFIG, "in_channels": in_ch, "out_channels": out_ch,
+            "block_out_channels": [ch * m for m in ch_mult], "layers_per_block": num_res_blocks,
+            "latent_channels": z, "temporal_downsample": tdown, **tiling}
+
+
+def config_from_released(config: dict[str, Any]) -> dict[str, Any]:
+    """A released ``config.json`` (CVVAEModel, diffusers-style) -> our config; one-line ValueError for what
+    this tree does not run (named)."""
+    cls = config.get("_class_name", "CVVAEModel")
+    if cls != "CVVAEModel":
+        raise ValueError(f"config.json is {cls}, not the released CVVAEModel (the SD3 variant CVVAESD3Model is "
+                         "a different tree)")
+    c = {**_REFERENCE_DEFAULTS, **{k: v for k, v in config.items() if not k.startswith("_")}}
+    bad = [f"{k}={c[k]!r}" for k, v in _MUST.items() if c[k] != v]
+    if c["encoder_attn_type"] not in ("vanilla-xformers", "vanilla"):
+        bad.append(f"encoder_attn_type={c['encoder_attn_type']!r}")
+    if c["dropout"]:
+        bad.append(f"dropout={c['dropout']!r}")
+    if bad:
+        raise ValueError("this CV-VAE config has " + ", ".join(bad) + ", which the released tree does not use")
+    frames = c["en_de_n_frames_a_time"]
+    tile = c["tile_spatial_size"]
+    return _released_config(int(c["ch"]), list(c["ch_mult"]), int(c["num_res_blocks"]), int(c["z_channels"]),
+                            int(c["in_channels"]), int(c["out_ch"]), frames_per_chunk=frames, tile_size=tile,
+                            tile_overlap=c["tile_overlap_ratio"] if tile else LAB_CONFIG["tile_overlap"],
+                            scaling_factor=float(c["scaling_factor"]))
+
+
+def is_released_layout(state: dict[str, torch.Tensor]) -> bool:
+    return any(k.startswith(("encoder.down.", "decoder.up.")) for k in state)
+
+
+def config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The released architecture a bare state dict (released names) was built with, read off its shapes;
+    tiling / chunking / scaling are CVVAEModel's defaults (576 px, 16 frames, 0.18215)."""
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state:
+            raise ValueError(f"checkpoint has no {key}")
+        return tuple(state[key].shape)
+
+    chs, n = [], 0
+    while f"encoder.down.{n}.block.0.conv1.weight" in state:
+        chs.append(shape(f"encoder.down.{n}.block.0.conv1.weight")[0])
+        n += 1
+    blocks = 0
+    while f"encoder.down.0.block.{blocks}.conv1.weight" in state:
+        blocks += 1
+    ch = shape("encoder.conv_in.weight")[0]
+    if not chs or any(c % ch for c in chs):
+        raise ValueError(f"encoder level widths {chs} are not multiples of conv_in's {ch}")
+    z = shape("decoder.conv_in.weight")[1]
+    if shape("encoder.conv_out.weight")[0] != 2 * z:
+        raise ValueError("encoder.conv_out does not emit 2 x decoder.conv_in channels (double_z)")
+    if "decoder.mid.attn_1.q_t.weight" not in state:
+        raise ValueError("decoder.mid.attn_1 has no temporal part (q_t): not the spatial-temporal decoder")
+    return _released_config(ch, [c // ch for c in chs], blocks, z, shape("encoder.conv_in.weight")[1],
+                            shape("decoder.conv_out.weight")[0])
+
+
+_TEMPORAL = {"q_t": "to_q", "k_t": "to_k", "v_t": "to_v", "proj_out_t": "to_out.0", "norm_t": "norm"}
+
+
+def released_to_lab(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Released key names -> ours: the LDM-layout map (``official.ldm_to_diffusers``) plus the decoder's temporal
+    attention (``decoder.mid.attn_1.q_t`` -> ``decoder.mid_block.temporal_attentions.0.to_q`` ...)."""
+    import re
+
+    from .official import ldm_to_diffusers
+
+    out = {}
+    for key, value in state.items():
+        if m := re.match(r"decoder\.mid\.attn_1\.(q_t|k_t|v_t|proj_out_t|norm_t)\.(weight|bias)$", key):
+            key = f"decoder.mid_block.temporal_attentions.0.{_TEMPORAL[m[1]]}.{m[2]}"
+        out[key] = value
+    return ldm_to_diffusers(out)
+
+
+def convert_released(state: dict[str, torch.Tensor], config: dict[str, Any] | None,
+                     lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
+    """A published CV-VAE checkpoint -> (state in our names, config to build, notes); see ``official``."""
+    from . import WeightsError
+
+    if config is None and not is_released_layout(state):
+        return state, dict(lab_config or {}), []  # our own layout without metadata: the strict load decides
+    try:
+        built = config_from_released(config) if config is not None else config_from_state(state)
+    except ValueError as e:
+        raise WeightsError(f"cv-vae: {e}") from None
+    notes = ["released CV-VAE (AILab-CVC/CV-VAE CVVAEModel) " + ("from its config.json" if config is not None else
+                                                                 "architecture read off the tensor shapes, "
+                                                                 "tiling/chunking at CVVAEModel's defaults")]
+    return released_to_lab(state), built, notes

@@ -26,6 +26,8 @@ apply the family's own convention for the latent a generator sees (read from its
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import inspect
 import os
 import re
@@ -405,9 +407,44 @@ def ready_names() -> list[str]:
     from .. import hub
 
     wanted = configured()
-    if not wanted or not diffusers_available():  # nothing configured: never pay for importing diffusers
+    if not wanted:  # nothing configured: never pay for importing diffusers
         return []
-    return [n for n, w in wanted.items() if hub.is_available_offline(w)]
+    family = {n: f for n, w in wanted.items() if (f := family_spec(w))}
+    if len(family) < len(wanted) and not diffusers_available():
+        wanted = {n: w for n, w in wanted.items() if n in family}
+    return [n for n, w in wanted.items() if hub.is_available_offline(family[n][1] if n in family else w)]
+
+
+def family_spec(weights: str) -> tuple[str, str] | None:
+    """``FAMILY:WEIGHTS`` entries (``cv-vae:AILab-CVC/CV-VAE:vae3d_v1-1``, ``vqgan:/ckpts/last.ckpt``): a VAE Lab
+    family's published checkpoint offered under its own name, loaded by ``models.load(FAMILY, weights=...)``.
+    A repo id has a "/" before its first ":", so the two forms cannot be confused."""
+    from .. import models
+
+    head, sep, rest = str(weights).partition(":")
+    return (head, rest) if sep and rest and head in models.all_names() else None
+
+
+def _family_card(name: str, family: str, spec: str) -> ModelCard:
+    from .. import models
+    from .official import support
+
+    c = copy.deepcopy(models.card(family))
+    c.name = name
+    c.params = _published_params(family, spec)
+    s = support(family)
+    c.weights = f"published {family} checkpoint {spec}" + (f". {s.summary()}" if s is not None else "")
+    return c
+
+
+@functools.lru_cache(maxsize=16)
+def _published_params(family: str, spec: str) -> int:
+    """Parameters in the checkpoint (training-only ``loss.*`` keys left out)."""
+    from .. import hub, models
+    from .official import strip_wrappers
+
+    return sum(v.numel() for f in hub.resolve(spec).weight_files
+               for v in strip_wrappers(models.read_checkpoint(f)[0]).values())
 
 
 def extra_class(name: str) -> type[DiffusersVAE]:
@@ -417,6 +454,8 @@ def extra_class(name: str) -> type[DiffusersVAE]:
     weights = configured().get(name)
     if weights is None:
         raise KeyError(f"{name!r} is not a configured production VAE")
+    if fam := family_spec(weights):
+        return models.model_class(fam[0])  # type: ignore[return-value]
     key = (name, weights)
     if key not in _CLASSES:
         res = hub.resolve(weights)
@@ -429,6 +468,8 @@ def extra_class(name: str) -> type[DiffusersVAE]:
 
 def card(name: str) -> ModelCard:
     """The card of configured model ``name``, with parameters counted on the meta device (no memory)."""
+    if fam := family_spec(configured()[name]):
+        return _family_card(name, *fam)
     cls = extra_class(name)
     c = copy.deepcopy(cls.card)
     with torch.device("meta"):
@@ -442,6 +483,12 @@ def load_extra(name: str, weights: str | Path | None = "lab", device: str | torc
     the same architecture with random weights (tests only); else another folder / repo id of the same class."""
     from .. import models
 
+    if fam := family_spec(configured()[name]):
+        family, spec = fam
+        model = models.load(family, weights="random" if weights in ("random", None) else
+                            spec if weights == "lab" else str(weights), device=device)
+        model.card = dataclasses.replace(copy.deepcopy(model.card), name=name)
+        return model
     cls = extra_class(name)
     if weights in ("random", None):
         model = cls(None)

@@ -52,6 +52,10 @@ conv and the decoder's conv_in).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import itertools
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -439,3 +443,395 @@ class IVVAE(CausalVideoVAE):
     def decode_heads(self, z: torch.Tensor, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Both RGB heads for every frame, before selection: (keyframe RGB, temporal RGB), each (B, 3, 1 + 4k, H, W)."""
         return tuple(self.decoder.heads(self.zero_branch(z, zero_branch)).chunk(2, 1))  # type: ignore[return-value]
+
+
+# --- the released architecture (ali-vilab/iv-vae models/vae3d.py, MIT) ------------------------------
+#
+# The published checkpoints (ModelScope wpy1999/iv-vae: ivvae_z{4,8,16}_dim64.pth, ivvae_z16_dim96.pth, plain
+# state dicts) are the Wan-derived tree below, module for module and name for name, so a file loads with no
+# renaming. Same two ideas as the lab model above (KTC halves, GCConv); what differs from the lab tree:
+# full-width branches (dim 64 / 96), two ResNets per encoder level and three per decoder level, attention after
+# the level-2 down-sampler and after every ResNet of the lowest level, PAC dilations (1, 3, 6, 9, 12) with its
+# outputs regrouped per half, a 1x1 "conv1"/"conv2" around the latent, up-samplers that halve the width, the 1x1
+# shortcuts as Sep convs, and the per-model latent scale/shift. The reference runs frame 0 and then 4-frame
+# chunks with a one-frame cache per GCConv; every layer here is per frame except the GCConvs, so one shot over
+# the whole clip gives the same numbers, and ``vaelab.streaming`` gives them again chunk by chunk.
+
+@dataclass(frozen=True)
+class ReleasedConfig:
+    """Constructor arguments of the reference ``VAutoencoder3d`` (``IV_VAE(z_dim, dim)`` fills the rest)."""
+
+    dim: int = 64
+    z_dim: int = 16  # latent channels: z_dim/2 keyframe + z_dim/2 temporal
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    attn_scales: tuple[float, ...] = ()
+    scale_factor: float = 1.0
+    shift_factor: float = 0.0
+    variant: str = ""  # released file stem, "" for other sizes
+
+    def __post_init__(self) -> None:
+        if len(self.dim_mult) != 4:
+            raise ValueError("the released IV-VAE has 4 levels (its t_c schedule and decoder widths assume them)")
+        if self.z_dim % 2 or self.dim < 1:
+            raise ValueError("IV-VAE needs an even z_dim (two halves) and dim >= 1")
+
+
+# scale/shift per released file, as in the reference's IV_VAE()
+RELEASED: dict[str, ReleasedConfig] = {
+    "ivvae_z4_dim64": ReleasedConfig(64, 4, scale_factor=1.3196, shift_factor=0.1250, variant="ivvae_z4_dim64"),
+    "ivvae_z8_dim64": ReleasedConfig(64, 8, scale_factor=1.0940, shift_factor=-0.0322, variant="ivvae_z8_dim64"),
+    "ivvae_z16_dim64": ReleasedConfig(64, 16, scale_factor=0.9697, shift_factor=-0.1553, variant="ivvae_z16_dim64"),
+    "ivvae_z16_dim96": ReleasedConfig(96, 16, scale_factor=0.7619, shift_factor=-0.0483, variant="ivvae_z16_dim96"),
+}
+
+
+class ReleasedGCConv(GroupCausalConv3d):
+    """:class:`GroupCausalConv3d` holding its kernel as ``weight``/``bias`` (the reference subclasses nn.Conv3d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, t_c: int = 4):
+        Streamable.__init__(self)
+        self.t_c, self.pad = t_c, kernel // 2
+        ref = nn.Conv3d(in_channels, out_channels, (3, kernel, kernel))
+        self.weight, self.bias = ref.weight, ref.bias
+
+    def conv(self, x: torch.Tensor) -> torch.Tensor:  # what the parent's forward calls on the padded groups
+        return F.conv3d(x, self.weight, self.bias, padding=(0, self.pad, self.pad))
+
+
+class SepRMSNorm(nn.Module):
+    """RMS norm of each half on its own: x_half / ||x_half||_C * sqrt(C) * gamma. (B, 2C, T, H, W)."""
+
+    def __init__(self, half: int):
+        super().__init__()
+        self.half = half
+        self.gamma = nn.Parameter(torch.ones(2 * half, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xr = F.normalize(x.unflatten(1, (2, self.half)), dim=2).flatten(1, 2)
+        return xr * self.half ** 0.5 * self.gamma
+
+
+class ImageRMSNorm(nn.Module):
+    """RMS norm over channels of (N, C, H, W): x / ||x||_C * sqrt(C) * gamma."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) * x.shape[1] ** 0.5 * self.gamma
+
+
+class SepConv3d(nn.Module):
+    """Reference ``Sep_Conv3d``: per-frame 2D conv -> keyframe half, GCConv (or 1x1x1 conv) -> temporal half;
+    both read all input channels. (B, C_in, T, H, W) -> (B, out_2d + out_3d, T, H, W)."""
+
+    def __init__(self, in_channels: int, out_2d: int, out_3d: int, kernel: int, t_c: int):
+        super().__init__()
+        self.conv_2d = nn.Conv2d(in_channels, out_2d, kernel, padding=kernel // 2)
+        self.conv_3d = (ReleasedGCConv(in_channels, out_3d, kernel, t_c) if kernel > 1
+                        else Conv3d(in_channels, out_3d, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([per_frame(self.conv_2d, x), self.conv_3d(x)], 1)
+
+
+class SepConv2d(nn.Module):
+    """Reference ``Sep_Conv2d`` / ``Sep_Conv2d_dilated``: one per-frame 2D conv over both halves."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, dilation: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=dilation * (kernel // 2), dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return per_frame(self.conv, x)
+
+
+class ReleasedResBlock(nn.Module):
+    """norm -> SiLU -> conv -> norm -> SiLU -> dropout -> conv, plus a 1x1 Sep shortcut when the width changes.
+    ``t_c=None``: the 2D variant (Sep_ResidualBlock_2d). (B, 2*in_half, T, H, W) -> (B, 2*out_half, T, H, W)."""
+
+    def __init__(self, in_half: int, out_half: int, t_c: int | None):
+        super().__init__()
+
+        def conv(cin: int, k: int) -> nn.Module:
+            return SepConv2d(2 * cin, 2 * out_half, k) if t_c is None else SepConv3d(2 * cin, out_half, out_half, k, t_c)
+
+        self.residual = nn.Sequential(SepRMSNorm(in_half), nn.SiLU(), conv(in_half, 3),
+                                      SepRMSNorm(out_half), nn.SiLU(), nn.Dropout(0.0), conv(out_half, 3))
+        self.shortcut = conv(in_half, 1) if in_half != out_half else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class ReleasedFrameAttention(nn.Module):
+    """Single-head attention over the H*W positions of each frame (reference ``AttentionBlock``)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = ImageRMSNorm(channels)
+        self.to_qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.to_qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)  # (N, HW, C) each
+        out = F.scaled_dot_product_attention(q, k, v)
+        return x + self.proj(out.transpose(1, 2).reshape(n, c, h, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return per_frame(self._frames, x)
+
+
+class ReleasedSepAttention(nn.Module):
+    """One attention per half (reference ``Sep_AttentionBlock``). (B, 2C, T, H, W) -> same."""
+
+    def __init__(self, half: int):
+        super().__init__()
+        self.Attention_2d = ReleasedFrameAttention(half)
+        self.Attention_3d = ReleasedFrameAttention(half)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kf, tp = x.chunk(2, 1)
+        return torch.cat([self.Attention_2d(kf), self.Attention_3d(tp)], 1)
+
+
+class ReleasedResample(Streamable):
+    """Reference ``Resample``. (B, 2*dim, T, H, W) ->
+
+    * downsample2d/3d: space /2 per half (pad right/bottom, 3x3 stride 2); 3d also 1 + 2m -> 1 + m frames
+      (frame 0 alone, then keyframe half keeps the first frame of each pair, temporal half a (2,1,1) stride-2 conv);
+    * upsample2d/3d: 3d first doubles time (frame 0 stays single; keyframe half repeated, temporal half a 1x1x1
+      conv to 2*dim channels, depth-to-time), then nearest x2 and a 3x3 conv to dim/2 per half -> (B, dim, ...).
+    """
+
+    def __init__(self, dim: int, mode: str):
+        super().__init__()
+        self.dim, self.mode = dim, mode
+        if mode.startswith("up"):
+            def branch() -> nn.Module:
+                return nn.Sequential(nn.Upsample(scale_factor=(2.0, 2.0), mode="nearest-exact"),
+                                     nn.Conv2d(dim, dim // 2, 3, padding=1))
+        else:
+            def branch() -> nn.Module:
+                return nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(dim, dim, 3, stride=2))
+        self.resample_2d, self.resample_3d = branch(), branch()
+        if mode == "upsample3d":
+            self.time_conv = Conv3d(dim, 2 * dim, 1)
+        elif mode == "downsample3d":
+            self.time_conv = Conv3d(dim, dim, (2, 1, 1), stride=(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n0 = 1 if self.first_chunk else 0
+        self._store(True)
+        kf, tp = x.chunk(2, 1)
+        if self.mode == "upsample3d" and x.shape[2] > n0:
+            kf = torch.cat([kf[:, :, :n0], kf[:, :, n0:].repeat_interleave(2, dim=2)], 2)
+            tp = torch.cat([tp[:, :, :n0], depth_to_time(self.time_conv(tp[:, :, n0:]))], 2)
+        kf, tp = per_frame(self.resample_2d, kf), per_frame(self.resample_3d, tp)
+        if self.mode == "downsample3d" and x.shape[2] > n0:
+            kf = torch.cat([kf[:, :, :n0], kf[:, :, n0::2]], 2)
+            tp = torch.cat([tp[:, :, :n0], self.time_conv(tp[:, :, n0:])], 2)
+        return torch.cat([kf, tp], 1)
+
+
+class ReleasedPAC(nn.Module):
+    """Reference ``PAC``: 1x1, 3x3 and dilated (3, 6, 9, 12) 3x3 convs over both halves; their keyframe halves,
+    then their temporal halves, are concatenated and fused by a 1x1 conv. (B, 2C, T, H, W) -> (B, 2*out_half, ...)."""
+
+    DILATIONS = (3, 6, 9, 12)
+
+    def __init__(self, half: int, out_half: int):
+        super().__init__()
+        self.out_half = out_half
+        self.PAC_0 = SepConv2d(2 * half, 2 * out_half, 1)
+        self.PAC_1 = SepConv2d(2 * half, 2 * out_half, 3)
+        for d in self.DILATIONS:
+            setattr(self, f"PAC_{d}", SepConv2d(2 * half, 2 * out_half, 3, dilation=d))
+        self.PAC_conv = SepConv2d(12 * out_half, 2 * out_half, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [getattr(self, f"PAC_{d}")(x) for d in (0, 1, *self.DILATIONS)]
+        n = self.out_half
+        return self.PAC_conv(torch.cat([o[:, :n] for o in outs] + [o[:, n:] for o in outs], 1))
+
+
+def _released_encoder_t_c(level: int) -> int:
+    return 2 if level == 2 else 4  # GCConv group length: 4 frames, 2 after the first temporal down-sampling
+
+
+class ReleasedEncoder(nn.Module):
+    """(B, 3, 1 + 4k, H, W) -> (B, 2 * z_dim, 1 + k, H/8, W/8) = [keyframe | temporal] PAC output."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        d, mult, n = cfg.dim, cfg.dim_mult, cfg.num_res_blocks
+        dims = [d * m for m in (1, *mult)]
+        self.conv1 = SepConv3d(3, d, d, 3, t_c=4)
+        blocks: list[nn.Module] = []
+        scale = 1.0
+        for i, (cin, cout) in enumerate(itertools.pairwise(dims)):
+            last = i == len(mult) - 1
+            for _ in range(n):
+                blocks.append(ReleasedResBlock(cin, cout, None if last else _released_encoder_t_c(i)))
+                if scale in cfg.attn_scales:
+                    blocks.append(ReleasedSepAttention(cout))
+                if last:
+                    blocks.append(ReleasedSepAttention(cout))
+                cin = cout
+            if not last:
+                blocks.append(ReleasedResample(cout, "downsample3d" if i >= 1 else "downsample2d"))
+                scale /= 2.0
+            if i == len(mult) - 2:
+                blocks.append(ReleasedSepAttention(cout))
+        self.downsamples = nn.Sequential(*blocks)
+        c = dims[-1]
+        self.middle = nn.Sequential(ReleasedResBlock(c, c, None), ReleasedSepAttention(c), ReleasedResBlock(c, c, None))
+        self.head = nn.Sequential(SepRMSNorm(c), nn.SiLU(), ReleasedPAC(c, cfg.z_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.middle(self.downsamples(self.conv1(x))))
+
+
+class ReleasedDecoder(nn.Module):
+    """(B, z_dim, 1 + k, h, w) -> [keyframe RGB | temporal RGB] (B, 6, 1 + 4k, 8h, 8w); ``select`` picks per frame."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        mult, n = cfg.dim_mult, cfg.num_res_blocks
+        dims = [cfg.dim * m for m in (mult[-1], *reversed(mult))]
+        scale = 1.0 / 2 ** (len(mult) - 2)
+        self.conv1 = SepConv2d(cfg.z_dim, 2 * dims[0], 3)
+        self.middle = nn.Sequential(ReleasedResBlock(dims[0], dims[0], None), ReleasedSepAttention(dims[0]),
+                                    ReleasedResBlock(dims[0], dims[0], None))
+        blocks: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(itertools.pairwise(dims)):
+            if i > 0:
+                cin //= 2  # the up-sampler before this level halved the width
+            for _ in range(n + 1):
+                blocks.append(ReleasedResBlock(cin, cout, None if i == 0 else (2 if i == 1 else 4)))
+                if scale in cfg.attn_scales:
+                    blocks.append(ReleasedSepAttention(cout))
+                if i == 0:
+                    blocks.append(ReleasedSepAttention(cout))
+                cin = cout
+            if i != len(mult) - 1:
+                blocks.append(ReleasedResample(cout, "upsample3d" if i < 2 else "upsample2d"))
+                scale *= 2.0
+        self.upsamples = nn.Sequential(*blocks)
+        self.head = nn.Sequential(SepRMSNorm(dims[-1]), nn.SiLU(), SepConv3d(2 * dims[-1], 3, 3, 3, t_c=4))
+        self.select = GroupFrameSelect()
+
+    def heads(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.upsamples(self.middle(self.conv1(z))))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.select(self.heads(z))
+
+
+RELEASED_CARD_NOTE = ("released IV-VAE checkpoint (ali-vilab/iv-vae, MIT; ModelScope wpy1999/iv-vae, "
+                      "ivvae_z{4,8,16}_dim64.pth / ivvae_z16_dim96.pth), loads exactly (parity-tested against the "
+                      "reference code)")
+
+
+class ReleasedIVVAE(CausalVideoVAE):
+    """The published IV-VAE (reference ``VAutoencoder3d``), with the reference's state-dict names.
+
+    ``encode`` returns the reference's latent with the posterior *mean* (the reference samples):
+    ``scale_factor * (mean - shift_factor)``, (B, z_dim, 1 + k, H/8, W/8) = [keyframe z/2 | temporal z/2].
+    """
+
+    card = CARD
+
+    def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
+        cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items() if k != "architecture"})
+        super().__init__({"architecture": "released", **dataclasses.asdict(cfg)})
+        self.released = cfg
+        half = cfg.z_dim // 2
+        self.encoder = ReleasedEncoder(cfg)
+        self.conv1 = SepConv3d(2 * cfg.z_dim, cfg.z_dim, cfg.z_dim, 1, t_c=1)
+        self.conv2 = SepConv3d(cfg.z_dim, half, half, 1, t_c=1)
+        self.decoder = ReleasedDecoder(cfg)
+        self.card = dataclasses.replace(copy.deepcopy(CARD), latent_channels=cfg.z_dim, weights=RELEASED_CARD_NOTE)
+        self.card.params = self.num_params()
+
+    def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """(B, 2 * z_dim, 1 + k, H/8, W/8) = [mean kf | mean tp | logvar kf | logvar tp]."""
+        h = self.conv1(self.encoder(x_bcthw))  # [2D: mean kf, logvar kf | 3D: mean tp, logvar tp]
+        (m_kf, lv_kf), (m_tp, lv_tp) = (p.chunk(2, 1) for p in h.chunk(2, 1))
+        return torch.cat([m_kf, m_tp, lv_kf, lv_tp], 1)
+
+    def encode_chunk(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        return self.released.scale_factor * (self.posterior(x_bcthw).mode() - self.released.shift_factor)
+
+    def zero_branch(self, z: torch.Tensor, branch: str | None) -> torch.Tensor:
+        """The *unscaled* latent with one half set to 0 (see :meth:`IVVAE.zero_branch`)."""
+        return IVVAE.zero_branch(self, z, branch)  # type: ignore[arg-type]
+
+    def _unscale(self, z: torch.Tensor, zero_branch: str | None) -> torch.Tensor:
+        return self.zero_branch(z / self.released.scale_factor + self.released.shift_factor, zero_branch)
+
+    def decode_chunk(self, z: torch.Tensor, zero_branch: str | None = None, **kwargs: Any) -> torch.Tensor:
+        return self.decoder(self.conv2(self._unscale(z, zero_branch)))
+
+    def decode_heads(self, z: torch.Tensor, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(self.decoder.heads(self.conv2(self._unscale(z, zero_branch))).chunk(2, 1))  # type: ignore[return-value]
+
+
+def released_config_from_state(state: dict[str, torch.Tensor], source: str = "") -> ReleasedConfig:
+    """The reference constructor arguments a released-layout state dict was built with, read off its shapes.
+
+    Widths from the first conv of each encoder level, depth from the number of ResNets before the first
+    down-sampler, attention scales from attention blocks after level ResNets. Scale/shift: the released file's
+    (matched by ``z_dim``/``dim``, or by the file stem in ``source``), else 1 / 0.
+    """
+    from . import WeightsError
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state:
+            raise WeightsError(f"not a released IV-VAE state dict: no {key}")
+        return tuple(state[key].shape)
+
+    dim = shape("encoder.conv1.conv_2d.weight")[0]
+    z_dim = shape("conv2.conv_2d.weight")[1]
+    kinds = []  # per encoder.downsamples entry: ("res", out_half) / ("attn", 0) / ("resample", 0)
+    i = 0
+    while any(k.startswith(f"encoder.downsamples.{i}.") for k in state):
+        p = f"encoder.downsamples.{i}."
+        if p + "residual.0.gamma" in state:
+            w = state.get(p + "residual.2.conv_2d.weight", state.get(p + "residual.2.conv.weight"))
+            if w is None:
+                raise WeightsError(f"not a released IV-VAE state dict: {p}residual.2 has no conv weight")
+            kinds.append(("res", int(w.shape[0]) // (1 if p + "residual.2.conv_2d.weight" in state else 2)))
+        elif p + "Attention_2d.norm.gamma" in state:
+            kinds.append(("attn", 0))
+        else:
+            kinds.append(("resample", 0))
+        i += 1
+    levels: list[list[tuple[str, int]]] = [[]]
+    for kind in kinds:
+        levels[-1].append(kind)
+        if kind[0] == "resample":
+            levels.append([])
+    res_per_level = [[c for k, c in lv if k == "res"] for lv in levels]
+    if len(levels) != 4 or not res_per_level[0] or any(len(r) != len(res_per_level[0]) for r in res_per_level):
+        raise WeightsError(f"released IV-VAE layout not recognised: encoder.downsamples has {len(kinds)} entries "
+                           "that do not form 4 levels of equal depth")
+    if any(c % dim for r in res_per_level for c in r):
+        raise WeightsError("released IV-VAE layout not recognised: level widths are not multiples of dim")
+    mult = tuple(r[0] // dim for r in res_per_level)
+    attn_scales = []
+    for li, lv in enumerate(levels[:3]):  # an attention right after a level ResNet (not the fixed level-2 one)
+        if any(a[0] == "res" and b[0] == "attn" for a, b in itertools.pairwise(lv)):
+            attn_scales.append(1.0 / 2 ** li)
+    known = next((c for c in RELEASED.values() if c.variant and c.variant in source), None)
+    known = known or next((c for c in RELEASED.values() if (c.dim, c.z_dim) == (dim, z_dim)), None)
+    scale, shift, variant = (known.scale_factor, known.shift_factor, known.variant) if known else (1.0, 0.0, "")
+    return ReleasedConfig(dim, z_dim, mult, len(res_per_level[0]), tuple(attn_scales), scale, shift, variant)
+
+
+def is_released_layout(state: dict[str, torch.Tensor]) -> bool:
+    return "encoder.conv1.conv_2d.weight" in state and "encoder.head.2.PAC_conv.conv.weight" in state

@@ -58,10 +58,13 @@ posteriors sampled when training, as the repo; joint image training happens insi
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 from torch import nn
 
 from ._blocks import Conv3d, DiagonalGaussian, Downsample2D, Upsample2D, _groups
@@ -578,3 +581,602 @@ def _repeat_caps(caption: Caption | Sequence[Caption], b: int, t: int) -> list[C
     """Per-sample captions repeated for every frame of that sample (sample-major, as ``_fold``)."""
     return [c for c in as_caption_list(caption, b) for _ in range(t)]
 
+
+
+# =====================================================================================================
+# The released VideoVAE+ (VideoVerses/VideoVAEPlus, ``AutoencoderKL2plus1D_1dcnn``) at its own key names.
+#
+# The lab model above is a reduced design (per-frame GroupNorm, 3x1x1 temporal convs, its own text
+# embedder), so the released checkpoints get a sibling class with the reference's module tree and state-dict
+# names (``encoder.down.{i}.block.{j}.conv1_tmp.conv``, ``encoder_temporal.mid_blocks.{i}.down.conv``, ...).
+# Every layer below follows the reference's arithmetic, including its quirks: GroupNorm(32, eps 1e-6) pooled
+# over (C/32, T, H, W) of the whole clip, temporal convs 3x3x3 zero-padded in time, a mid-block temporal
+# attention whose relative-position term on the keys is indexed (s, t) not (t, s), and the temporal AE's
+# replicate "same" padding. Nothing is zero-initialised and nothing loads with strict=False: a checkpoint must
+# provide every tensor (``load_weights`` names what does not fit).
+# =====================================================================================================
+
+RELEASED_SOURCE = "VideoVerses/VideoVAEPlus (commit c829d91), src/models/autoencoder2plus1d_1dcnn.py + autoencoder_temporal.py"
+RELEASED_LICENCE = ("weights: CC BY-NC-ND 4.0 (non-commercial use only, no derivatives: do not redistribute "
+                    "modified or fine-tuned versions); code: see the reference repository")
+RELEASED_FILES = {  # README "Pretrained Models" (Google Drive) -> latent channels, text
+    "sota-4z": (4, False), "sota-4z-text": (4, True), "sota-16z": (16, False), "sota-16z-text": (16, True)}
+T5_NOTE = ("text variant: its cross-attention layers expect google/flan-t5-large token embeddings (B, N, 1024) and "
+           "mask (B, N), which VAE Lab cannot download: supply them (encode/decode text_embeddings=, text_mask=) or set "
+           "model.text to a callable captions -> (embeddings, mask); without them the cross-attention layers are "
+           "skipped, which is NOT the reference (it always conditions on a T5 embedding, of '' when no caption)")
+
+
+@dataclass(frozen=True)
+class ReleasedConfig:
+    """The reference constructor's architecture arguments (``ddconfig`` / ``ppconfig`` of the inference yamls).
+
+    Defaults: ``configs/inference/config_16z.yaml`` (sota-16z). ``cross_levels``: spatial levels whose ResNets are
+    followed by caption cross-attention (``attn_resolutions`` [27, 54, 108, 216] at resolution 216 = every level);
+    ``temporal_cross_factors``: the temporal AE's ``attn_temporal_factor``."""
+
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 16
+    embed_dim: int = 0  # 0: no quant convs (16z); 4z: quant_conv 2z -> 2e, post_quant_conv e -> z
+    in_channels: int = 3
+    out_channels: int = 3
+    temporal_in: int = 16  # ppconfig ch: channels of the spatial latent (embed_dim or z_channels)
+    temporal_out: int = 16  # ppconfig out_ch: channels of the final latent
+    temporal_hidden: int = 128
+    temporal_downs: int = 2  # log2(temporal_scale_factor)
+    temporal_heads: int = 1
+    max_relative_position: int = 64
+    cross_levels: tuple[int, ...] = ()
+    temporal_cross_factors: tuple[int, ...] = ()
+    context_dim: int = 1024
+    cross_heads: int = 8
+    cross_head_dim: int = 64
+
+    @property
+    def text(self) -> bool:
+        return bool(self.cross_levels or self.temporal_cross_factors)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.temporal_out
+
+
+RELEASED_CONFIGS = {
+    "sota-16z": ReleasedConfig(),
+    "sota-16z-text": ReleasedConfig(cross_levels=(0, 1, 2, 3), temporal_cross_factors=(2, 4)),
+    "sota-4z": ReleasedConfig(z_channels=4, embed_dim=4, temporal_in=4, temporal_out=4),
+    "sota-4z-text": ReleasedConfig(z_channels=4, embed_dim=4, temporal_in=4, temporal_out=4,
+                                   cross_levels=(0, 1, 2, 3), temporal_cross_factors=(2, 4)),
+}
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels, eps=1e-6)
+
+
+class RTemporalConvLayer(nn.Module):
+    """GroupNorm -> SiLU -> Conv3d 3x3x3 (zero padding): (B, C, T, H, W) -> same."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = _norm(channels)
+        self.conv = nn.Conv3d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.silu(self.norm(x)))
+
+
+class RResnetBlock2plus1D(nn.Module):
+    """Spatial 1x3x3 convs, each followed by a residual temporal conv layer; the 1x1x1 skip projection too.
+    ``conv3_tmp`` exists in every block (the reference builds it unconditionally) and runs only with a projection."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.norm1 = _norm(in_ch)
+        self.conv1 = nn.Conv3d(in_ch, out_ch, (1, 3, 3), padding=(0, 1, 1))
+        self.conv1_tmp = RTemporalConvLayer(out_ch)
+        self.norm2 = _norm(out_ch)
+        self.conv2 = nn.Conv3d(out_ch, out_ch, (1, 3, 3), padding=(0, 1, 1))
+        self.conv2_tmp = RTemporalConvLayer(out_ch)
+        if in_ch != out_ch:
+            self.nin_shortcut = nn.Conv3d(in_ch, out_ch, 1)
+        self.conv3_tmp = RTemporalConvLayer(out_ch)
+
+    def forward(self, x: torch.Tensor, temporal: bool = True) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if temporal:
+            h = self.conv1_tmp(h) + h
+        h = self.conv2(F.silu(self.norm2(h)))
+        if temporal:
+            h = self.conv2_tmp(h) + h
+        if hasattr(self, "nin_shortcut"):
+            x = self.nin_shortcut(x)
+            if temporal:
+                x = self.conv3_tmp(x) + x
+        return x + h
+
+
+class RAttnBlock3D(nn.Module):
+    """Single-head spatial self-attention inside each frame (1x1x1 conv projections, clip-wide GroupNorm)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = _norm(channels)
+        self.q, self.k, self.v, self.proj_out = (nn.Conv3d(channels, channels, 1) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _, h, _ = x.shape
+        n = self.norm(x)
+        q, k, v = (rearrange(f(n), "b c t h w -> (b t) (h w) c") for f in (self.q, self.k, self.v))
+        attn = torch.softmax(q @ k.transpose(1, 2) * c ** -0.5, dim=-1)
+        out = rearrange(attn @ v, "(b t) (h w) c -> b c t h w", b=b, h=h)
+        return x + self.proj_out(out)
+
+
+class RRelativePosition(nn.Module):
+    def __init__(self, units: int, max_relative: int):
+        super().__init__()
+        self.max_relative = max_relative
+        self.embeddings_table = nn.Parameter(torch.zeros(2 * max_relative + 1, units))
+
+    def forward(self, n: int) -> torch.Tensor:
+        """(n, n, units): row i, column j holds the embedding of the clipped distance j - i."""
+        pos = torch.arange(n, device=self.embeddings_table.device)
+        rel = (pos[None, :] - pos[:, None]).clamp(-self.max_relative, self.max_relative) + self.max_relative
+        return self.embeddings_table[rel]
+
+
+class RTemporalAttention(nn.Module):
+    """Self-attention over T at every pixel with relative positions (the reference's QKVAttention):
+    logits[t, s] = q_t.k_s / sqrt(d) + d^-1/4 q_s.Rk[s, t]; out_t = sum_s a[t, s] (v_s + Rv[t, s])."""
+
+    def __init__(self, channels: int, heads: int, max_relative: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = _norm(channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.relative_position_k = RRelativePosition(channels // heads, max_relative)
+        self.relative_position_v = RRelativePosition(channels // heads, max_relative)
+        self.proj_out = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        seq = rearrange(x, "b c t h w -> (b h w) c t")
+        q, k, v = self.qkv(self.norm(seq).float().to(seq.dtype)).chunk(3, dim=1)
+        d = c // self.heads
+        scale = d ** -0.25
+        q, k, v = (a.reshape(-1, d, t) for a in (q * scale, k * scale, v))  # (N*heads, d, T)
+        rk, rv = self.relative_position_k(t), self.relative_position_v(t)  # (T, T, d)
+        logits = torch.einsum("nct,ncs->nts", q, k) + torch.einsum("nct,tsc->nst", q, rk)
+        attn = torch.softmax(logits.float(), dim=-1).to(logits.dtype)
+        out = torch.einsum("nts,ncs->nct", attn, v) + torch.einsum("nts,tsc->ntc", attn, rv).transpose(1, 2)
+        out = self.proj_out(out.reshape(-1, c, t))
+        return x + rearrange(out, "(b h w) c t -> b c t h w", b=b, h=h, w=w)
+
+
+class RCrossAttention(nn.Module):
+    """Caption cross-attention on p x p patches: (B, C, T, H, W), context (B, N, context_dim) -> update (same shape).
+    Pre-LN on the patch vectors, 8 heads x 64, no bias on q/k/v; masked tokens get -max before the softmax."""
+
+    def __init__(self, channels: int, patch: int, context_dim: int, heads: int, head_dim: int):
+        super().__init__()
+        self.patch, self.heads, self.scale = patch, heads, head_dim ** -0.5
+        pdim, inner = channels * patch * patch, heads * head_dim
+        self.norm = nn.LayerNorm(pdim)
+        self.to_q = nn.Linear(pdim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, pdim))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, _, t, hh, ww = x.shape
+        p = self.patch
+        if hh % p or ww % p:
+            raise ValueError(f"feature map {hh}x{ww} does not split into {p}x{p} patches")
+        tok = self.norm(rearrange(x, "b c t (gh ph) (gw pw) -> (b t) (gh gw) (ph pw c)", ph=p, pw=p))
+        ctx = repeat(context.to(tok.dtype), "b n d -> (b t) n d", t=t)
+        q, k, v = (rearrange(a, "n l (h d) -> (n h) l d", h=self.heads)
+                   for a in (self.to_q(tok), self.to_k(ctx), self.to_v(ctx)))
+        sim = q @ k.transpose(1, 2) * self.scale
+        if mask is not None:
+            keep = repeat(mask.reshape(b, -1), "b j -> (b t h) () j", t=t, h=self.heads) > 0.5
+            sim = sim.masked_fill(~keep, -torch.finfo(sim.dtype).max)
+        out = rearrange(sim.softmax(-1) @ v, "(n h) l d -> n l (h d)", h=self.heads)
+        return rearrange(self.to_out(out), "(b t) (gh gw) (ph pw c) -> b c t (gh ph) (gw pw)",
+                         b=b, t=t, gh=hh // p, ph=p, pw=p)
+
+
+def _cross_r(cfg: ReleasedConfig, channels: int, patch: int) -> RCrossAttention:
+    return RCrossAttention(channels, patch, cfg.context_dim, cfg.cross_heads, cfg.cross_head_dim)
+
+
+Context = tuple[torch.Tensor, torch.Tensor | None] | None
+
+
+class RMid(nn.Module):
+    def __init__(self, cfg: ReleasedConfig, channels: int):
+        super().__init__()
+        self.block_1 = RResnetBlock2plus1D(channels, channels)
+        self.attn_1 = RAttnBlock3D(channels)
+        self.attn_1_tmp = RTemporalAttention(channels, cfg.temporal_heads, cfg.max_relative_position)
+        self.block_2 = RResnetBlock2plus1D(channels, channels)
+
+    def forward(self, h: torch.Tensor, temporal: bool) -> torch.Tensor:
+        h = self.attn_1(self.block_1(h, temporal))
+        return self.block_2(self.attn_1_tmp(h) if temporal else h, temporal)
+
+
+def _blocks_with_attention(level: nn.Module, h: torch.Tensor, ctx: Context, temporal: bool) -> torch.Tensor:
+    for i, block in enumerate(level.block):
+        h = block(h, temporal)
+        if len(level.attn) and ctx is not None:
+            h = h + level.attn[i](h, *ctx)
+    return h
+
+
+class REncoder2plus1D(nn.Module):
+    """x (B, 3, T, H, W) -> moments (B, 2 z, T, H/2^(L-1), W/2^(L-1))."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        chs = [cfg.ch * m for m in cfg.ch_mult]
+        self.conv_in = nn.Conv3d(cfg.in_channels, cfg.ch, (1, 3, 3), padding=(0, 1, 1))
+        self.down = nn.ModuleList()
+        block_in, patch = cfg.ch, 8  # the reference starts its patch size at 8 whatever the depth
+        for i, out in enumerate(chs):
+            level = nn.Module()
+            level.block = nn.ModuleList(RResnetBlock2plus1D(block_in if j == 0 else out, out)
+                                        for j in range(cfg.num_res_blocks))
+            level.attn = nn.ModuleList(_cross_r(cfg, out, patch) for _ in range(cfg.num_res_blocks)
+                                       if i in cfg.cross_levels)
+            if i != len(chs) - 1:
+                level.downsample = nn.Module()
+                level.downsample.conv = nn.Conv3d(out, out, (1, 3, 3), stride=(1, 2, 2))
+                patch //= 2
+            block_in = out
+            self.down.append(level)
+        self.mid = RMid(cfg, block_in)
+        self.norm_out = _norm(block_in)
+        self.conv_out = nn.Conv3d(block_in, 2 * cfg.z_channels, (1, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, x: torch.Tensor, ctx: Context, temporal: bool = True) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            h = _blocks_with_attention(level, h, ctx, temporal)
+            if hasattr(level, "downsample"):
+                h = level.downsample.conv(F.pad(h, (0, 1, 0, 1, 0, 0)))  # asymmetric pad, as the LDM encoder
+        return self.conv_out(F.silu(self.norm_out(self.mid(h, temporal))))
+
+
+class RDecoder2plus1D(nn.Module):
+    """z (B, z, T, h, w) -> (B, 3, T, h 2^(L-1), w 2^(L-1)); levels stored in ``up`` low index = high resolution."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        chs = [cfg.ch * m for m in cfg.ch_mult]
+        n = len(chs)
+        block_in = chs[-1]
+        self.conv_in = nn.Conv3d(cfg.z_channels, block_in, (1, 3, 3), padding=(0, 1, 1))
+        self.mid = RMid(cfg, block_in)
+        levels: list[nn.Module] = []
+        patch = 1
+        for i in reversed(range(n)):
+            level = nn.Module()
+            level.block = nn.ModuleList(RResnetBlock2plus1D(block_in if j == 0 else chs[i], chs[i])
+                                        for j in range(cfg.num_res_blocks + 1))
+            level.attn = nn.ModuleList(_cross_r(cfg, chs[i], patch) for _ in range(cfg.num_res_blocks + 1)
+                                       if i in cfg.cross_levels)
+            if i != 0:
+                level.upsample = nn.Module()
+                level.upsample.conv = nn.Conv3d(chs[i], chs[i], (1, 3, 3), padding=(0, 1, 1))
+                patch *= 2
+            block_in = chs[i]
+            levels.insert(0, level)
+        self.up = nn.ModuleList(levels)
+        self.norm_out = _norm(block_in)
+        self.conv_out = nn.Conv3d(block_in, cfg.out_channels, (1, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, z: torch.Tensor, ctx: Context, temporal: bool = True) -> torch.Tensor:
+        h = self.mid(self.conv_in(z), temporal)
+        for level in reversed(self.up):
+            h = _blocks_with_attention(level, h, ctx, temporal)
+            if hasattr(level, "upsample"):
+                t = h.shape[2]
+                h = rearrange(F.interpolate(rearrange(h, "b c t h w -> b (c t) h w"), scale_factor=2.0,
+                                            mode="nearest"), "b (c t) h w -> b c t h w", t=t)
+                h = level.upsample.conv(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class RSamePadConv3d(nn.Module):
+    """Conv3d with TF-style "same" replicate padding (front gets the odd pixel): the reference's SamePadConv3d."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: tuple[int, int, int] = (1, 1, 1)):
+        super().__init__()
+        pads = [(3 - s) // 2 + (3 - s) % 2 for s in stride], [(3 - s) // 2 for s in stride]
+        self.pad = tuple(p for d in reversed(range(3)) for p in (pads[0][d], pads[1][d]))
+        self.conv = nn.Conv3d(in_ch, out_ch, 3, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.pad, mode="replicate"))
+
+
+class RResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(channels), RSamePadConv3d(channels, channels)
+        self.norm2, self.conv2 = _norm(channels), RSamePadConv3d(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
+
+
+class REncoderTemporal1DCNN(nn.Module):
+    """(B, C, T, h, w) -> moments (B, 2 C', T / 2^downs, h, w): replicate-padded 3D convs, stride 2 in time."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        hid = cfg.temporal_hidden
+        self.conv_in = RSamePadConv3d(cfg.temporal_in, hid)
+        self.mid_blocks = nn.ModuleList()
+        for i in range(cfg.temporal_downs):
+            blk = nn.Module()
+            blk.down = RSamePadConv3d(hid * 2 ** i, hid * 2 ** (i + 1), stride=(2, 1, 1))
+            blk.res = RResBlock(hid * 2 ** (i + 1))
+            blk.attn = nn.ModuleList([_cross_r(cfg, hid * 2 ** (i + 1), 1)] if 2 ** (i + 1) in
+                                     cfg.temporal_cross_factors else [])
+            self.mid_blocks.append(blk)
+        top = hid * 2 ** cfg.temporal_downs
+        self.final_block = nn.Sequential(_norm(top), nn.SiLU(), RSamePadConv3d(top, 2 * cfg.temporal_out))
+
+    def forward(self, z: torch.Tensor, ctx: Context) -> torch.Tensor:
+        h = self.conv_in(z)
+        for blk in self.mid_blocks:
+            h = blk.res(blk.down(h))
+            if len(blk.attn) and ctx is not None:
+                h = blk.attn[0](h, *ctx) + h
+        return self.final_block(h)
+
+
+class RDecoderTemporal1DCNN(nn.Module):
+    """(B, C', k, h, w) -> (B, C, k 2^downs, h, w): transposed convs stride 2 in time, two ResBlocks each."""
+
+    def __init__(self, cfg: ReleasedConfig):
+        super().__init__()
+        hid, n = cfg.temporal_hidden, cfg.temporal_downs
+        self.conv_in = RSamePadConv3d(cfg.temporal_in, hid * 2 ** n)
+        self.mid_blocks = nn.ModuleList()
+        for i in range(n):
+            c_in, c_out = hid * 2 ** (n if i == 0 else n - i + 1), hid * 2 ** (n - i)
+            with_text = 2 ** (n - i) in cfg.temporal_cross_factors
+            blk = nn.Module()
+            blk.up = nn.ConvTranspose3d(c_in, c_out, 3, stride=(2, 1, 1), padding=1, output_padding=(1, 0, 0))
+            blk.res1 = RResBlock(c_out)
+            blk.attn1 = nn.ModuleList([_cross_r(cfg, c_out, 1)] if with_text else [])
+            blk.res2 = RResBlock(c_out)
+            blk.attn2 = nn.ModuleList([_cross_r(cfg, c_out, 1)] if with_text else [])
+            self.mid_blocks.append(blk)
+        self.conv_last = RSamePadConv3d(hid * 2, cfg.temporal_out)
+
+    def forward(self, z: torch.Tensor, ctx: Context) -> torch.Tensor:
+        h = self.conv_in(z)
+        for blk in self.mid_blocks:
+            h = blk.res1(blk.up(h))
+            if len(blk.attn1) and ctx is not None:
+                h = blk.attn1[0](h, *ctx) + h
+            h = blk.res2(h)
+            if len(blk.attn2) and ctx is not None:
+                h = blk.attn2[0](h, *ctx) + h
+        return self.conv_last(h)
+
+
+class ReleasedVideoVAEPlus(VAE):
+    """The released VideoVAE+ (``AutoencoderKL2plus1D_1dcnn``) with the reference's module tree and key names.
+
+    x (B, 3, 4k, H, W), H, W multiples of 2^(L-1) (8 for the released 4 levels)
+      -> ``encoder`` (2+1D) -> [``quant_conv``] -> posterior mode (B, e, 4k, H/8, W/8)
+      -> ``encoder_temporal`` -> posterior mode z (B, C, k, H/8, W/8)          (C = 16 or 4)
+    ``decode`` mirrors it. A 1-frame input (or ``image=True``) is the reference's ``mask_temporal`` image mode:
+    every temporal layer and the temporal AE are skipped. Deterministic: posterior modes, never samples.
+    Text variants: see ``T5_NOTE``; ``model.text`` may be set to a callable captions -> (embeddings, mask).
+    """
+
+    card = dataclasses.replace(CARD, family="VideoVAE+ (released)")
+
+    def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
+        cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()})
+        if cfg.temporal_downs < 1 or cfg.temporal_in != cfg.temporal_out:
+            raise ValueError("the reference temporal AE needs temporal_downs >= 1 and ch == out_ch")
+        if cfg.temporal_in != (cfg.embed_dim or cfg.z_channels):
+            raise ValueError(f"temporal AE input {cfg.temporal_in} != spatial latent {cfg.embed_dim or cfg.z_channels}")
+        super().__init__(dataclasses.asdict(cfg))
+        self.released = cfg
+        self.card = dataclasses.replace(
+            type(self).card, spatial_factor=2 ** (len(cfg.ch_mult) - 1), temporal_factor=2 ** cfg.temporal_downs,
+            latent_channels=cfg.latent_channels, frame_rule=f"{2 ** cfg.temporal_downs}k")
+        self.text = None  # captions -> (embeddings, mask): the user's Flan-T5-large (see T5_NOTE)
+        self.encoder = REncoder2plus1D(cfg)
+        self.decoder = RDecoder2plus1D(cfg)
+        if cfg.embed_dim:
+            self.quant_conv = nn.Conv3d(2 * cfg.z_channels, 2 * cfg.embed_dim, 1)
+            self.post_quant_conv = nn.Conv3d(cfg.embed_dim, cfg.z_channels, 1)
+        self.encoder_temporal = REncoderTemporal1DCNN(cfg)
+        self.decoder_temporal = RDecoderTemporal1DCNN(cfg)
+
+    def context(self, caption: Caption | Sequence[Caption], batch: int, text_embeddings: torch.Tensor | None,
+                text_mask: torch.Tensor | None) -> Context:
+        """(embeddings (B, N, context_dim), mask (B, N) or None) for the cross-attention layers, or None (skip)."""
+        if not self.released.text:
+            return None
+        if text_embeddings is not None:
+            if text_embeddings.ndim != 3 or text_embeddings.shape[-1] != self.released.context_dim:
+                raise ValueError(f"text_embeddings must be (B, N, {self.released.context_dim}) Flan-T5-large tokens, "
+                                 f"got {tuple(text_embeddings.shape)}")
+            return text_embeddings, text_mask
+        caps = as_caption_list(caption, batch)
+        if all(c is None for c in caps):
+            return None
+        if self.text is None:
+            raise ValueError("this VideoVAE+ text checkpoint reads captions through google/flan-t5-large, which is "
+                             "not available here: pass text_embeddings= or set model.text, or use no caption")
+        return self.text(caps)
+
+    def _check(self, x: torch.Tensor, image: bool) -> None:
+        t, h, w = x.shape[2:]
+        f, ft = self.card.spatial_factor, self.card.temporal_factor
+        if h % f or w % f or (not image and t % ft):
+            raise ValueError(f"released videovae-plus needs {ft}k frames (or 1 frame) and H, W multiples of {f}, got "
+                             f"{t}x{h}x{w}; use reconstruct() (it pads and crops)")
+
+    def encode(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None, image: bool | None = None,
+               text_embeddings: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, 4k, H, W) -> (B, C, k, H/8, W/8) posterior modes; 1 frame: (B, e, 1, H/8, W/8) image mode."""
+        image = x_bcthw.shape[2] == 1 if image is None else image
+        self._check(x_bcthw, image)
+        ctx = self.context(caption, x_bcthw.shape[0], text_embeddings, text_mask)
+        h = self.encoder(x_bcthw, ctx, temporal=not image)
+        if self.released.embed_dim:
+            h = self.quant_conv(h)
+        z = h.chunk(2, dim=1)[0]
+        if image:
+            return z
+        return self.encoder_temporal(z, ctx).chunk(2, dim=1)[0]
+
+    def decode(self, z: torch.Tensor, caption: Caption | Sequence[Caption] = None, image: bool = False,
+               text_embeddings: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, k, h, w) -> (B, 3, 4k, 8h, 8w); ``image=True``: (B, e, 1, h, w) -> (B, 3, 1, 8h, 8w)."""
+        ctx = self.context(caption, z.shape[0], text_embeddings, text_mask)
+        if not image:
+            z = self.decoder_temporal(z, ctx)
+        if self.released.embed_dim:
+            z = self.post_quant_conv(z)
+        return self.decoder(z, ctx, temporal=not image)
+
+    @torch.no_grad()
+    def reconstruct(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None) -> torch.Tensor:
+        """Same shape as x: 1 frame in image mode, else replicate-padded to 4k frames (and 8 px), cropped back."""
+        image = x_bcthw.shape[2] == 1
+        x_pad, (t, h, w) = pad_to_rule(x_bcthw, self.card.spatial_factor, "any" if image else self.card.frame_rule)
+        return self.decode(self.encode(x_pad, caption, image=image), caption, image=image)[:, :, :t, :h, :w].clamp(-1, 1)
+
+    def forward(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None):
+        raise NotImplementedError("released checkpoints are for inference here; train the lab videovae-plus instead")
+
+    def encode_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16, caption: Caption | Sequence[Caption] = None
+                       ) -> torch.Tensor:
+        """Independent chunks of ``chunk`` frames, as the reference's inference_video.py (no overlap, no cache)."""
+        if chunk < 4 or chunk % 4:
+            raise ValueError(f"chunk must be a positive multiple of 4, got {chunk}")
+        return torch.cat([self.encode(x_bcthw[:, :, s:s + chunk], caption, image=False)
+                          for s in range(0, x_bcthw.shape[2], chunk)], 2)
+
+    def decode_chunked(self, z: torch.Tensor, chunk_latents: int = 4, caption: Caption | Sequence[Caption] = None
+                       ) -> torch.Tensor:
+        return torch.cat([self.decode(z[:, :, s:s + chunk_latents], caption)
+                          for s in range(0, z.shape[2], max(1, chunk_latents))], 2)
+
+    @torch.no_grad()
+    def reconstruct_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16,
+                            caption: Caption | Sequence[Caption] = None) -> torch.Tensor:
+        x_pad, (t, h, w) = pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)
+        z = self.encode_chunked(x_pad, chunk, caption)
+        return self.decode_chunked(z, chunk // 4, caption)[:, :, :t, :h, :w].clamp(-1, 1)
+
+
+# --- reading a released checkpoint ---------------------------------------------------------------------
+
+RELEASED_MARKERS = ("encoder_temporal.conv_in.conv.weight", "encoder.down.0.block.0.conv1_tmp.conv.weight")
+
+
+def is_released_state(state: dict[str, torch.Tensor]) -> bool:
+    return all(k in state for k in RELEASED_MARKERS)
+
+
+def _need(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    if key not in state:
+        from . import WeightsError
+
+        raise WeightsError(f"released videovae-plus checkpoint has no {key}")
+    return state[key]
+
+
+def released_config_from_state(state: dict[str, torch.Tensor]) -> ReleasedConfig:
+    """The architecture the tensors were built with (any width/depth the reference constructor accepts)."""
+    ch = int(_need(state, "encoder.conv_in.weight").shape[0])
+    mults, i = [], 0
+    while f"encoder.down.{i}.block.0.conv1.weight" in state:
+        mults.append(int(state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0]) // ch)
+        i += 1
+    blocks = 0
+    while f"encoder.down.0.block.{blocks}.conv1.weight" in state:
+        blocks += 1
+    z = int(_need(state, "encoder.conv_out.weight").shape[0]) // 2
+    embed = int(state["quant_conv.weight"].shape[0]) // 2 if "quant_conv.weight" in state else 0
+    hid = int(_need(state, "encoder_temporal.conv_in.conv.weight").shape[0])
+    downs = 0
+    while f"encoder_temporal.mid_blocks.{downs}.down.conv.weight" in state:
+        downs += 1
+    table = _need(state, "encoder.mid.attn_1_tmp.relative_position_k.embeddings_table")
+    top = ch * mults[-1] if mults else ch
+    cross = tuple(i for i in range(len(mults)) if f"encoder.down.{i}.attn.0.to_q.weight" in state)
+    tcross = tuple(2 ** (i + 1) for i in range(downs) if f"encoder_temporal.mid_blocks.{i}.attn.0.to_q.weight" in state)
+    ctx_key = next((k for k in state if k.endswith(".to_k.weight")), None)
+    inner = int(state[ctx_key].shape[0]) if ctx_key else 512
+    return ReleasedConfig(
+        ch=ch, ch_mult=tuple(mults), num_res_blocks=blocks, z_channels=z, embed_dim=embed,
+        in_channels=int(state["encoder.conv_in.weight"].shape[1]),
+        out_channels=int(_need(state, "decoder.conv_out.weight").shape[0]),
+        temporal_in=int(state["encoder_temporal.conv_in.conv.weight"].shape[1]),
+        temporal_out=int(_need(state, "encoder_temporal.final_block.2.conv.weight").shape[0]) // 2,
+        temporal_hidden=hid, temporal_downs=downs, temporal_heads=max(1, top // int(table.shape[1])),
+        max_relative_position=(int(table.shape[0]) - 1) // 2, cross_levels=cross, temporal_cross_factors=tcross,
+        context_dim=int(state[ctx_key].shape[1]) if ctx_key else 1024, cross_heads=8, cross_head_dim=inner // 8)
+
+
+def released_name(cfg: ReleasedConfig) -> str | None:
+    """Which README checkpoint this architecture is (None: a custom/reduced one)."""
+    return next((n for n, c in RELEASED_CONFIGS.items() if c == cfg), None)
+
+
+# measured by scripts/released_cpu_cost.py (random weights, fp32, one reconstruct, 2 threads on a shared 2-core
+# machine at load average ~35, so times are upper bounds; docs/PERFORMANCE.md "Released checkpoints")
+_COST_16Z = "sota-16z, 16 x 128 x 128, fp32: 614 s, peak RSS 3.3 GiB (2 shared CPU threads)"
+CPU_COST: dict[str, str] = {"sota-16z": _COST_16Z, **{n: _COST_16Z + "; this variant shares its trunk, not measured "
+                                                      "separately" for n in ("sota-4z", "sota-16z-text", "sota-4z-text")}}
+
+
+def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedVideoVAEPlus, list[str]]:
+    """A released checkpoint's state dict (Lightning ``state_dict``, ``loss.*`` dropped) -> model, notes."""
+    from . import WeightsError, load_weights
+
+    state = {k: v for k, v in state.items() if not k.startswith("loss.")}
+    try:
+        cfg = released_config_from_state(state)
+        model = ReleasedVideoVAEPlus(cfg)
+    except WeightsError:
+        raise
+    except (ValueError, KeyError, ZeroDivisionError, IndexError) as e:
+        raise WeightsError(f"released videovae-plus checkpoint has an architecture the reference cannot build: {e}") from None
+    load_weights(model, state)
+    name = released_name(cfg)
+    notes = [(f"released VideoVAE+ architecture ({name or 'custom widths, read off the tensor shapes'}): "
+              f"{cfg.latent_channels} latent channels, {'with' if cfg.text else 'without'} text cross-attention"),
+             "licence: " + RELEASED_LICENCE]
+    if cfg.text:
+        notes.append(T5_NOTE)
+    model.card = dataclasses.replace(model.card, weights=released_weights_text(name, cfg))
+    return model, notes
+
+
+def released_weights_text(name: str | None, cfg: ReleasedConfig) -> str:
+    what = f"released checkpoint {name}.ckpt" if name else "released-architecture checkpoint (custom widths)"
+    parts = [f"{what} from {RELEASED_SOURCE} (README: Google Drive .ckpt; community .safetensors load the same way)",
+             "licence: " + RELEASED_LICENCE, "loads exactly (parity-tested against the reference code)"]
+    if name and name in CPU_COST:
+        parts.append("CPU cost at full size: " + CPU_COST[name])
+    if cfg.text:
+        parts.append(T5_NOTE)
+    return "; ".join(parts)

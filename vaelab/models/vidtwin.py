@@ -74,11 +74,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ._blocks import DiagonalGaussian
@@ -194,6 +196,7 @@ class TwinLatent:
     dynamics_h: torch.Tensor
     dynamics_w: torch.Tensor
     token_grid: tuple[int, int] | None = None
+    frame_size: tuple[int, int] | None = None  # released VidTwin only: the (H, W) it resampled from (decode goes back)
 
     KEYS = ("structure", "dynamics_h", "dynamics_w")
 
@@ -544,4 +547,719 @@ class VidTwin(VAE):
                        "_kl_structure": kl_s.detach(), "_kl_dynamics": kl_d.detach()}
 
 
-__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "LAB_CONFIG"]
+
+# =====================================================================================================
+# The released model (microsoft/VidTok ``vidtwin/``, checkpoint ``vidtwin_structure_7_7_8_dynamics_7_8.ckpt``)
+# =====================================================================================================
+#
+# Same two-latent design as above, at the published architecture and with the published state-dict names,
+# so the Lightning checkpoint loads as is (``loss.*`` training keys dropped). What differs from the lab model:
+#
+#   encoder / decoder  "STT" space-time ViT (OpenSora/PixArt-style blocks): fixed sin-cos position tables for
+#                      one input size (2D per frame, added before block 0; 1D over time, added to the temporal
+#                      branch of block 0 only), per-block adaLN table (6, D) without a conditioning input:
+#                      spatial attention on the modulated LayerNorm (no affine, eps 1e-6), temporal attention on
+#                      the raw residual stream (causal, gated by the same gate), tanh-GELU MLP; fused qkv.
+#                      Both carry an x_embedder and a final_layer; the encoder's final_layer and the decoder's
+#                      x_embedder are in the file but unused by the reference forward.
+#   Q-Former           Hugging Face BLIP-2 layout (post-LN BERT layers, eps 1e-12, exact GELU), 6 layers of
+#                      width 64, 8 heads, cross-attention in every 2nd layer (0, 2, 4), n_q = 16 queries.
+#   structure path     conv_in -> [conv stride 2 + ReLU] x cont_num_blocks -> bottle_down (moments);
+#                      bottle_up (+ReLU) -> [conv + ReLU + nearest x2] -> conv_out -> centre crop ->
+#                      cont_emb: Linear + ReLU, Conv1d(n_q -> T, kernel 1) + ReLU (maps query slots to frames).
+#   dynamics path      [conv stride 2 + ReLU] x motion_num_blocks, mean over H / over W, shared motion_head;
+#                      motion_emb (Linear, ReLU, Linear, ReLU), up_motion (Linear w' -> w, ReLU, Linear, ReLU).
+#
+# Released sizes at 16 x 224 x 224: tokens 16 x 14 x 14 x 768; structure 8 x 16 x 7 x 7 (C x n_q x h x w);
+# dynamics 8 x 16 x 7 twice; 312,701,490 parameters. The reference runs on a GPU with flash-attn (its only
+# path that honours the causal flag); its CPU path casts to bfloat16 without autocast (it needs
+# ``torch.autocast("cpu", torch.bfloat16)``) and its manual attention drops the causal mask. Here every
+# dtype is the caller's (fp32 by default) and the temporal attention is always causal, as the model was trained.
+
+RELEASED_FILE = "vidtwin_structure_7_7_8_dynamics_7_8.ckpt"
+RELEASED_REPO = "microsoft/vidtwin"
+
+
+@dataclass(frozen=True)
+class ReleasedVidTwinConfig:
+    """Architecture of the released VidTwin (defaults) or of any width/depth its constructor accepts."""
+
+    frames: int = 16  # input_size[0]: the position tables and cont_emb's Conv1d fix the clip length ...
+    size: int = 224  # ... and the (square) frame size
+    patch: tuple[int, int, int] = (1, 16, 16)
+    width: int = 768
+    encoder_depth: int = 16
+    decoder_depth: int = 16
+    heads: int = 12  # not readable from tensor shapes: the released value unless given
+    mlp_ratio: float = 4.0
+    temporal_causal: bool = True
+    num_queries: int = 16
+    qformer_width: int = 64
+    qformer_layers: int = 6
+    qformer_heads: int = 8  # not readable from tensor shapes: MyQformerInterface's default (released)
+    qformer_intermediate: int = 768
+    qformer_cross_layers: tuple[int, ...] = (0, 2, 4)  # BLIP-2 cross_attention_frequency 2
+    init_ch: int = 128
+    cont_num_blocks: int = 1
+    motion_num_blocks: int = 1
+    structure_channels: int = 8  # expect_ch
+    dynamics_channels: int = 8  # d_dim
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (T', h, w)."""
+        return self.frames // self.patch[0], self.size // self.patch[1], self.size // self.patch[2]
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return self.frames, self.size, self.size
+
+    def to_config(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        # what VidTwin's shared helpers read (cross_reenact, forward, swap views)
+        d.update(released=True, chunk_frames=self.frames, kl_weight=1e-3, dynamics_dropout=0.0)
+        return d
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ReleasedVidTwinConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k in names}
+        return cls(**kw)
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor], heads: int | None = None,
+                   qformer_heads: int | None = None) -> ReleasedVidTwinConfig:
+        """Read the architecture off a released-layout state dict (head counts cannot be: given or released)."""
+        from . import WeightsError
+
+        def shape(key: str) -> tuple[int, ...]:
+            if key not in state:
+                raise WeightsError(f"not a released VidTwin checkpoint: no {key}")
+            return tuple(state[key].shape)
+
+        def count(pattern: str) -> int:
+            found = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
+            return 1 + max(found) if found else 0
+
+        width, _, pt, ph, pw = shape("encoder.x_embedder.proj.weight")
+        frames_tok = shape("encoder.pos_embed_temporal")[1]
+        n_spatial = shape("encoder.pos_embed")[1]
+        side = math.isqrt(n_spatial)
+        if side * side != n_spatial or ph != pw:
+            raise WeightsError(f"released VidTwin layout with a non-square token grid ({n_spatial} positions, "
+                               f"patch {ph}x{pw}): the reference supports square frames only")
+        q_layers = count(r"temporal_qformer\.qformer\.encoder\.layer\.(\d+)\.")
+        cross = tuple(i for i in range(q_layers)
+                      if f"temporal_qformer.qformer.encoder.layer.{i}.crossattention.attention.query.weight" in state)
+        nq, wq = shape("temporal_qformer.query_embeds")
+        return cls(
+            frames=frames_tok * pt, size=side * ph, patch=(pt, ph, pw), width=width,
+            encoder_depth=count(r"encoder\.blocks\.(\d+)\."), decoder_depth=count(r"decoder\.blocks\.(\d+)\."),
+            heads=heads or cls.heads,
+            mlp_ratio=shape("encoder.blocks.0.mlp.fc1.weight")[0] / width,
+            num_queries=nq, qformer_width=wq, qformer_layers=q_layers, qformer_heads=qformer_heads or cls.qformer_heads,
+            qformer_intermediate=shape("temporal_qformer.qformer.encoder.layer.0.intermediate_query.dense.weight")[0],
+            qformer_cross_layers=cross, init_ch=shape("conv_in.weight")[0],
+            cont_num_blocks=count(r"content_downsample_blocks\.(\d+)\.") // 2 + 1
+            if "content_downsample_blocks.0.weight" in state else 0,
+            motion_num_blocks=count(r"downsample_motion_module\.(\d+)\.") // 2 + 1
+            if "downsample_motion_module.0.weight" in state else 0,
+            structure_channels=shape("bottle_up.0.weight")[1], dynamics_channels=shape("motion_emb.0.weight")[1])
+
+
+def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """(N,) positions -> (N, dim) [sin(pos w), cos(pos w)], w_k = 10000^(-k / (dim/2)) (float64, as the reference)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    out = pos.double()[:, None] * omega[None]
+    return torch.cat([out.sin(), out.cos()], 1)
+
+
+def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
+    """(h*w, dim) in raster order: first half encodes the column, second half the row (the reference's order)."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.cat([sincos_1d(dim // 2, cols.flatten()), sincos_1d(dim // 2, rows.flatten())], 1)
+
+
+class FusedAttention(nn.Module):
+    """Multi-head self-attention with one ``qkv`` Linear and a ``proj`` (timm/OpenSora names). (N, L, D) -> same."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return self.proj(rearrange(out, "n h l d -> n l (h d)"))
+
+
+class Mlp(nn.Module):
+    """timm ``Mlp`` with tanh-approximated GELU: fc1 -> GELU -> fc2."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class AdaLNSTBlock(nn.Module):
+    """One released ST block on (B, T, S, D): spatial attention per frame, temporal attention per position, MLP.
+
+    The adaLN table (6, D) holds shift/scale/gate for attention and MLP (no conditioning signal: learned
+    constants). Spatial attention reads the modulated LayerNorm; temporal attention reads the residual stream
+    itself (plus the temporal position table in block 0) and shares the attention gate."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.attn = FusedAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim ** 0.5)
+        self.attn_temp = FusedAttention(dim, heads)
+
+    def forward(self, x: torch.Tensor, tpe: torch.Tensor | None = None) -> torch.Tensor:
+        b = x.shape[0]
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.scale_shift_table.to(x.dtype).unbind(0)
+        x_s = rearrange(_modulate(self.norm1(x), shift_msa, scale_msa), "b t s d -> (b t) s d")
+        x = x + gate_msa * rearrange(self.attn(x_s), "(b t) s d -> b t s d", b=b)
+        x_t = rearrange(x, "b t s d -> (b s) t d")
+        if tpe is not None:
+            x_t = x_t + tpe.to(x.dtype)
+        x = x + gate_msa * rearrange(self.attn_temp(x_t, causal=self.causal), "(b s) t d -> b t s d", b=b)
+        return x + gate_mlp * self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp))
+
+
+class PatchEmbed(nn.Module):
+    """Conv3d patchify ``x_embedder.proj``: (B, 3, T, H, W) -> (B, T', h*w, D)."""
+
+    def __init__(self, patch: tuple[int, int, int], dim: int):
+        super().__init__()
+        self.proj = nn.Conv3d(3, dim, patch, stride=patch)
+
+    def forward(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.proj(x_bcthw), "b d t h w -> b t (h w) d")
+
+
+class FinalLayer(nn.Module):
+    """PixArt final layer: LayerNorm (no affine), shift/scale table (2, D), Linear D -> pt*ph*pw*3."""
+
+    def __init__(self, dim: int, patch_numel: int, out_channels: int = 3):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.linear = nn.Linear(dim, patch_numel * out_channels)
+        self.scale_shift_table = nn.Parameter(torch.randn(2, dim) / dim ** 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.scale_shift_table.to(x.dtype).unbind(0)
+        return self.linear(_modulate(self.norm_final(x), shift, scale))
+
+
+class SpaceTimeViT(nn.Module):
+    """The released STTEncoder / STTDecoder: tokens (B, T', h*w, D) + position tables -> blocks -> same."""
+
+    def __init__(self, cfg: ReleasedVidTwinConfig, depth: int):
+        super().__init__()
+        tt, h, w = cfg.grid
+        self.cfg = cfg
+        self.register_buffer("pos_embed", sincos_2d(cfg.width, h, w)[None].float())
+        self.register_buffer("pos_embed_temporal", sincos_1d(cfg.width, torch.arange(tt))[None].float())
+        self.x_embedder = PatchEmbed(cfg.patch, cfg.width)
+        self.blocks = nn.ModuleList(AdaLNSTBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.temporal_causal)
+                                    for _ in range(depth))
+        self.final_layer = FinalLayer(cfg.width, math.prod(cfg.patch))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = tokens + self.pos_embed.to(tokens.dtype)
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.pos_embed_temporal if i == 0 else None)
+        return x
+
+    def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T', h*w, D) -> final layer -> pixels (B, 3, T, H, W); patch values ordered (pt, ph, pw, C)."""
+        (pt, ph, pw), (_, h, _) = self.cfg.patch, self.cfg.grid
+        return rearrange(self.final_layer(tokens), "b t (h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
+                         h=h, pt=pt, ph=ph, pw=pw)
+
+
+class _QKV(nn.Module):
+    def __init__(self, dim: int, kv_dim: int):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(kv_dim, dim), nn.Linear(kv_dim, dim)
+
+
+class _DenseNorm(nn.Module):
+    """BERT output: Dense, then LayerNorm of (dense + residual)."""
+
+    def __init__(self, dim_in: int, dim: int):
+        super().__init__()
+        self.dense, self.LayerNorm = nn.Linear(dim_in, dim), nn.LayerNorm(dim, eps=1e-12)
+
+    def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(h) + residual)
+
+
+class BlipAttention(nn.Module):
+    """BLIP-2 Q-Former attention block (post-LN): self-attention, or cross-attention to ``kv``."""
+
+    def __init__(self, dim: int, heads: int, kv_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.attention = _QKV(dim, kv_dim or dim)
+        self.output = _DenseNorm(dim, dim)
+
+    def forward(self, h: torch.Tensor, kv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        src = h if kv is None else kv
+        q, k, v = (rearrange(t, "n l (h d) -> n h l d", h=self.heads)
+                   for t in (self.attention.query(h), self.attention.key(src), self.attention.value(src)))
+        probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
+        ctx = rearrange(probs @ v, "n h l d -> n l (h d)")
+        return self.output(ctx, h), probs.mean(1)
+
+
+class _Dense(nn.Module):
+    def __init__(self, dim_in: int, dim: int):
+        super().__init__()
+        self.dense = nn.Linear(dim_in, dim)
+
+
+class BlipQFormerLayer(nn.Module):
+    def __init__(self, cfg: ReleasedVidTwinConfig, cross: bool):
+        super().__init__()
+        w = cfg.qformer_width
+        self.attention = BlipAttention(w, cfg.qformer_heads)
+        if cross:
+            self.crossattention = BlipAttention(w, cfg.qformer_heads, kv_dim=cfg.width)
+        self.intermediate_query = _Dense(w, cfg.qformer_intermediate)
+        self.output_query = _DenseNorm(cfg.qformer_intermediate, w)
+
+    def forward(self, h: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h, _ = self.attention(h)
+        probs = None
+        if hasattr(self, "crossattention"):
+            h, probs = self.crossattention(h, kv)
+        return self.output_query(F.gelu(self.intermediate_query.dense(h)), h), probs
+
+
+class BlipQFormer(nn.Module):
+    """``temporal_qformer``: learned queries (n_q, w), LayerNorm, BLIP-2 layers. (N, T, D) -> (N, n_q, w)."""
+
+    def __init__(self, cfg: ReleasedVidTwinConfig):
+        super().__init__()
+        self.query_embeds = nn.Parameter(torch.randn(cfg.num_queries, cfg.qformer_width))
+        self.qformer = nn.Module()
+        self.qformer.layernorm = nn.LayerNorm(cfg.qformer_width, eps=1e-12)
+        self.qformer.encoder = nn.Module()
+        self.qformer.encoder.layer = nn.ModuleList(BlipQFormerLayer(cfg, i in cfg.qformer_cross_layers)
+                                                   for i in range(cfg.qformer_layers))
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Also the last cross-attention's probabilities (N, n_q, T), averaged over heads."""
+        h = self.qformer.layernorm(self.query_embeds.to(frames.dtype)).expand(frames.shape[0], -1, -1)
+        probs = None
+        for layer in self.qformer.encoder.layer:
+            h, p = layer(h, frames)
+            probs = p if p is not None else probs
+        return h, probs
+
+
+@dataclass
+class ReleasedVidTwinCard(VidTwinCard):
+    """Latent sizes of a fixed-input model: every clip is resampled to ``input_size`` (frames padded to chunks)."""
+
+    input_size: tuple[int, int, int] = (16, 224, 224)
+    dynamics_size: int = 7
+
+    def latent_shapes(self, t: int, h: int, w: int) -> dict[str, tuple[int, ...]]:
+        frames, size, _ = self.input_size
+        n_chunks = max(1, math.ceil(t / frames))
+        hs = math.ceil(size / self.spatial_factor)
+        return {"structure": (self.latent_channels, self.num_queries * n_chunks, hs, hs),
+                "dynamics_h": (self.dynamics_channels, frames * n_chunks, self.dynamics_size),
+                "dynamics_w": (self.dynamics_channels, frames * n_chunks, self.dynamics_size)}
+
+
+def _released_card(cfg: ReleasedVidTwinConfig) -> VidTwinCard:
+    s = cfg.patch[1] * 2 ** cfg.cont_num_blocks
+    t, h, w = cfg.input_size
+    card = ReleasedVidTwinCard(**{f.name: getattr(CARD, f.name) for f in dataclasses.fields(VidTwinCard)},
+                               input_size=cfg.input_size,
+                               dynamics_size=math.ceil(cfg.grid[1] / 2 ** cfg.motion_num_blocks))
+    return dataclasses.replace(
+        card, spatial_factor=s, temporal_factor=max(1, cfg.frames // cfg.num_queries),
+        latent_channels=cfg.structure_channels, num_queries=cfg.num_queries, dynamics_channels=cfg.dynamics_channels,
+        chunk_frames=cfg.frames, frame_rule=f"{cfg.frames}k", causal=False,
+        architecture=(f"Released VidTwin (microsoft/VidTok vidtwin/): space-time ViT encoder/decoder width "
+                      f"{cfg.width}, depth {cfg.encoder_depth}+{cfg.decoder_depth}, {cfg.heads} heads, patch "
+                      f"{'x'.join(map(str, cfg.patch))}, causal temporal attention, adaLN tables, fixed sin-cos "
+                      f"positions for {t}x{h}x{w}; BLIP-2 Q-Former ({cfg.qformer_layers} layers, width "
+                      f"{cfg.qformer_width}, {cfg.num_queries} queries); structure {cfg.structure_channels} x "
+                      f"{cfg.num_queries} x {math.ceil(h / s)} x {math.ceil(w / s)}, dynamics 2 x ({cfg.dynamics_channels} x {t} x "
+                      f"{math.ceil(cfg.grid[1] / 2 ** cfg.motion_num_blocks)}). Reads {t} x {h} x {w} clips only: "
+                      f"encode() resamples other frame sizes to {h}x{w} (decode() resamples back) and the frame "
+                      f"count is padded to a multiple of {t}."))
+
+
+class ReleasedVidTwin(VidTwin):
+    """The released VidTwin (see the section comment above) with the released state-dict names.
+
+    Latents as :class:`TwinLatent` (structure (B, C, n_q, h_S, w_S); dynamics_h = the reference's ``z_motion_y``
+    (B, d, T, h_D), averaged over the width; dynamics_w = ``z_motion_x`` (B, d, T, w_D)). ``encode`` takes
+    any clip: other frame sizes are resampled to ``size`` x ``size`` (and back in ``decode``), the frame count is
+    padded to whole chunks of ``frames`` (``reconstruct`` and the views crop the padded frames off).
+    """
+
+    def __init__(self, config: ReleasedVidTwinConfig | Mapping[str, Any] | None = None):
+        cfg = config if isinstance(config, ReleasedVidTwinConfig) else ReleasedVidTwinConfig.from_config(config or {})
+        VAE.__init__(self, cfg.to_config())
+        self.arch = cfg
+        self.card = _released_card(cfg)
+        d, wq, tt = cfg.width, cfg.qformer_width, cfg.grid[0]
+        self.encoder = SpaceTimeViT(cfg, cfg.encoder_depth)
+        self.decoder = SpaceTimeViT(cfg, cfg.decoder_depth)
+        self.temporal_qformer = BlipQFormer(cfg)
+        self.cont_emb = nn.Sequential(nn.Linear(wq, d), nn.ReLU(), nn.Conv1d(cfg.num_queries, tt, 1), nn.ReLU())
+        self.conv_in = nn.Conv2d(wq, cfg.init_ch, 3, padding=1)
+        ch, down, up = cfg.init_ch, [], []
+        for _ in range(cfg.cont_num_blocks):
+            down += [nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.ReLU()]
+            ch *= 2
+        self.content_downsample_blocks = nn.Sequential(*down)
+        top = ch
+        for _ in range(cfg.cont_num_blocks):
+            up += [nn.Conv2d(ch, ch // 2, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2.0)]
+            ch //= 2
+        self.content_upsample_blocks = nn.Sequential(*up)  # registered in the reference's order (key order)
+        self.bottle_down = nn.Conv2d(top, 2 * cfg.structure_channels, 3, padding=1)
+        self.bottle_up = nn.Sequential(nn.Conv2d(cfg.structure_channels, top, 3, padding=1), nn.ReLU())
+        self.conv_out = nn.Conv2d(cfg.init_ch, wq, 3, padding=1)
+        dd, n = cfg.dynamics_channels, cfg.grid[1]
+        self.motion_emb = nn.Sequential(nn.Linear(dd, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
+        self.motion_head = nn.Conv2d(d, 2 * dd, 3, padding=1)
+        n_down = n
+        if cfg.motion_num_blocks:
+            blocks = []
+            for _ in range(cfg.motion_num_blocks):
+                blocks += [nn.Conv2d(d, d, 3, stride=2, padding=1), nn.ReLU()]
+                n_down = (n_down + 1) // 2
+            self.downsample_motion_module = nn.Sequential(*blocks)
+            self.up_motion = nn.Sequential(nn.Linear(n_down, n), nn.ReLU(), nn.Linear(n, n), nn.ReLU())
+
+    # --- encoder ---------------------------------------------------------------------------------
+    def check_input(self, x_bcthw: torch.Tensor) -> None:
+        t, h, w = x_bcthw.shape[2:]
+        if (h, w) != (self.arch.size, self.arch.size) or t % self.arch.frames or t == 0:
+            raise ValueError(f"the released VidTwin reads clips of {self.arch.frames}k frames of "
+                             f"{self.arch.size}x{self.arch.size} px (its position tables are fixed), got {t} frames "
+                             f"of {w}x{h}; reconstruct() or fit_input() adapts a clip")
+
+    def tokens(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """One chunk (B, 3, frames, size, size) -> encoder tokens (B, T', h, w, D)."""
+        _, h, w = self.arch.grid
+        tok = self.encoder(self.encoder.x_embedder(x_bcthw))
+        return rearrange(tok, "b t (h w) d -> b t h w d", h=h, w=w)
+
+    def structure(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moments (B, 2C, n_q, h_S, w_S) and the last cross-attention (B*h*w, n_q, T')."""
+        b, _, h, w, _ = tok.shape
+        q, probs = self.temporal_qformer(rearrange(tok, "b t h w d -> (b h w) t d"))
+        maps = rearrange(q, "(b h w) f c -> (b f) c h w", b=b, h=h, w=w)
+        m = self.bottle_down(self.content_downsample_blocks(self.conv_in(maps)))
+        return rearrange(m, "(b f) c h w -> b c f h w", b=b), probs
+
+    def dynamics(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moments averaged over the width (B, 2d, T', h_D) and over the height (B, 2d, T', w_D)."""
+        b = tok.shape[0]
+        z = rearrange(tok, "b t h w d -> (b t) d h w")
+        if self.arch.motion_num_blocks:
+            z = self.downsample_motion_module(z)
+        z = rearrange(z, "(b t) d h w -> b d t h w", b=b)
+        return self.motion_head(z.mean(-1)), self.motion_head(z.mean(-2))
+
+    def _chunks(self, t: int) -> list[tuple[int, int]]:
+        return fixed_chunks(t, self.arch.frames)
+
+    def posteriors(self, x_bcthw: torch.Tensor
+                   ) -> tuple[DiagonalGaussian, DiagonalGaussian, DiagonalGaussian, tuple[int, int]]:
+        self.check_input(x_bcthw)
+        moments: list[list[torch.Tensor]] = [[], [], []]
+        for a, b in self._chunks(x_bcthw.shape[2]):
+            tok = self.tokens(x_bcthw[:, :, a:b])
+            for lst, m in zip(moments, (self.structure(tok)[0], *self.dynamics(tok))):
+                lst.append(m)
+        post_s, post_h, post_w = (DiagonalGaussian(torch.cat(lst, 2)) for lst in moments)
+        return post_s, post_h, post_w, self.arch.grid[1:]
+
+    def encode(self, x_bcthw: torch.Tensor) -> TwinLatent:
+        """Posterior means of any clip: frames resampled to the released size (``fit_input``, frame count padded to
+        whole chunks); the latent remembers the input's frame size so that ``decode`` resamples back to it."""
+        hw = tuple(x_bcthw.shape[-2:])
+        z = super().encode(self.fit_input(x_bcthw))
+        return z if hw == (self.arch.size, self.arch.size) else dataclasses.replace(z, frame_size=hw)
+
+    def decode(self, z: TwinLatent | Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """(B, 3, frames * n_chunks, H, W): the released size, or the frame size ``encode`` resampled from."""
+        y = super().decode(z)
+        size = getattr(z, "frame_size", None)
+        return y if size is None else self._resample(y, size)
+
+    @staticmethod
+    def _resample(x_bcthw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(x_bcthw.shape[-2:]) == tuple(size):
+            return x_bcthw
+        b = x_bcthw.shape[0]
+        y = F.interpolate(rearrange(x_bcthw, "b c t h w -> (b t) c h w"), size=tuple(size), mode="bilinear",
+                          align_corners=False, antialias=True)
+        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+
+    @torch.no_grad()
+    def qformer_attention(self, x_bcthw: torch.Tensor, per_position: bool = False) -> torch.Tensor:
+        """As :meth:`VidTwin.qformer_attention` (Q = n_q per chunk, over the padded frames), for any clip."""
+        x_bcthw = self.fit_input(x_bcthw)
+        t, nq = x_bcthw.shape[2], self.arch.num_queries
+        chunks = self._chunks(t)
+        out = None
+        for k, (a, b) in enumerate(chunks):
+            _, probs = self.structure(self.tokens(x_bcthw[:, :, a:b]))
+            if out is None:
+                out = probs.new_zeros(probs.shape[0], nq * len(chunks), t)
+            out[:, k * nq:(k + 1) * nq, a:b] = probs
+        return out if per_position else out.reshape(x_bcthw.shape[0], -1, *out.shape[1:]).mean(1)
+
+    # --- decoder ---------------------------------------------------------------------------------
+    def embed_structure(self, z_s: torch.Tensor) -> torch.Tensor:
+        """(B, C, n_q, h_S, w_S) -> v_S (B, T', h*w, D)."""
+        b = z_s.shape[0]
+        _, h, w = self.arch.grid
+        up = self.conv_out(self.content_upsample_blocks(self.bottle_up(rearrange(z_s, "b c f h w -> (b f) c h w"))))
+        if up.shape[-2] > h:  # the reference's crop: one border from the height, used for both axes
+            top = (up.shape[-2] - h) // 2
+            up = up[:, :, top:top + h, top:top + w]
+        v = self.cont_emb(rearrange(up, "(b f) c h w -> (b h w) f c", b=b))
+        return rearrange(v, "(b h w) t d -> b t (h w) d", b=b, h=h, w=w)
+
+    def embed_dynamics(self, z_h: torch.Tensor, z_w: torch.Tensor) -> torch.Tensor:
+        """(B, d, T', h_D), (B, d, T', w_D) -> v_D (B, T', h*w, D): per-axis embedding broadcast over the other."""
+        def axis(z: torch.Tensor) -> torch.Tensor:  # (B, d, T', n_D) -> (B, T', n, D)
+            v = rearrange(self.motion_emb(rearrange(z, "b c t n -> b t n c")), "b t n d -> b d t n")
+            if self.arch.motion_num_blocks:
+                v = self.up_motion(v)
+            return rearrange(v, "b d t n -> b t n d")
+
+        v_h, v_w = axis(z_h), axis(z_w)
+        return rearrange(v_h[:, :, :, None] + v_w[:, :, None, :], "b t h w d -> b t (h w) d")
+
+    def decode_parts(self, structure: torch.Tensor | TwinLatent | None = None,
+                     dynamics: tuple[torch.Tensor, torch.Tensor] | TwinLatent | None = None, *,
+                     frames: int | None = None, token_grid: tuple[int, int] | None = None,
+                     dynamics_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """As :meth:`VidTwin.decode_parts` (a missing part adds nothing: the reference's ``only_part``); chunks of
+        ``frames`` frames, output (B, 3, frames * n_chunks, size, size). ``frames``/``token_grid`` are fixed here."""
+        if isinstance(structure, TwinLatent):
+            structure = structure.structure
+        if isinstance(dynamics, TwinLatent):
+            dynamics = dynamics.dynamics
+        if structure is None and dynamics is None:
+            raise ValueError("decode_parts needs a structure latent, a dynamics latent, or both")
+        nq, tt = self.arch.num_queries, self.arch.grid[0]
+        n_chunks = structure.shape[2] // nq if structure is not None else dynamics[0].shape[2] // tt
+        if structure is not None and structure.shape[2] != nq * n_chunks:
+            raise ValueError(f"structure latent has {structure.shape[2]} query frames, not a multiple of {nq}")
+        if dynamics is not None and (dynamics[0].shape[2] != tt * n_chunks or dynamics[1].shape[2] != tt * n_chunks):
+            raise ValueError(f"dynamics latent has {dynamics[0].shape[2]} frames, structure latent {n_chunks} "
+                             f"chunk(s) of {tt}: use clips of the same length")
+        out = []
+        for k in range(max(1, n_chunks)):
+            parts = []
+            if structure is not None:
+                parts.append(self.embed_structure(structure[:, :, k * nq:(k + 1) * nq]))
+            if dynamics is not None:
+                v_d = self.embed_dynamics(dynamics[0][:, :, k * tt:(k + 1) * tt], dynamics[1][:, :, k * tt:(k + 1) * tt])
+                parts.append(v_d if dynamics_keep is None else v_d * dynamics_keep.view(-1, 1, 1, 1))
+            out.append(self.decoder.unpatchify(self.decoder(sum(parts))))
+        return torch.cat(out, 2) if len(out) > 1 else out[0]
+
+    # --- any clip ----------------------------------------------------------------------------------
+    def fit_input(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """Any clip -> the released input rule: frames resampled to size x size (bilinear, antialiased; the aspect
+        is not kept), frame count replicate-padded to a multiple of ``frames``."""
+        s = self.arch.size
+        return pad_to_rule(self._resample(x_bcthw, (s, s)), 1, self.card.frame_rule)[0]
+
+    @torch.no_grad()
+    def reconstruct(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+        """Same shape as the input: fit to the released input rule, encode, decode, cut the padded frames, and
+        resample back to the input's frame size."""
+        t = x_bcthw.shape[2]
+        return self.decode(self.encode(x_bcthw))[:, :, :t].clamp(-1, 1)
+
+
+# --- loading the released checkpoint ----------------------------------------------------------------
+
+def is_released_layout(state: Mapping[str, torch.Tensor]) -> bool:
+    """Keys only the released tree has (a damaged released file still counts: its loader names what is missing)."""
+    return any(k.startswith(("temporal_qformer.", "encoder.x_embedder.", "motion_emb.")) for k in state)
+
+
+def released_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The autoencoder's keys of a released (Lightning) state dict: training-only ``loss.*`` dropped."""
+    return {k: v for k, v in state.items() if not k.startswith("loss.")}
+
+
+def load_released(state: Mapping[str, torch.Tensor], heads: int | None = None,
+                  qformer_heads: int | None = None) -> ReleasedVidTwin:
+    """Build the architecture the state dict was saved from and load it strictly (one-line WeightsError)."""
+    from . import load_weights
+
+    state = released_state(state)
+    model = ReleasedVidTwin(ReleasedVidTwinConfig.from_state(state, heads, qformer_heads))
+    load_weights(model, state)
+    return model
+
+
+def find_released_file(spec: str) -> str:
+    """A folder holding one released checkpoint -> that file; a bare repo id ``OWNER/NAME[@REV]`` -> the released
+    file in it (``microsoft/vidtwin`` -> ``microsoft/vidtwin:vidtwin_structure_7_7_8_dynamics_7_8.ckpt``)."""
+    from pathlib import Path
+
+    from ..hub import parse_repo_spec
+    from . import WeightsError
+
+    path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        named = [path / RELEASED_FILE, path / "checkpoints" / RELEASED_FILE]
+        found = [p for p in named if p.is_file()] or sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix in (".ckpt", ".safetensors"))
+        if not found:
+            raise WeightsError(f"{path.name}/ holds no VidTwin checkpoint ({RELEASED_FILE}, or one .ckpt/.safetensors)")
+        if len(found) > 1 and found[0].name != RELEASED_FILE:
+            raise WeightsError(f"{path.name}/ holds {len(found)} checkpoints; name one file")
+        return str(found[0])
+    repo = None if path.exists() else parse_repo_spec(str(spec))
+    if repo is not None and not repo.path:
+        return f"{spec}:{RELEASED_FILE}"
+    return str(spec)
+
+
+
+# numpy scalars and dtypes are plain data that Lightning checkpoints carry (e.g. a scheduler's ``last_lr``);
+# allowing them keeps weights_only's guarantee (no code is imported or run)
+def _numpy_data_globals() -> list[Any]:
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    return [scalar, np.dtype] + [type(np.dtype(c)) for c in "?bhilqBHILQefdgFDG"]
+
+
+def read_lightning_checkpoint(path: Any) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a Lightning ``.ckpt`` (or a bare state dict), read with ``torch.load(weights_only=True)``
+    (memory-mapped: optimizer states are not copied). Anything weights_only refuses ends in a one-line WeightsError
+    naming what the file references."""
+    from pathlib import Path
+
+    from . import WeightsError
+
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_data_globals()):
+            try:
+                obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # legacy (non-zip) torch.save files cannot be memory-mapped
+                if "mmap" not in str(e):
+                    raise
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - the user's file, not our bug
+        text = " ".join(str(e).split())
+        if "Weights only load failed" not in text:
+            raise WeightsError(f"could not read checkpoint {path.name}: {type(e).__name__}: {text[:160]}") from None
+        try:
+            refs = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # noqa: BLE001
+            refs = re.findall(r"GLOBAL (\S+)", text)[:1]
+        what = ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "") if refs else "objects"
+        raise WeightsError(f"refused checkpoint {path.name}: besides tensors it pickles {what}, which "
+                           "torch.load(weights_only=True) does not run (nothing was executed); save its "
+                           "'state_dict' alone (torch.save or safetensors) and load that") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path.name} holds no state dict of tensors")
+    return obj
+
+
+def load_released_spec(spec: Any) -> tuple[ReleasedVidTwin, list[str]] | None:
+    """``models.load("vidtwin", weights=FILE | FOLDER | HF_REPO_ID[:FILE])`` for the released layout; ``None`` when
+    the file is something else (a VAE Lab file, our own bare state dict): the generic path then handles it."""
+    from .. import hub
+    from . import read_checkpoint
+
+    res = hub.resolve(find_released_file(str(spec)))
+    if res.kind != "file":
+        return None
+    path = res.weight_files[0]
+    if path.suffix == ".safetensors":
+        state, meta = read_checkpoint(path)
+        if "config" in meta:
+            return None
+    else:
+        state = read_lightning_checkpoint(path)
+    if not is_released_layout(state):
+        return None
+    model = load_released(state)
+    a = model.arch
+    model.card = dataclasses.replace(model.card, weights=released_weights_text(path.name, a),
+                                     params=model.num_params())
+    notes = [(f"released VidTwin layout ({path.name}): architecture read off the tensor shapes (width {a.width}, "
+              f"depth {a.encoder_depth}+{a.decoder_depth}, {a.frames}x{a.size}x{a.size}; heads {a.heads} and "
+              f"Q-Former heads {a.qformer_heads} as released)")]
+    dropped = sum(1 for k in state if k.startswith("loss."))
+    if dropped:
+        notes.append(f"dropped {dropped} training-only loss.* tensors")
+    return model, notes + res.notes
+
+
+def released_cost() -> dict[str, Any]:
+    """Measured CPU cost of the released-size model (``scripts/parity_vidtwin.py bench``), or {} if not measured."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).with_name("vidtwin_released_cost.json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def cost_text(cost: Mapping[str, Any]) -> str:
+    runs = cost.get("runs", {})
+    parts = [f"{p}: {r['seconds']:.1f} s, peak {r['peak_rss_gib']:.1f} GiB" for p, r in runs.items()]
+    if not parts:
+        return "CPU cost at full size: not measured"
+    load = f", load average {cost['load_average'].split(' ')[0]}" if "load_average" in cost else ""
+    return (f"CPU cost for one {cost['clip']} clip (encode + decode, random weights, {cost['threads']} threads{load}, "
+            f"{cost['cpu']}): " + "; ".join(parts))
+
+
+def released_weights_text(filename: str, arch: ReleasedVidTwinConfig) -> str:
+    if arch == ReleasedVidTwinConfig():
+        what = f"released checkpoint {RELEASED_REPO}, file {RELEASED_FILE} (loaded from {filename})"
+    else:
+        what = (f"{filename}: the layout of the released checkpoint {RELEASED_REPO} ({RELEASED_FILE}) at another "
+                "size")
+    return (f"{what}, code microsoft/VidTok vidtwin/ (MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
+            + cost_text(released_cost()))
+
+__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "LAB_CONFIG",
+           "ReleasedVidTwin", "ReleasedVidTwinConfig", "load_released", "is_released_layout", "find_released_file",
+           "RELEASED_FILE", "RELEASED_REPO", "load_released_spec", "read_lightning_checkpoint"]

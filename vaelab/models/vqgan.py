@@ -10,6 +10,13 @@ the non-differentiable lookup with the straight-through estimator ``z + (z_q - z
 
 ``legacy=True`` reproduces taming's ``VectorQuantizer2`` default, which (as its own comment
 admits) puts beta on the codebook term instead of the commitment term.
+
+The released taming models (``configs/imagenet_vqgan.yaml``: ch 128, ch_mult [1, 1, 2, 2, 4], 2 ResNets
+per level, ``attn_resolutions=[16]`` at ``resolution=256``, z 256, 1024 or 16384 codes) also put
+self-attention *inside* the lowest-resolution level, after every ResNet of encoder level 4 and decoder
+level 4; ``attention_levels`` (level indices, encoder order) says where, [] in the lab config.
+``RELEASED_CONFIGS`` are those architectures; ``official.convert_checkpoint`` maps a taming ``last.ckpt``
+onto this tree (``encoder.down.4.attn.j`` -> ``encoder.down_blocks.4.attentions.j``).
 """
 from __future__ import annotations
 
@@ -19,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import Decoder, Encoder, full_precision
+from ._blocks import (
+    Attention,
+    Decoder,
+    DownEncoderBlock2D,
+    Encoder,
+    ResnetBlock2D,
+    UpDecoderBlock2D,
+    full_precision,
+)
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
@@ -31,6 +46,15 @@ LAB_CONFIG: dict[str, Any] = {
     "n_embed": 512,
     "beta": 0.25,
     "legacy": True,
+    "attention_levels": [],  # levels (encoder order) with self-attention after each ResNet (taming attn_resolutions)
+}
+
+# taming-transformers configs/imagenet_vqgan.yaml (n_embed 1024) and its 16384-code sibling (same file, n_embed changed)
+_TAMING_F16 = {"block_out_channels": [128, 128, 256, 256, 512], "layers_per_block": 2, "norm_num_groups": 32,
+               "z_channels": 256, "embed_dim": 256, "beta": 0.25, "legacy": True, "attention_levels": [4]}
+RELEASED_CONFIGS: dict[str, dict[str, Any]] = {
+    "vqgan_imagenet_f16_1024": {**_TAMING_F16, "n_embed": 1024},
+    "vqgan_imagenet_f16_16384": {**_TAMING_F16, "n_embed": 16384},
 }
 
 CARD = ModelCard(
@@ -90,6 +114,44 @@ class VectorQuantizer(nn.Module):
         return z_q, loss, idx
 
 
+class AttnDownEncoderBlock2D(DownEncoderBlock2D):
+    """An encoder level with self-attention after every ResNet (taming's in-level ``attn``; diffusers' names)."""
+
+    def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, add_downsample: bool):
+        super().__init__(in_ch, out_ch, layers, groups, add_downsample)
+        self.attentions = nn.ModuleList(Attention(out_ch, groups) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for r, a in zip(self.resnets, self.attentions):
+            x = a(r(x))
+        return self.downsamplers[0](x) if self.downsamplers is not None else x
+
+
+class AttnUpDecoderBlock2D(UpDecoderBlock2D):
+    """A decoder level with self-attention after every ResNet."""
+
+    def __init__(self, in_ch: int, out_ch: int, layers: int, groups: int, add_upsample: bool):
+        super().__init__(in_ch, out_ch, layers, groups, add_upsample, resnet=ResnetBlock2D)
+        self.attentions = nn.ModuleList(Attention(out_ch, groups) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for r, a in zip(self.resnets, self.attentions):
+            x = a(r(x))
+        return self.upsamplers[0](x) if self.upsamplers is not None else x
+
+
+def _add_level_attention(encoder: Encoder, decoder: Decoder, chs: list[int], layers: int, groups: int,
+                         levels: list[int]) -> None:
+    """Swap the levels in ``levels`` (encoder order; decoder up block L-1-i) for their attention-bearing twins."""
+    n = len(chs)
+    for i in levels:
+        if not 0 <= i < n:
+            raise ValueError(f"attention level {i} out of range for {n} levels")
+        encoder.down_blocks[i] = AttnDownEncoderBlock2D(chs[max(i - 1, 0)], chs[i], layers, groups, i < n - 1)
+        rev, k = list(reversed(chs)), n - 1 - i
+        decoder.up_blocks[k] = AttnUpDecoderBlock2D(rev[max(k - 1, 0)], rev[k], layers + 1, groups, k < n - 1)
+
+
 class VQGAN(ImageVAE):
     card = CARD
     quantised = True
@@ -102,6 +164,8 @@ class VQGAN(ImageVAE):
                       norm_num_groups=cfg["norm_num_groups"])
         self.encoder = Encoder(3, cfg["z_channels"], **common)
         self.decoder = Decoder(cfg["z_channels"], 3, **common)
+        _add_level_attention(self.encoder, self.decoder, list(cfg["block_out_channels"]), cfg["layers_per_block"],
+                             cfg["norm_num_groups"], list(cfg.get("attention_levels") or []))
         self.quant_conv = nn.Conv2d(cfg["z_channels"], cfg["embed_dim"], 1)
         self.quantize = VectorQuantizer(cfg["n_embed"], cfg["embed_dim"], cfg["beta"], cfg["legacy"])
         self.post_quant_conv = nn.Conv2d(cfg["embed_dim"], cfg["z_channels"], 1)

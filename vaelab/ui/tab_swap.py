@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import gradio as gr
 import numpy as np
@@ -23,6 +24,12 @@ from .widgets import clip_inputs, clip_settings, device_choice
 log = logging.getLogger("vaelab.ui.swap")
 
 MODEL = "vidtwin"
+# the operator may point the tab at a released checkpoint (file, folder or microsoft/vidtwin); default: lab weights
+WEIGHTS_ENV = "VAELAB_VIDTWIN_WEIGHTS"
+
+
+def weights_spec() -> str:
+    return os.environ.get(WEIGHTS_ENV, "").strip() or "lab"
 
 TEACHING = """### Structure x Dynamics (VidTwin)
 VidTwin ([Wang et al., CVPR 2025](https://arxiv.org/abs/2412.17726)) codes a clip as **two latents** and its
@@ -56,6 +63,9 @@ PART_LABELS = {"structure": "structure z_S (query frames)", "dynamics_h": "dynam
 
 def weights_status() -> str:
     """A line saying whether the VidTwin lab weights are there (re-evaluated on every page load)."""
+    if weights_spec() != "lab":
+        return (f"Model: `{MODEL}` with `{os.path.basename(weights_spec()) or weights_spec()}` ({WEIGHTS_ENV}); a released VidTwin reads 16 x 224 x 224 "
+                "clips only, so the aligned clips are scaled, centre-cropped and cut (or looped) to that.")
     if MODEL not in models.names():
         return "⚠️ " + WEIGHTS_MISSING
     return f"Model: `{MODEL}` with lab weights (`{models.lab_weights_path(MODEL).name}`)."
@@ -188,7 +198,7 @@ def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progres
 
     Returns ``{output name: value}`` (:data:`OUTPUTS`): the grid video, the frame slider, the frame grid figure,
     the attention heatmaps, the latent-size table, the notes and the result (state for the frame slider)."""
-    if MODEL not in models.names():
+    if weights_spec() == "lab" and MODEL not in models.names():
         raise gr.Error(WEIGHTS_MISSING.replace("**", "").replace("`", ""))
     with visitor_errors("The swap"):
         progress(0.0, desc="reading clips")
@@ -196,7 +206,7 @@ def swap(upload_a, example_a, upload_b, example_b, frames, size, device, progres
         dev = auto_device(device)
         work_refusal(pair.a.shape, dev)
         progress(0.15, desc="VidTwin: 2 encodes, 8 decodes")
-        res = swap_data.swap_pair(get_model(MODEL, "lab", dev), pair)
+        res = swap_data.swap_pair(get_model(MODEL, weights_spec(), dev), pair)
 
     progress(0.85, desc="writing the video")
     video = write_mp4(viz_swap.grid_video(res.rows()), fresh_output_path(".mp4"), fps=res.fps)
