@@ -6,6 +6,7 @@ and tiny; no PSNR value is hard-coded (the weights may be anything that loads).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-N_OUTPUTS = 9  # video, frame slider, frame plot, curves, table, notes, codebook plot, group plot, cards (gr.State is not in the API)
+# tab_reconstruct.OUTPUTS without the two gr.State ones (not in the API)
+OUTPUT_NAMES = ["status", "video", "slider", "gallery", "errors", "enlarge", "frame_plot", "curves", "table", "notes",
+                "codebook", "groups"]
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +38,15 @@ def upload_result(client, small_clip):
 
 
 def _outputs(result):
-    assert isinstance(result, (list, tuple)) and len(result) == N_OUTPUTS, result
-    video, slider, frame_plot, curves, table, notes, codebook, groups, cards = result
-    return dict(video=video, slider=slider, frame_plot=frame_plot, curves=curves, table=table, notes=notes,
-                codebook=codebook, groups=groups, cards=cards)
+    assert isinstance(result, (list, tuple)) and len(result) == len(OUTPUT_NAMES), result
+    return dict(zip(OUTPUT_NAMES, result))
+
+
+def test_api_outputs_follow_the_tab():
+    from vaelab.ui import tab_reconstruct
+
+    assert [k for k in tab_reconstruct.OUTPUTS if k not in ("state", "shown")] == [
+        {"slider": "frame", "frame_plot": "enlarged"}.get(k, k) for k in OUTPUT_NAMES]
 
 
 def _rows(table: dict) -> list[dict]:
@@ -65,18 +73,19 @@ def test_api_lists_endpoints(client):
             "/latent_space", "/latent_patch", "/caption_effect", "/branch_ablation"} <= set(endpoints)
     params = [p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"]]
     assert params == ["upload", "example", "model_names", "frames", "size", "device", "tiling", "tile", "overlap",
-                      "chunk", "custom_model", "custom_weights", "caption"]
+                      "chunk", "custom_model", "custom_weights", "caption", "precision"]
     optional = {p["parameter_name"] for p in endpoints["/reconstruct"]["parameters"] if p["parameter_has_default"]}
-    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights", "caption"} <= optional, \
+    assert {"tiling", "tile", "overlap", "chunk", "custom_model", "custom_weights", "caption", "precision"} <= optional, \
         "old 6-argument clients keep working"
 
 
 def test_model_cards_lists_every_model(client):
-    md = client.predict(api_name="/model_cards")
-    assert isinstance(md, str)
+    html = client.predict(api_name="/model_cards")
+    assert isinstance(html, str)
     for name in models.names():
-        assert f"### {name}" in md, name
-    assert "Parameters" in md and "Weights" in md
+        assert f'id="family-{name}"' in html, name
+    assert html.count("<svg") == len(models.names())  # one block diagram per family
+    assert "Parameters" in html and "Weights" in html  # the full card, in its closed section
 
 
 # --------------------------------------------------------------------------- reconstruct
@@ -113,15 +122,22 @@ def test_reconstruct_upload_video(upload_result, small_clip):
 
     assert out["codebook"].get("visible") is False  # no VQGAN selected
     assert out["groups"].get("visible") is False  # no 4x temporal video model selected
-    for name in models.names():
-        assert f"### {name}" in out["cards"]
-    assert "Latent for the current input" in out["cards"]
+    for name in ("input", "sd-vae", "litevae"):
+        assert f'data-key="{name}"' in out["gallery"]
+    assert out["gallery"].count("<img") == 3 and out["errors"].count("<img") == 2
+    assert "On screen:" in out["status"] and "frames 4" in out["status"] and "ran cpu" not in out["status"]
+    for r in rows:
+        assert re.fullmatch(r"cpu (fp32|bf16)", r["ran on"]) and r["compression"].endswith("(float values)")
+        mean, p95 = (float(v) for v in r["colour ΔE00 mean / p95"].split(" / "))
+        assert 0 <= mean <= p95
 
 
 def test_show_frame_uses_session_state(client, upload_result):
-    fig = client.predict(2, api_name="/show_frame")
-    assert fig and fig["type"] == "plotly"
-    assert "litevae" in fig["plot"] and "sd-vae" in fig["plot"]
+    gallery, errors, fig = client.predict(2, "litevae", "colour difference ΔE00 (CIELAB, per pixel)",
+                                          api_name="/show_frame")
+    assert "frame 2" in gallery and 'data-key="sd-vae"' in gallery
+    assert "ΔE00" in errors
+    assert fig and fig["type"] == "plotly" and "litevae" in fig["plot"] and "sd-vae" not in fig["plot"]
 
 
 def test_reconstruct_example_without_upload(client):
@@ -165,6 +181,8 @@ def test_bad_input_gives_clear_error(client, small_clip, bad_files, case, expect
         client.predict(*args, api_name="/reconstruct")
     msg = str(info.value)
     assert expected in msg, msg
+    if case == "too_heavy":
+        assert "What fits:" in msg, msg
     assert "Traceback" not in msg and "/tmp/" not in msg and "Reconstruction failed" not in msg, msg
 
 
@@ -183,7 +201,8 @@ def test_tiling_reports_seams(client, small_clip):
     require_lab_weights("sd-vae")
     out = client.predict(handle_file(str(small_clip)), None, ["sd-vae"], 2, 64, "cpu", True, 32, 0,
                          api_name="/reconstruct")
-    notes = out[5]
+    notes = _outputs(out)["notes"]
+    assert "tiles 32 px" in _outputs(out)["status"]
     assert "sd-vae tiling:" in notes and "seam score" in notes
 
 

@@ -153,6 +153,7 @@ def test_upload_run_renders_everything(page, small_clip, tmp_path):
     expect(table).not_to_contain_text("vqgan")
     expect(table).to_contain_text("PSNR")
     expect(page.locator("#vaelab-notes")).to_contain_text("How the numbers are computed")
+    expect(page.locator("#rec-gallery .vaelab-tile")).to_have_count(3)  # input, sd-vae, litevae
 
     shot = tmp_path / "app.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -213,7 +214,7 @@ def test_wavelets_tab_after_a_run(page, tmp_path):
     page.get_by_role("tab", name="Wavelets").click()
     page.locator("#wavelet-run").click()
     page.wait_for_selector("#wavelet-bars .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
-    expect(page.locator("#wavelet-mosaic .js-plotly-plot")).to_have_count(1)
+    expect(page.locator("#wavelet-mosaic .vaelab-tile")).to_have_count(3)  # input, sd-vae, hvdm
     expect(page.locator("#wavelet-notes")).to_contain_text("of its error is in band")
     # HVDM's own panel: its triplane planes and the branch ablations
     page.wait_for_selector("#wavelet-hvdm .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)

@@ -82,7 +82,9 @@ def test_latent_space_renders_scattergl_and_numbers(page, tmp_path):
         expect(status).to_contain_text("no video VAE ships trained weights yet")
         expect(page.locator("#latent-no-video")).to_contain_text("No video VAE ships trained weights yet")
     expect(page.locator("#latent-bars .js-plotly-plot")).to_have_count(1)
-    expect(page.locator("#latent-teach")).to_contain_text("Good overlap")
+    expect(page.locator("#latent-teach")).to_be_hidden()  # the long guide is one click away...
+    page.get_by_text("How to read the latent space").click()
+    expect(page.locator("#latent-teach")).to_contain_text("Good overlap")  # ...and there
 
     # A mouse click on a plotted point fills its number and shows the input patch it came from.
     page.locator("#latent-pca").scroll_into_view_if_needed()

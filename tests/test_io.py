@@ -20,7 +20,6 @@ from vaelab.io import (
     example_path,
     probe,
     read_clip,
-    side_by_side,
     write_mp4,
 )
 
@@ -492,6 +491,8 @@ def test_two_video_streams_uses_first(tmp_path):
 
 
 def test_side_by_side_tiles_with_white_gaps():
+    from vaelab.viz_video import side_by_side
+
     a = np.zeros((3, 10, 8, 3), np.uint8)
     b = np.zeros((3, 6, 5, 3), np.uint8)
     tiled = side_by_side([a, b], gap=4)

@@ -39,7 +39,7 @@ def test_cache_is_bounded():
 
 
 def test_notes_say_when_a_result_was_reused(one_thread):
-    from vaelab.ui.app import _notes
+    from vaelab.ui.tab_reconstruct import notes_md as _notes
 
     require_lab_weights("sd-vae")
     clip = moving_gradient(2, 32, 48)
@@ -50,7 +50,7 @@ def test_notes_say_when_a_result_was_reused(one_thread):
 
 def test_cpu_default_selection_is_the_trained_image_models():
     from vaelab import models
-    from vaelab.ui.app import default_models
+    from vaelab.ui.tab_reconstruct import default_models
 
     picked = default_models("cpu")
     assert picked and set(picked) <= set(models.names())
@@ -86,13 +86,13 @@ def test_custom_weights_for_one_model(one_thread, monkeypatch):
     import gradio as gr
 
     from vaelab import models
-    from vaelab.ui import app
+    from vaelab.ui import tab_reconstruct as app
 
     require_lab_weights("sd-vae")
     monkeypatch.setenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", "1")
     path = str(models.lab_weights_path("sd-vae"))
     out = app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="sd-vae", custom_weights=path)
-    assert f"weights from `{path}`" in out[5]
+    assert f"weights from `{path}`" in out["notes"]
     with pytest.raises(gr.Error, match="not found|No such|missing"):
         app.reconstruct(None, "bikes", ["sd-vae"], 2, 64, "cpu", custom_model="sd-vae",
                         custom_weights="/nonexistent/vae.safetensors")

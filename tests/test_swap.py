@@ -258,7 +258,8 @@ def test_handler_outputs_and_errors(assets, vidtwin):
 
     models.save_weights(vidtwin, assets / "weights" / "vidtwin.safetensors")  # a stand-in, in a temp folder
     assert "lab weights" in tab_swap.weights_status()
-    video, slider, frame_fig, att_fig, latent_text, notes, state = _call()
+    out = _call()
+    video, slider, frame_fig, att_fig, latent_text, notes, state = (out[k] for k in tab_swap.OUTPUTS)
     info = probe(video)
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
     assert isinstance(state, swap.SwapResult) and state.frames == 4
@@ -275,6 +276,8 @@ def test_handler_outputs_and_errors(assets, vidtwin):
         with pytest.raises(gr.Error, match=message) as e:
             _call(**kwargs)
         assert "Traceback" not in str(e.value)
+    with pytest.raises(gr.Error, match="What fits: 6 frames at this size; or working resolution 112 px at 32 frames"):
+        _call(frames=32, size=256)  # the refusal says what would fit
 
 
 # --- trained behaviour ------------------------------------------------------------------------------

@@ -222,8 +222,8 @@ def evaluate_clip(job: ClipJob, models: list[str], settings: Settings, out_dir: 
                 "lpips_status": report["lpips_status"], "result": report["models"][name]})
             computed.append(name)
         if need_mp4:
-            from .io import side_by_side as panel
             from .io import write_mp4
+            from .viz_video import side_by_side as panel
 
             mp4 = mp4_path(out_dir, job.clip_id)
             mp4.parent.mkdir(parents=True, exist_ok=True)

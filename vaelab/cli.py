@@ -99,7 +99,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if report["lpips_status"] and not any(r["lpips"] is not None for r in report["models"].values()):
         print(report["lpips_status"], file=sys.stderr)
     if args.output:
-        from .io import side_by_side, write_mp4
+        from .io import write_mp4
+        from .viz_video import side_by_side
 
         try:
             write_mp4(side_by_side([comp.frames] + [r.run.recon for r in comp.results.values()],

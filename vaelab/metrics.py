@@ -199,8 +199,14 @@ def lpips_status() -> tuple[bool, str]:
         return False, f"LPIPS unavailable: lpips linear weights missing ({lin})"
     backbone = _alexnet_backbone_path()
     if not os.path.isfile(backbone):
+        from . import lpips_fetch
+
+        fetch = lpips_fetch.status()
+        if fetch.state == "downloading":
+            return False, "LPIPS: downloading the AlexNet backbone (started at start-up; numbers follow once it is in)"
         where = os.path.dirname(backbone)
-        return False, f"LPIPS unavailable: AlexNet backbone not found in {where} (see README 'LPIPS')"
+        why = f" ({fetch.reason})" if fetch.state == "failed" else ""
+        return False, f"LPIPS unavailable: AlexNet backbone not found in {where}{why} (see README 'LPIPS')"
     return True, f"LPIPS available: AlexNet LPIPS v0.1, backbone {backbone}"
 
 

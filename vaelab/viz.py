@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots
 ERROR_COLORSCALE = "Inferno"
 ERROR_RANGE = (0, 64)  # mean |error| over RGB in 0..255 units; larger values saturate
 ERROR_COLORBAR_TITLE = f"mean |error|<br>(0-255, ≥{ERROR_RANGE[1]}<br>saturates)"
+DELTA_E_RANGE = (0, 20)  # CIEDE2000: ~1 just noticeable, 2-5 noticeable at a glance; larger values saturate
+DELTA_E_COLORBAR_TITLE = f"colour difference<br>ΔE00 (≥{DELTA_E_RANGE[1]}<br>saturates)"
 HEATMAP_MAX_SIDE = 160  # heatmaps are block-averaged to at most this many px per side
 PALETTE = qualitative.Plotly
 INPUT_COLOUR = "#444444"
@@ -41,7 +43,8 @@ def style(fig: go.Figure, height: int, **layout) -> go.Figure:
 # --- metric curves ----------------------------------------------------------------------
 
 
-def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None = None) -> go.Figure:
+def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None = None,
+                  lpips_note: str = "LPIPS unavailable (AlexNet backbone not cached)") -> go.Figure:
     """Per-frame metric curves, one subplot row per metric, x = frame index.
 
     ``per_model[name]`` holds lists of length T: ``"psnr"``, ``"ssim"``, ``"lpips"`` (or None)
@@ -85,7 +88,7 @@ def metric_curves(per_model: dict[str, dict], input_flicker: list[float] | None 
         )
     if not has_lpips:
         fig.add_annotation(
-            text="LPIPS unavailable (AlexNet backbone not cached)", xref="paper", yref="paper", x=1, y=1.02,
+            text=lpips_note, xref="paper", yref="paper", x=1, y=1.02,
             xanchor="right", yanchor="bottom", showarrow=False, font=dict(color="gray"),
         )
     fig.update_xaxes(title_text="frame index", row=len(rows), col=1)
@@ -124,67 +127,6 @@ def _block_mean(err: np.ndarray, max_side: int = HEATMAP_MAX_SIDE):
     nh, nw = np.diff(np.r_[ys, err.shape[0]]), np.diff(np.r_[xs, err.shape[1]])
     z = (sums / np.outer(nh, nw)).astype(np.float32)
     return z, xs + (nw - 1) / 2, ys + (nh - 1) / 2, stride
-
-
-def frame_panel(
-    input_frame: np.ndarray,
-    recons: dict[str, np.ndarray],
-    errors: dict[str, np.ndarray],
-    frame_index: int,
-    titles: dict[str, str] | None = None,
-) -> go.Figure:
-    """Input, reconstructions and error heatmaps for one frame.
-
-    ``input_frame`` and ``recons[name]`` are (H, W, 3) uint8; ``errors[name]`` is (H, W) mean
-    |error| over RGB (0..255, e.g. one frame of ``metrics.error_maps``). Row 1: input then
-    one reconstruction per model; row 2: empty under the input, then each model's error
-    heatmap on the fixed shared scale (one colourbar). Images are embedded as PNG; heatmaps
-    are block-averaged to at most ``HEATMAP_MAX_SIDE`` px per side. All panels share zoom.
-    """
-    titles = titles or {}
-    names = list(recons)
-    n = 1 + len(names)
-    fig = make_subplots(
-        rows=2, cols=n, horizontal_spacing=0.01, vertical_spacing=0.06,
-        subplot_titles=[f"input · frame {frame_index}"] + [titles.get(k, k) for k in names]
-        + [""] + [f"|error| {titles.get(k, k)}" for k in names],
-    )
-    fig.add_trace(
-        go.Image(source=png_data_uri(input_frame), name="input",
-                 hovertemplate="x %{x}, y %{y}<extra>input</extra>"),
-        row=1, col=1,
-    )
-    for c, name in enumerate(names, start=2):
-        fig.add_trace(
-            go.Image(source=png_data_uri(recons[name]), name=name,
-                     hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"),
-            row=1, col=c,
-        )
-        z, x, y, stride = _block_mean(np.asarray(errors[name]))
-        block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
-        fig.add_trace(
-            go.Heatmap(
-                z=z, x=x, y=y, zmin=ERROR_RANGE[0], zmax=ERROR_RANGE[1], coloraxis="coloraxis",
-                name=name,
-                hovertemplate=f"x %{{x}}, y %{{y}}<br>error %{{z:.1f}} ({block})<extra>{name}</extra>",
-            ),
-            row=2, col=c,
-        )
-    # One shared view: every panel follows the first one's zoom; equal pixel aspect.
-    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False,
-                     zeroline=False)
-    fig.update_layout(xaxis_matches=None, yaxis_matches=None)  # the first panel leads
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_xaxes(visible=False, matches=None, row=2, col=1)
-    fig.update_yaxes(visible=False, matches=None, row=2, col=1)
-    return style(
-        fig, height=520, margin=dict(l=10, r=10, t=40, b=10),
-        coloraxis=dict(
-            colorscale=ERROR_COLORSCALE, cmin=ERROR_RANGE[0], cmax=ERROR_RANGE[1],
-            colorbar=dict(title=dict(text=ERROR_COLORBAR_TITLE), thickness=14, len=0.5, y=0.25),
-        ),
-    )
 
 
 # --- bar charts -------------------------------------------------------------------------
@@ -248,15 +190,19 @@ def band_bars(names: list[str], input_energy: list[float], recon_energy: dict[st
                       row=1, col=1)
         fig.add_trace(go.Bar(x=names, y=error[model], name=model, marker_color=colour(i), legendgroup=model,
                              showlegend=False), row=2, col=1)
-    fig.update_yaxes(type="log", row=1, col=1)
-    return style(fig, height=560, barmode="group", margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_yaxes(type="log", title_text="energy (log)", row=1, col=1)
+    fig.update_yaxes(title_text="squared error", row=2, col=1)
+    fig.update_xaxes(title_text="wavelet band (L1 = finest detail; LL / LLL = coarse image)", row=2, col=1)
+    return style(fig, height=600, barmode="group", margin=dict(l=70, r=20, t=50, b=60),
+                 legend=dict(orientation="h", y=-0.18, title_text="bars: "))
 
 
 def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], frames: int) -> go.Figure:
     """HVDM's three triplane planes (uint8 RGB images, PCA of the features) and PSNR with each branch off."""
     n = len(planes)
-    fig = make_subplots(rows=1, cols=n + 1, column_widths=[1.0] * n + [0.8],
-                        subplot_titles=list(planes) + ["PSNR with a branch switched off"])
+    fig = make_subplots(rows=1, cols=n + 1, column_widths=[1.0] * n + [1.2], horizontal_spacing=0.05,
+                        subplot_titles=[str(p).replace(" (", "<br>(") for p in planes]
+                        + ["PSNR with a<br>branch switched off"])
     for i, img in enumerate(planes.values(), start=1):
         fig.add_trace(go.Image(source=png_data_uri(img), hoverinfo="skip"), row=1, col=i)
         fig.update_xaxes(visible=False, row=1, col=i)
@@ -267,9 +213,10 @@ def hvdm_panel(planes: dict[str, np.ndarray], ablation_psnr: dict[str, float], f
                          text=[f"{v:.1f}" for v in ablation_psnr.values()], textposition="outside",
                          hovertemplate="%{x}: %{y:.2f} dB<extra></extra>", showlegend=False), row=1, col=n + 1)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=n + 1)
-    return style(fig, height=340, title=f"HVDM: triplane planes (first 3 principal components as RGB) and "
-                                        f"branch ablations, first {frames} frames",
-                 margin=dict(l=10, r=10, t=80, b=40))
+    fig.update_annotations(font_size=12)
+    return style(fig, height=380, title=dict(text=f"HVDM: triplane planes (first 3 principal components as RGB)<br>"
+                                                  f"and branch ablations, first {frames} frames", font=dict(size=14)),
+                 margin=dict(l=10, r=10, t=110, b=60))
 
 
 # --- inside the model (ablations) ------------------------------------------------------------
@@ -290,3 +237,98 @@ def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.
     """|a - b| of two uint8 RGB frames, averaged over colour, times ``gain``, as a grey uint8 RGB image."""
     d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1) * gain
     return np.repeat(np.clip(d, 0, 255).round().astype(np.uint8)[..., None], 3, -1)
+
+
+# --- tile galleries (any number of models) -------------------------------------------------------
+
+TILE_MIN_PX = 200  # every tile is at least this wide; the grid wraps instead of shrinking them
+
+
+def _lut(colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
+    """(256, 3) uint8 colour table sampled from a Plotly sequential scale."""
+    from plotly.colors import get_colorscale, sample_colorscale
+
+    cols = sample_colorscale(get_colorscale(colorscale), list(np.linspace(0, 1, 256)), colortype="tuple")
+    return (np.asarray(cols) * (255 if max(max(c) for c in cols) <= 1 else 1)).round().astype(np.uint8)
+
+
+def heatmap_rgb(err: np.ndarray, vrange: tuple[float, float] = ERROR_RANGE,
+                colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
+    """(H, W) error values -> (H, W, 3) uint8 RGB on the fixed scale ``vrange`` (values beyond it saturate)."""
+    lo, hi = vrange
+    idx = np.clip((np.asarray(err, np.float32) - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
+    return _lut(colorscale)[idx]
+
+
+def colourbar_html(title: str, vrange: tuple[float, float] = ERROR_RANGE, colorscale: str = ERROR_COLORSCALE,
+                   ticks: int = 5) -> str:
+    """A horizontal colour bar (legend for :func:`heatmap_rgb` tiles) as HTML."""
+    from plotly.colors import get_colorscale, sample_colorscale
+
+    stops = sample_colorscale(get_colorscale(colorscale), list(np.linspace(0, 1, 9)))
+    lo, hi = vrange
+    labels = "".join(f"<span>{lo + (hi - lo) * i / (ticks - 1):g}{'+' if i == ticks - 1 else ''}</span>"
+                     for i in range(ticks))
+    return (f'<div class="vaelab-colourbar" style="max-width:420px;margin:4px 0 10px">'
+            f'<div style="font-size:0.85em">{_esc(title)}</div>'
+            f'<div style="height:12px;border-radius:2px;background:linear-gradient(to right,{",".join(stops)})"></div>'
+            f'<div style="display:flex;justify-content:space-between;font-size:0.8em">{labels}</div></div>')
+
+
+def _esc(s: str) -> str:
+    import html
+
+    return html.escape(str(s), quote=True)
+
+
+def tile_gallery_html(tiles: list[dict], elem_class: str = "vaelab-gallery", min_px: int = TILE_MIN_PX,
+                      clickable: bool = False) -> str:
+    """A wrapping grid of labelled images: each tile ``{"key", "image" (H, W, 3) uint8, "title", "lines"}``.
+
+    The grid packs as many tiles of at least ``min_px`` per row as fit and wraps the rest, so titles
+    (name on one line, numbers on the next, above the image) never overlap whatever the number of models.
+    ``clickable``: a tile's click selects its key in the enlarge control (``data-key``; see the tab's JS).
+    """
+    out = [f'<div class="{elem_class}" style="display:grid;gap:10px;'
+           f'grid-template-columns:repeat(auto-fill,minmax({min_px}px,1fr))">']
+    for t in tiles:
+        lines = "".join(f'<div class="vaelab-tile-line" style="font-size:0.85em;opacity:0.85">{_esc(x)}</div>'
+                        for x in t.get("lines", []))
+        cursor = "cursor:pointer;" if clickable else ""
+        out.append(
+            f'<figure class="vaelab-tile" data-key="{_esc(t["key"])}" style="margin:0;min-width:0;{cursor}">'
+            f'<figcaption style="overflow-wrap:anywhere"><div class="vaelab-tile-title" style="font-weight:600">'
+            f'{_esc(t["title"])}</div>{lines}</figcaption>'
+            f'<img src="{png_data_uri(t["image"])}" alt="{_esc(t["title"])}" '
+            f'style="width:100%;height:auto;display:block;image-rendering:pixelated;border-radius:2px"></figure>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def enlarged_frame(input_frame: np.ndarray, recon: np.ndarray, error: np.ndarray, name: str, frame_index: int,
+                   psnr: float | None = None, vrange: tuple[float, float] = ERROR_RANGE,
+                   colorbar_title: str = ERROR_COLORBAR_TITLE, error_name: str = "|error|") -> go.Figure:
+    """One model enlarged next to the input: input | reconstruction | error heatmap in one row, shared zoom.
+
+    ``input_frame``/``recon`` (H, W, 3) uint8, ``error`` (H, W) on the fixed scale ``vrange`` (mean |error|
+    0..255 by default; ΔE00 with :data:`DELTA_E_RANGE`)."""
+    sub = f"{name}<br>{psnr:.2f} dB" if psnr is not None else name
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.02,
+                        subplot_titles=[f"input<br>frame {frame_index}", sub, f"{error_name}<br>{name}"])
+    fig.add_trace(go.Image(source=png_data_uri(input_frame), name="input",
+                           hovertemplate="x %{x}, y %{y}<extra>input</extra>"), row=1, col=1)
+    fig.add_trace(go.Image(source=png_data_uri(recon), name=name,
+                           hovertemplate=f"x %{{x}}, y %{{y}}<extra>{name}</extra>"), row=1, col=2)
+    z, x, y, stride = _block_mean(np.asarray(error))
+    block = f"mean of {stride}x{stride} px block (downsampled)" if stride > 1 else "per pixel"
+    fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=vrange[0], zmax=vrange[1], coloraxis="coloraxis",
+                             name=name, hovertemplate=f"x %{{x}}, y %{{y}}<br>{error_name} %{{z:.1f}} ({block})"
+                                                      f"<extra>{name}</extra>"), row=1, col=3)
+    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, showgrid=False, zeroline=False,
+                     scaleanchor="x", scaleratio=1)
+    h, w = input_frame.shape[:2]
+    height = int(np.clip(300 * h / max(w, 1) + 120, 260, 560))
+    return style(fig, height=height, margin=dict(l=10, r=10, t=60, b=10),
+                 coloraxis=dict(colorscale=ERROR_COLORSCALE, cmin=vrange[0], cmax=vrange[1],
+                                colorbar=dict(title=dict(text=colorbar_title), thickness=14)))

@@ -51,11 +51,12 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
     chans = list(groups)
     panel = {c: i + 1 for i, c in enumerate(chans)}
     titles = []
-    for c in chans:
+    for c in chans:  # at most three model names per title line, so titles of side-by-side panels never meet
         models_in = list(dict.fromkeys(lset.model[groups[c]].tolist()))
-        titles.append(f"C={c}: " + ", ".join(models_in))
+        lines = [", ".join(models_in[i:i + 3]) for i in range(0, len(models_in), 3)]
+        titles.append(f"C={c}: " + "<br>".join(lines))
     fig = make_subplots(rows=1, cols=len(chans), subplot_titles=titles if len(chans) > 1 else None,
-                        horizontal_spacing=0.06)
+                        horizontal_spacing=0.08)
     rows = np.arange(len(lset), dtype=np.int32)
     for model, source in lset.groups():
         idx = lset.group_index(model, source)
@@ -65,9 +66,10 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
         fig.add_trace(go.Scattergl(
             x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{model} · {source}",
             legendgroup=model, customdata=custom,
-            marker=dict(color=col, size=marker_size, symbol=SYMBOLS.get(source, "circle"),
-                        opacity=0.55 if source == "reference" else 0.8,
-                        line=dict(width=1.2, color=col) if source == "image" else None),
+            marker=dict(color=col, size=marker_size + (3 if source == "image" else 0),
+                        symbol=SYMBOLS.get(source, "circle"),
+                        opacity=0.55 if source == "reference" else (0.9 if source == "image" else 0.6),
+                        line=dict(width=2, color=col) if source == "image" else None),
             hovertemplate=(f"<b>{model}</b> · {source}<br>latent frame %{{customdata[1]}} "
                            "(input frame %{customdata[2]})<br>position y %{customdata[3]}, x %{customdata[4]}"
                            "<br>point #%{customdata[0]}<extra></extra>"),
@@ -76,11 +78,16 @@ def latent_scatter(coords: np.ndarray, lset: Any, title: str = "", marker_size: 
     fig.update_yaxes(showticklabels=False, zeroline=False)
     note = ("separate embeddings per channel count: axes of different panels are unrelated"
             if len(chans) > 1 else "")
-    if note:
-        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.06, showarrow=False,
-                           xanchor="left", font=dict(color="gray", size=11))
-    return style(fig, height=520, title=title or None, margin=dict(l=20, r=20, t=70 if title else 40, b=40),
-                  legend=dict(itemsizing="constant"), showlegend=True, hovermode="closest")
+    if note:  # under the title: below the plots it would sit on the axis titles
+        title = f"{title}<br><sup>{note}</sup>" if title else f"<sup>{note}</sup>"
+    top = 40 + 18 * max((t.count("<br>") for t in titles), default=0) + (30 if title else 0) + (16 if note else 0)
+    fig.update_xaxes(title_text="embedding axis 1 (no unit)", title_font=dict(size=11))
+    fig.update_yaxes(title_text="embedding axis 2", title_font=dict(size=11), col=1)
+    return style(fig, height=480 + top, title=title or None, margin=dict(l=40, r=20, t=top + 30, b=60),
+                 legend=dict(itemsizing="constant", orientation="h", y=-0.12,
+                             title=dict(text="filled = video · open = each frame as an image · ◆ grey = image "
+                                             "reference", side="top")),
+                 showlegend=True, hovermode="closest")
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:

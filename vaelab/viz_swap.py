@@ -10,28 +10,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .io import side_by_side
 from .viz import png_data_uri, style
+from .viz_video import grid_video  # noqa: F401 - re-exported: the swap grid is a grid of clips
 
 ATTENTION_COLORSCALE = "Viridis"
-
-
-def grid_video(rows: dict[str, dict[str, np.ndarray]], gap: int = 4) -> np.ndarray:
-    """Labelled clips in a grid: ``rows[row][label]`` is uint8 (T, H, W, 3), the same T everywhere.
-
-    Each row is tiled left to right (``vaelab.io.side_by_side``, labels above each clip), rows are stacked
-    top to bottom with ``gap`` white pixels between them. Returns uint8 (T, H_grid, W_grid, 3); narrower
-    rows are padded with white on the right.
-    """
-    strips = [side_by_side(list(r.values()), list(r), gap=gap) for r in rows.values()]
-    width = max(s.shape[2] for s in strips)
-    t = strips[0].shape[0]
-    out = []
-    for i, s in enumerate(strips):
-        if i:
-            out.append(np.full((t, gap, width, 3), 255, np.uint8))
-        out.append(np.pad(s, ((0, 0), (0, 0), (0, width - s.shape[2]), (0, 0)), constant_values=255))
-    return np.concatenate(out, axis=1)
 
 
 def frame_grid(rows: dict[str, dict[str, np.ndarray]], frame_index: int, height: int | None = None) -> go.Figure:

@@ -8,7 +8,6 @@ from vaelab.io.video import (
     iter_chunks,
     probe,
     read_clip,
-    side_by_side,
     write_mp4,
     write_mp4_chunks,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "iter_chunks",
     "probe",
     "read_clip",
-    "side_by_side",
     "write_mp4",
     "write_mp4_chunks",
 ]

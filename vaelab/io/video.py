@@ -31,7 +31,6 @@ __all__ = [
     "VideoLimits",
     "probe",
     "read_clip",
-    "side_by_side",
     "write_mp4",
 ]
 
@@ -814,49 +813,3 @@ def write_mp4_chunks(chunks: Iterable[np.ndarray], path: str | PathLike, fps: fl
 # --------------------------------------------------------------------------- display
 
 
-def side_by_side(
-    videos: list[np.ndarray], labels: list[str] | None = None, gap: int = 4
-) -> np.ndarray:
-    """Tile clips left to right: ``uint8`` ``(T, H_i, W_i, 3)`` each, same ``T``.
-
-    Shorter clips are padded at the bottom with white, columns are separated by ``gap``
-    white pixels, and ``labels`` (one per clip) are drawn in a strip above each clip.
-    Returns ``uint8`` ``(T, H, sum(W_i) + gap * (n - 1), 3)``.
-    """
-    if not videos:
-        raise ValueError("side_by_side needs at least one clip")
-    videos = [np.asarray(v) for v in videos]
-    videos = [v[None] if v.ndim == 3 else v for v in videos]
-    if any(v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 for v in videos):
-        raise ValueError("clips must be uint8 arrays shaped (T, H, W, 3)")
-    n_frames = {v.shape[0] for v in videos}
-    if len(n_frames) != 1:
-        raise ValueError(f"clips must have the same number of frames; got {sorted(n_frames)}")
-    if labels is not None and len(labels) != len(videos):
-        raise ValueError(f"got {len(labels)} labels for {len(videos)} clips")
-
-    t = n_frames.pop()
-    strip = _LABEL_HEIGHT if labels is not None else 0
-    height = strip + max(v.shape[1] for v in videos)
-    width = sum(v.shape[2] for v in videos) + gap * (len(videos) - 1)
-    canvas = np.full((t, height, width, 3), 255, dtype=np.uint8)
-    x = 0
-    for index, video in enumerate(videos):
-        _, h, w, _ = video.shape
-        canvas[:, strip : strip + h, x : x + w] = video
-        if labels is not None:
-            canvas[:, :strip, x : x + w] = _label_image(labels[index], w)
-        x += w + gap
-    return canvas
-
-
-_LABEL_HEIGHT = 14
-
-
-def _label_image(text: str, width: int) -> np.ndarray:
-    """Black ``text`` on white, ``uint8`` ``(_LABEL_HEIGHT, width, 3)``; clipped at the edge."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (width, _LABEL_HEIGHT), "white")
-    ImageDraw.Draw(image).text((2, 1), text, fill="black")
-    return np.asarray(image)

@@ -15,6 +15,7 @@ from ..engine import auto_device, get_model
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .outputs import keyed
 from .widgets import device_choice
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
@@ -62,9 +63,10 @@ def _picture(ab: ablations.Ablation, frame) -> tuple[int, dict[str, np.ndarray]]
     return t, {"input": ab.frames[t]} | {k: v.recon[t] for k, v in ab.variants.items()}
 
 
-def captions_for(example: str | None) -> tuple[str, str]:
-    """The right and a wrong caption for a bundled example (right is "" for one without a caption)."""
-    right = pipeline.example_caption(example)
+def captions_for(example: str | None, upload: str | None = None) -> tuple[str, str]:
+    """The right and a wrong caption for the Reconstruct tab's clip: a bundled example's own caption, and ""
+    for an upload (its caption is the visitor's to write) or an example without one."""
+    right = "" if upload else pipeline.example_caption(example)
     return right, ablations.wrong_caption_for(right)
 
 
@@ -81,7 +83,7 @@ def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Prog
                                                             ab.variants["no caption"].recon[t])
     curves = viz.per_frame_lines({k: v.psnr for k, v in ab.variants.items()}, "VideoVAE+: PSNR per frame")
     notes = "\n".join(f"- {n}" for n in ab.notes)
-    return curves, viz.image_row(images, f"frame {t}"), notes
+    return {"ccurves": curves, "cimages": viz.image_row(images, f"frame {t}"), "cnotes": notes}
 
 
 @zero_gpu
@@ -96,7 +98,7 @@ def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
     bars = viz.bars(cats, {k: [v[c] for c in cats] for k, v in ab.by_position.items()},
                     "IV-VAE: PSNR by position inside each 4-frame group", "PSNR (dB)")
     notes = "\n".join(f"- {n}" for n in ab.notes)
-    return viz.image_row(images, f"frame {t}"), bars, notes
+    return {"bimages": viz.image_row(images, f"frame {t}"), "bbars": bars, "bnotes": notes}
 
 
 def frame_range(state):
@@ -105,10 +107,10 @@ def frame_range(state):
     return gr.Slider(minimum=0, maximum=max(n - 1, 1), value=0, step=1, interactive=n > 1)
 
 
-def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
-    """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result and
-    ``example`` its example dropdown (its caption fills the caption box). Returns the frame slider, which
-    the app fits to each new Reconstruct input (``frame_range``)."""
+def build(state: gr.State, example: gr.Dropdown, upload: gr.File | None = None) -> gr.Slider:
+    """Components and events inside the current ``gr.Tab``; ``state`` is Reconstruct's last result, ``example``
+    and ``upload`` its clip pickers (the clip's caption fills the caption box: the example's own, none for an
+    upload). Returns the frame slider, which the app fits to each new Reconstruct input (``frame_range``)."""
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
                 "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
@@ -118,21 +120,24 @@ def build(state: gr.State, example: gr.Dropdown) -> gr.Slider:
     right, wrong_default = captions_for(examples[0] if examples else None)
     with gr.Row():
         caption = gr.Textbox(right, label="Right caption (describe the clip)", elem_id="caption-right",
-                             max_length=MAX_CAPTION_CHARS)
+                             max_length=MAX_CAPTION_CHARS, placeholder="describe the uploaded clip in a few words")
         wrong = gr.Textbox(wrong_default, label="Wrong caption", elem_id="caption-wrong", max_length=MAX_CAPTION_CHARS)
     crun = gr.Button("Compare captions", variant="primary", elem_id="caption-run")
-    ccurves = gr.Plot(elem_id="caption-curves", show_label=False)
-    cimages = gr.Plot(elem_id="caption-images", show_label=False)
-    cnotes = gr.Markdown(elem_id="caption-notes")
+    c = {"ccurves": gr.Plot(elem_id="caption-curves", show_label=False),
+         "cimages": gr.Plot(elem_id="caption-images", show_label=False),
+         "cnotes": gr.Markdown(elem_id="caption-notes")}
     gr.Markdown(BRANCH_HELP)
     brun = gr.Button("Zero each branch", variant="primary", elem_id="branch-run")
-    bimages = gr.Plot(elem_id="branch-images", show_label=False)
-    bbars = gr.Plot(elem_id="branch-bars", show_label=False)
-    bnotes = gr.Markdown(elem_id="branch-notes")
+    c |= {"bimages": gr.Plot(elem_id="branch-images", show_label=False),
+          "bbars": gr.Plot(elem_id="branch-bars", show_label=False),
+          "bnotes": gr.Markdown(elem_id="branch-notes")}
 
-    example.change(captions_for, example, [caption, wrong], queue=False, api_name=False)
-    crun.click(compute(caption_effect), [state, caption, wrong, frame, device], [ccurves, cimages, cnotes],
+    pickers = [example] + ([upload] if upload is not None else [])
+    for src in pickers:
+        src.change(captions_for, pickers, [caption, wrong], queue=False, api_name=False)
+    crun.click(compute(keyed(caption_effect, c)), [state, caption, wrong, frame, device],
+               [c[k] for k in ("ccurves", "cimages", "cnotes")], api_name="caption_effect",
                concurrency_limit=1, concurrency_id="compute")
-    brun.click(compute(branch_ablation), [state, frame, device], [bimages, bbars, bnotes],
-               concurrency_limit=1, concurrency_id="compute")
+    brun.click(compute(keyed(branch_ablation, c)), [state, frame, device], [c[k] for k in ("bimages", "bbars", "bnotes")],
+               api_name="branch_ablation", concurrency_limit=1, concurrency_id="compute")
     return frame

@@ -65,7 +65,7 @@ sd-vae (HVDM, VideoVAE+) show what "incompatible" looks like. Causal "1+4k" mode
 so latent frame 0 of their video latent *is* an image latent. Hover a dot to see its latent frame.
 
 **Don't over-read the picture.** UMAP keeps neighbourhoods, not distances. The gap between two islands,
-their sizes and their places mean little, and a new seed moves them. PCA (right) is a linear projection:
+their sizes and their places mean little, and a new seed moves them. PCA (below the UMAP) is a linear projection:
 what is far apart there is far apart in the latent space. The numbers are computed on **every** vector in
 C dimensions, never on the 2D picture:
 - **Fréchet distance**: FID's formula applied to the latent vectors. 0 means the same mean and covariance;
@@ -357,9 +357,12 @@ def build(state: gr.State) -> None:
                         elem_classes=["vaelab-small"])
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="latent-status")
-            with gr.Row():
-                umap_plot = gr.Plot(label="UMAP", elem_id="latent-umap", show_label=False)
-                pca_plot = gr.Plot(label="PCA", elem_id="latent-pca", show_label=False)
+            gr.Markdown("**Reading it in one line:** filled dots = a video VAE coding the clip, open dots of the same "
+                        "colour = that VAE coding each frame as an image, grey diamonds = sd-vae. Mixed clouds mean "
+                        "compatible latents, separate islands incompatible ones (the guide is at the bottom).",
+                        elem_classes=["vaelab-small"])
+            umap_plot = gr.Plot(label="UMAP", elem_id="latent-umap", show_label=False)
+            pca_plot = gr.Plot(label="PCA", elem_id="latent-pca", show_label=False)
             with gr.Row():
                 point = gr.Number(None, precision=0, minimum=0, label="Point # (click a point, or type the "
                                   "number from its hover text)", elem_id="latent-point", scale=1)
@@ -373,7 +376,8 @@ def build(state: gr.State) -> None:
     compat = gr.Dataframe(label="Decoder compatibility: sd-vae's decoder on each video model's latent frames",
                           elem_id="latent-compat", interactive=False)
     bars = gr.Plot(label="Per-channel mean ± std", elem_id="latent-bars", show_label=False)
-    with gr.Accordion("How to read the latent space", open=True):
+    with gr.Accordion("How to read the latent space (filled / open dots, good and bad overlap, what the numbers "
+                      "mean)", open=False):
         gr.Markdown(TEACH_MD, elem_id="latent-teach")
 
     run.click(compute(latent_space),

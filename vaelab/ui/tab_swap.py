@@ -6,6 +6,7 @@ after their functions): ``/swap`` and ``/show_swap_frame``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import gradio as gr
@@ -19,6 +20,7 @@ from ..io import write_mp4
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .outputs import fresh_output_path, keyed
 from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
 log = logging.getLogger("vaelab.ui.swap")
@@ -98,8 +100,10 @@ def latent_md(sizes: swap_data.LatentSizes) -> str:
 
 
 def notes_md(res: swap_data.SwapResult, device: str) -> str:
-    """Alignment notes, the distance table and the timing."""
-    lines = ["**How the clips were aligned**", ""] + [f"- {n}" for n in res.notes]
+    """The verdict per swap, alignment notes, the distance table and the timing."""
+    lines = ["**Verdict** (what the measures below say, one line per swap)", ""]
+    lines += [f"- {v}" for v in verdicts(res.distances())]
+    lines += ["", "**How the clips were aligned**", ""] + [f"- {n}" for n in res.notes]
     lines += ["", "**Which clip does each decode resemble?** *Layout*: correlation of the time-averaged brightness "
               "pattern, colour and exposure removed (1 = same layout; higher = closer). *Picture*: mean absolute "
               f"difference (0-255) of the time-averaged frame in {swap_data.STRUCTURE_POOL}x{swap_data.STRUCTURE_POOL} "
@@ -128,33 +132,93 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
     return "\n".join(lines)
 
 
+SWAPS = {"structure A + dynamics B": ("A", "B"), "structure B + dynamics A": ("B", "A")}
+
+
+def verdicts(distances: dict[str, dict[str, float | None]]) -> list[str]:
+    """One plain-language line per swap: whose layout, whose picture (colour) and whose motion it has, and
+    whether that is what the swap asked for (layout from the structure donor, change from the dynamics donor)."""
+    out = []
+    for name, (s_donor, d_donor) in SWAPS.items():
+        d = distances.get(name)
+        if d is None:
+            continue
+        layout = "A" if d["layout_to_A"] >= d["layout_to_B"] else "B"
+        parts = [f"layout like {layout} ({d['layout_to_A']:.2f} vs {d['layout_to_B']:.2f} correlation to A / B)"
+                 + (" ✓" if layout == s_donor else " ✗ (expected " + s_donor + ")")]
+        if d["structure_to_A"] is not None:
+            pic = "A" if d["structure_to_A"] <= d["structure_to_B"] else "B"
+            parts.append(f"picture and colours closer to {pic} ({d['structure_to_A']:.1f} vs "
+                         f"{d['structure_to_B']:.1f} levels)")
+        if d["dynamics_to_A"] is not None:
+            mot = "A" if d["dynamics_to_A"] <= d["dynamics_to_B"] else "B"
+            parts.append(f"frame-to-frame change closer to {mot} ({d['dynamics_to_A']:.1f} vs "
+                         f"{d['dynamics_to_B']:.1f} levels)" + (" ✓" if mot == d_donor else
+                                                                 f" ✗ (expected {d_donor})"))
+        else:
+            parts.append("motion not measurable (1 frame)")
+        ok = layout == s_donor and (d["dynamics_to_A"] is None or mot == d_donor)
+        out.append(f"**{name}**: {'the swap worked' if ok else 'only partly a swap'}: " + "; ".join(parts) + ".")
+    return out
+
+
+def max_size_for(frames: int, aspect: float = 16 / 9, cap: int = swap_data.MAX_WORK_CPU) -> int:
+    """The largest working resolution (short side, multiple of 16) a ``frames``-frame clip of ``aspect`` fits
+    under the work cap."""
+    short = int(math.sqrt(cap / (max(1, int(frames)) * aspect))) // 16 * 16
+    return int(np.clip(short, swap_data.MIN_SIZE, swap_data.MAX_SIZE))
+
+
+def size_range(frames, size):
+    """The size slider follows the frame count: it never offers a size the CPU work cap refuses (16:9 clip)."""
+    top = max_size_for(frames)
+    return gr.Slider(maximum=top, value=min(int(size), top),
+                     info=f"Up to {top} px at {int(frames)} frames on CPU (work cap, 16:9 clip).")
+
+
+def work_refusal(shape_thwc: tuple[int, ...], device) -> None:
+    """The work-cap refusal, saying what fits at this selection."""
+    t, h, w = shape_thwc[:3]
+    cap = swap_data.MAX_WORK_GPU if str(device).startswith("cuda") else swap_data.MAX_WORK_CPU
+    if t * h * w <= cap:
+        return
+    frames_fit = cap // (h * w)
+    size_fit = int(min(h, w) * math.sqrt(cap / (t * h * w))) // 16 * 16
+    fits = ([f"{frames_fit} frames at this size"] if frames_fit >= 1 else []) + (
+        [f"working resolution {size_fit} px at {t} frames"] if size_fit >= swap_data.MIN_SIZE else [])
+    raise ValueError(f"This swap is too heavy for {'GPU' if cap == swap_data.MAX_WORK_GPU else 'CPU'}: {t} frames x "
+                     f"{w}x{h} px = {t * h * w / 1e6:.2f} M pixels (limit {cap / 1e6:g} M). "
+                     + (f"What fits: {'; or '.join(fits)}." if fits else "Lower the frames or the resolution."))
+
+
+OUTPUTS = ["video", "frame", "frame_plot", "attention", "latents", "notes", "state"]
+
+
 @zero_gpu
 def swap(upload_a, example_a, upload_b, example_b, frames, size, device, precision="auto", progress=gr.Progress()):
     """Swap VidTwin's structure and dynamics latents between clip A and clip B.
 
-    Returns the grid video, the frame slider, the frame grid figure, the attention heatmaps, the latent-size
-    table, the notes and the result (state for the frame slider)."""
+    Returns ``{output name: value}`` (:data:`OUTPUTS`): the grid video, the frame slider, the frame grid figure,
+    the attention heatmaps, the latent-size table, the notes and the result (state for the frame slider)."""
     if weights_spec() == "lab" and MODEL not in models.names():
         raise gr.Error(WEIGHTS_MISSING.replace("**", "").replace("`", ""))
     with visitor_errors("The swap"):
         progress(0.0, desc="reading clips")
         pair = swap_data.load_pair(upload_a, example_a, upload_b, example_b, frames=frames, size=size)
         dev = auto_device(device)
-        swap_data.check_work(pair.a.shape, dev)
+        work_refusal(pair.a.shape, dev)
         progress(0.15, desc="VidTwin: 2 encodes, 8 decodes")
         prec = resolve_precision(precision or "auto", dev)
         with autocast(prec, dev):
             res = swap_data.swap_pair(get_model(MODEL, weights_spec(), dev), pair)
 
-    from .app import _fresh_output_path  # here, not at import: app.py imports this module
-
     progress(0.85, desc="writing the video")
-    video = write_mp4(viz_swap.grid_video(res.rows()), _fresh_output_path(".mp4"), fps=res.fps)
+    video = write_mp4(viz_swap.grid_video(res.rows()), fresh_output_path(".mp4"), fps=res.fps)
     progress(0.95, desc="plotting")
     slider = gr.Slider(minimum=0, maximum=max(res.frames - 1, 1), value=0, step=1, interactive=res.frames > 1)
-    return (str(video), slider, viz_swap.frame_grid(res.rows(0), 0),
-            viz_swap.attention_heatmaps(res.attention, res.chunk_frames), latent_md(res.latents),
-            notes_md(res, f"{dev} ({prec})"), res)
+    return {"video": str(video), "frame": slider, "frame_plot": viz_swap.frame_grid(res.rows(0), 0),
+            "attention": viz_swap.attention_heatmaps(res.attention, res.chunk_frames),
+            "latents": latent_md(res.latents), "notes": notes_md(res, f"{dev} ({prec})"), "state": res}
 
 
 def show_swap_frame(state, index):
@@ -179,7 +243,8 @@ def build() -> None:
 
     gr.Markdown(TEACHING)
     gr.Markdown(weights_status, elem_id="swap-status")
-    state = gr.State(None, time_to_live=limits.STATE_TTL_S)
+    c = {"state": gr.State(None, time_to_live=limits.STATE_TTL_S)}
+    state = c["state"]
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             with gr.Group():
@@ -200,16 +265,18 @@ def build() -> None:
             gr.Markdown("Top row: clip A, its reconstruction, A's structure only, A's dynamics only, **structure A + "
                         "dynamics B**; bottom row the same for clip B, ending with **structure B + dynamics A**. One "
                         "video, so every panel plays in sync.", elem_classes=["vaelab-small"])
-            video = gr.Video(label="Clips, decodes and swaps (synchronised)", elem_id="swap-video", autoplay=True,
-                             loop=True, show_label=False)
-            frame_idx = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="swap-frame")
-            frame_plot = gr.Plot(label="One frame of every panel", elem_id="swap-frame-plot", show_label=False)
-    attention = gr.Plot(label="Q-Former attention over frames", elem_id="swap-attention", show_label=False)
+            c["video"] = gr.Video(label="Clips, decodes and swaps (synchronised)", elem_id="swap-video",
+                                  autoplay=True, loop=True, show_label=False)
+            c["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="swap-frame")
+            c["frame_plot"] = gr.Plot(label="One frame of every panel", elem_id="swap-frame-plot", show_label=False)
     with gr.Row():
-        latents = gr.Markdown(elem_id="swap-latents")
-        notes = gr.Markdown(elem_id="swap-notes")
+        c["notes"] = gr.Markdown(elem_id="swap-notes")
+        c["latents"] = gr.Markdown(elem_id="swap-latents")
+    c["attention"] = gr.Plot(label="Q-Former attention over frames", elem_id="swap-attention", show_label=False)
+    frame_idx, frame_plot = c["frame"], c["frame_plot"]
+    frames.change(size_range, [frames, size], size, queue=False, api_name=False)
 
-    run.click(compute(swap), [upload_a, example_a, upload_b, example_b, frames, size, device, precision],
-              [video, frame_idx, frame_plot, attention, latents, notes, state],
+    run.click(compute(keyed(swap, c)), [upload_a, example_a, upload_b, example_b, frames, size, device, precision],
+              [c[k] for k in OUTPUTS], api_name="swap",
               concurrency_limit=1, concurrency_id="compute")  # shares the one compute slot with Reconstruct
     frame_idx.input(show_swap_frame, [state, frame_idx], frame_plot, concurrency_limit=4, trigger_mode="always_last")
