@@ -108,7 +108,7 @@ def server(url: str | None, log: Path, timeout: float):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"app.py did not start; log: {log}")
+                    raise SystemExit(f"app.py did not start; log: {log}") from None
                 time.sleep(0.5)
         yield url, proc.pid
     finally:

@@ -12,4 +12,5 @@ fi
 python3 -m pip install -q -e ".[test]"
 
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 VAELAB_REQUIRE_BROWSER=1
+python3 -m ruff check .  # style ([tool.ruff] in pyproject.toml)
 exec python3 -m pytest -q "$@"

@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import require_lab_weights
+
 from vaelab import models
 from vaelab.io import probe
 

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import moving_gradient, require_lab_weights
+
 from vaelab import cli, models
 from vaelab.io import read_clip, write_mp4
 

@@ -10,7 +10,6 @@ import contextlib
 import re
 
 import pytest
-
 from conftest import require_lab_weights
 
 pytestmark = pytest.mark.browser

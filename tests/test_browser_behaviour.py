@@ -8,10 +8,18 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import require_lab_weights
-from test_browser import (browser, choose_cpu, choose_models, expect_error_toast, open_app,  # noqa: F401
-                          run_and_wait, set_slider, video_src, wait_for_plots)
+from test_browser import (  # noqa: F401
+    browser,
+    choose_cpu,
+    choose_models,
+    expect_error_toast,
+    open_app,
+    run_and_wait,
+    set_slider,
+    video_src,
+    wait_for_plots,
+)
 
 pytestmark = pytest.mark.browser
 

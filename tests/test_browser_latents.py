@@ -7,10 +7,19 @@ Kept tiny (2 frames, 64 px, the default 5,000-point cap is not reached). Never r
 from __future__ import annotations
 
 import pytest
-
 from conftest import require_lab_weights
-from test_browser import (PNG_MAGIC, browser, choose_cpu, choose_models,  # noqa: F401
-                          expect_error_toast, open_app, run_and_wait, set_slider, wait_for_plots)  # browser: the shared fixture
+from test_browser import (  # noqa: F401
+    PNG_MAGIC,
+    browser,
+    choose_cpu,
+    choose_models,
+    expect_error_toast,  # browser: the shared fixture
+    open_app,
+    run_and_wait,
+    set_slider,
+    wait_for_plots,
+)
+
 from vaelab import models
 
 pytestmark = pytest.mark.browser

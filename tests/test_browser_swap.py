@@ -9,10 +9,15 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import require_lab_weights
-from test_browser import (RENDER_TIMEOUT_MS, browser, expect_error_toast, page, set_slider,  # noqa: F401
-                          wait_for_plots)  # browser, page: fixtures used by name
+from test_browser import (  # noqa: F401
+    RENDER_TIMEOUT_MS,
+    browser,
+    expect_error_toast,
+    page,
+    set_slider,
+    wait_for_plots,  # browser, page: fixtures used by name
+)
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,20 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import require_lab_weights
-from test_browser import (browser, choose_cpu, choose_models, expect_error_toast, open_app,  # noqa: F401
-                          run_and_wait, set_slider, video_src, wait_for_plots, RENDER_TIMEOUT_MS)
+from test_browser import (  # noqa: F401
+    RENDER_TIMEOUT_MS,
+    browser,
+    choose_cpu,
+    choose_models,
+    expect_error_toast,
+    open_app,
+    run_and_wait,
+    set_slider,
+    video_src,
+    wait_for_plots,
+)
+
 from vaelab import models
 
 pytestmark = pytest.mark.browser

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import require_lab_weights
+
 from vaelab import cli, engine, models
 
 REPO = Path(__file__).resolve().parents[1]

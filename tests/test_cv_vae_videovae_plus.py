@@ -15,8 +15,13 @@ from vaelab import models
 from vaelab.models._text import TextEmbedder, as_caption_list, hash_ids
 from vaelab.models.base import pad_to_rule
 from vaelab.models.cv_vae import CVVAE, inflate_from_sd
-from vaelab.models.videovae_plus import (RelativeTemporalAttention, TemporalConvLayer, TemporalDecoder,
-                                         TemporalEncoder, VideoVAEPlus)
+from vaelab.models.videovae_plus import (
+    RelativeTemporalAttention,
+    TemporalConvLayer,
+    TemporalDecoder,
+    TemporalEncoder,
+    VideoVAEPlus,
+)
 
 SD_TINY = {"block_out_channels": [8, 16, 16, 16], "norm_num_groups": 4}
 CV_TINY = dict(SD_TINY)

@@ -10,10 +10,12 @@ import math
 import pytest
 import torch
 
-from vaelab.models.wavelets import BANDS_3D, idwt3
 from vaelab.models.base import pad_to_rule
-from vaelab.models.hvdm import HVDM, LAB_CONFIG as HVDM_LAB, MODES
-from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB, TwinLatent, VidTwin
+from vaelab.models.hvdm import HVDM, MODES
+from vaelab.models.hvdm import LAB_CONFIG as HVDM_LAB
+from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB
+from vaelab.models.vidtwin import TwinLatent, VidTwin
+from vaelab.models.wavelets import BANDS_3D, idwt3
 
 VIDTWIN_TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "qformer_width": 16,
                 "qformer_heads": 2, "structure_channels": 8}

@@ -14,12 +14,12 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-
 from conftest import moving_gradient
+
 from vaelab import cli, engine, models
+from vaelab import viz_latents as VL
 from vaelab.analysis import latents as L
 from vaelab.models.base import pad_to_rule
-from vaelab import viz_latents as VL
 
 H, W = 32, 48  # not square, so a y/x swap would show
 VIDEO = ("walt", "iv-vae", "hvdm", "vidtwin", "cv-vae", "videovae-plus")

@@ -24,7 +24,7 @@ diffusers = pytest.importorskip("diffusers")
 TINY = {"block_out_channels": (32, 64), "layers_per_block": 1, "latent_channels": 4, "norm_num_groups": 32}
 
 
-def diffusers_vae(seed: int = 0, **kw) -> "diffusers.AutoencoderKL":
+def diffusers_vae(seed: int = 0, **kw) -> diffusers.AutoencoderKL:
     cfg = {**TINY, **kw}
     n = len(cfg["block_out_channels"])
     torch.manual_seed(seed)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import moving_gradient, require_lab_weights
+
 from vaelab import pipeline
 
 

@@ -10,14 +10,13 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-
 from conftest import moving_gradient, require_lab_weights
-from vaelab import engine, models
+
+from vaelab import engine, models, viz_swap
 from vaelab.analysis import swap
 from vaelab.engine import to_tensor, to_uint8
 from vaelab.io import VideoDecodeError, probe
 from vaelab.models.base import pad_to_rule
-from vaelab import viz_swap
 
 # a narrow VidTwin (the lab config's latent shapes: patch 8, n_q 4, d_S 8, d_D 2, 16-frame chunks)
 TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "qformer_width": 16, "qformer_heads": 2,

@@ -15,10 +15,17 @@ import torch.nn.functional as F
 
 from vaelab.models._causal import CausalConv3d, cache_numel, is_streaming, streaming
 from vaelab.models.base import pad_to_rule
-from vaelab.models.iv_vae import GroupCausalConv3d, IVVAE
+from vaelab.models.iv_vae import IVVAE, GroupCausalConv3d
 from vaelab.models.walt import WALTTokenizer
-from vaelab.streaming import (decode_streaming, encode_streaming, frame_chunks, iter_encode_streaming, seam_score,
-                              tile_starts, tiled)
+from vaelab.streaming import (
+    decode_streaming,
+    encode_streaming,
+    frame_chunks,
+    iter_encode_streaming,
+    seam_score,
+    tile_starts,
+    tiled,
+)
 
 WALT_TINY = {"block_out_channels": [8, 16, 16, 16]}
 IV_TINY = {"dim": 4}

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from vaelab.analysis import wavelet_view as wv
-from vaelab.models.wavelets import (BANDS_3D, dwt2, dwt2_multilevel, dwt3, idwt2, idwt2_multilevel, idwt3,
-                                      pad_even)
+from vaelab.models.wavelets import BANDS_3D, dwt2, dwt2_multilevel, dwt3, idwt2, idwt2_multilevel, idwt3, pad_even
 
 
 @pytest.fixture
@@ -91,6 +90,7 @@ def test_mosaics_have_frame_layout():
 def test_hvdm_view_planes_and_ablations():
     """HVDM's planes come out as RGB pictures of the right geometry; the trained fused model beats a branch off."""
     from conftest import moving_gradient, require_lab_weights
+
     from vaelab import models
     from vaelab.analysis.hvdm_view import hvdm_view, pca_rgb
 

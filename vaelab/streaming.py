@@ -31,7 +31,6 @@ from fractions import Fraction
 from typing import Any, Callable, Iterator
 
 import torch
-
 from torch import nn
 
 from .models._causal import Streamable, check_frames, streaming

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .viz import style, colour
+from .viz import colour, style
 
 REFERENCE_COLOUR = "#9a9a9a"
 SYMBOLS = {"video": "circle", "image": "circle-open", "reference": "diamond"}

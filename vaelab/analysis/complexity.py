@@ -13,7 +13,7 @@ def _flops(fn, *args) -> int:
     return int(counter.get_total_flops())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoder_decoder_stats(name: str, size: int = 128) -> dict[str, float]:
     """Params and FLOPs per ``size`` x ``size`` frame, split into encoder and decoder (random weights suffice)."""
     from .. import models

@@ -92,7 +92,7 @@ class LatentSet:
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
 
-    def take(self, index: np.ndarray) -> "LatentSet":
+    def take(self, index: np.ndarray) -> LatentSet:
         """The rows ``index`` (int indices or a boolean mask), labels kept aligned."""
         return replace(self, **{k: getattr(self, k)[index] for k in self._ARRAYS}, notes=list(self.notes))
 
@@ -115,7 +115,7 @@ class LatentSet:
             return np.zeros((0, 0), np.float32)
         return self.vectors[idx, : int(self.channels[idx[0]])]
 
-    def subsample(self, cap: int, seed: int = 0) -> "LatentSet":
+    def subsample(self, cap: int, seed: int = 0) -> LatentSet:
         """At most ``cap`` rows, stratified per (model, source): every group keeps min(its size, share),
         where the share is an equal split of the cap among the groups still larger than it (so small
         groups are kept whole and large ones are cut to the same size). Rows keep their order; the
@@ -156,7 +156,7 @@ class LatentSet:
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
-    def from_npz(cls, path: str | Path) -> "LatentSet":
+    def from_npz(cls, path: str | Path) -> LatentSet:
         """Read what :meth:`to_npz` wrote (extra arrays such as ``coords`` are ignored; ``key`` is the repr)."""
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"])) if "meta" in f else {}

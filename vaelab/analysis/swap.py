@@ -24,10 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import limits
 from ..engine import to_tensor, to_uint8
 from ..models.base import pad_to_rule
-
-from .. import limits
 
 # Per-request bounds live in vaelab.limits (SWAP); the names stay here for the tab and the tests.
 # frames x pixels per request: the default 16 x 128 x 228 is ~0.47 M (about 9 s on one busy CPU thread)

@@ -117,7 +117,7 @@ def card(name: str) -> ModelCard:
     return c
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _param_count(name: str) -> int:
     """Parameters of a family's lab config (built once per process; cards are rendered on every request)."""
     return sum(p.numel() for p in model_class(name)(training_record(name).get("config")).parameters())

@@ -37,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import VAE, pad_to_rule
 from ._blocks import Conv3d, DiagonalGaussian
-
+from .base import VAE, pad_to_rule
 
 # --- the streaming cache ------------------------------------------------------------------------
 

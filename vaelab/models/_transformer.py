@@ -27,7 +27,6 @@ from torch import nn
 
 from ._blocks import Conv3d
 
-
 # --- rotary position embeddings ---------------------------------------------------------------------
 
 def rope_angles(pos: torch.Tensor, dim: int, base: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:

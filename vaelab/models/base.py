@@ -133,7 +133,7 @@ class VAE(nn.Module):
         """A discrete latent (codebook indices), trained with a VQ loss."""
         return False
 
-    def start_from(self, parent: "VAE") -> None:
+    def start_from(self, parent: VAE) -> None:
         """Training starts from ``parent`` (a loaded ``self.parent`` model), as the family's paper does."""
         raise NotImplementedError(f"{self.card.name} does not start from another model")
 
@@ -141,12 +141,12 @@ class VAE(nn.Module):
         """``z`` with the channels of one of ``latent_branches`` set to zero (None: unchanged)."""
         raise ValueError(f"{self.card.name} has no latent branches")
 
-    def compatibility_with(self, x_bcthw: torch.Tensor, image_model: "VAE | None") -> dict[str, Any] | None:
+    def compatibility_with(self, x_bcthw: torch.Tensor, image_model: VAE | None) -> dict[str, Any] | None:
         """A family that measures its own latent compatibility with an image VAE (CV-VAE's meter) returns it here;
         None: callers fall back to decoding latent frames with ``image_model`` themselves."""
         return None
 
-    def diagnostics(self, x_bcthw: torch.Tensor, reference: Callable[[str], "VAE"]) -> dict[str, Any]:
+    def diagnostics(self, x_bcthw: torch.Tensor, reference: Callable[[str], VAE]) -> dict[str, Any]:
         """The family's own extra measurements on a clip in [-1, 1], keyed by what they are (VQGAN: "codebook",
         CV-VAE: "compatibility"); ``reference(name)`` loads another model a measurement needs. Default: none."""
         return {}

@@ -383,7 +383,7 @@ class Decoder3D(nn.Module):
 
 # --- inflation ------------------------------------------------------------------------------------
 
-def inflate_from_sd(cv: "CVVAE", sd_state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+def inflate_from_sd(cv: CVVAE, sd_state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     """Load an sd-vae (diffusers-named) state dict into ``cv``, inflating 2D kernels to 3D.
 
     Same-shape tensors are copied. A 2D kernel [O, I, k, k] goes into the temporal slice of the 3D
@@ -469,7 +469,7 @@ class CVVAE(VAE):
         """See :func:`inflate_from_sd`."""
         return inflate_from_sd(self, sd_state)
 
-    def attach_image_decoder(self, image_vae: nn.Module) -> "CVVAE":
+    def attach_image_decoder(self, image_vae: nn.Module) -> CVVAE:
         """Use ``image_vae`` (an sd-vae, e.g. ``models.load("sd-vae")``) as the frozen image decoder.
 
         It is frozen (eval, requires_grad False) and kept *outside* this module's tree: it is not in

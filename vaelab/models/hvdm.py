@@ -70,11 +70,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from .wavelets import BANDS_3D, dwt3
 from ._blocks import Conv3d, _groups
-from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks,
-                           grid_positions)
+from ._transformer import Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks, grid_positions
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
 HIGH_BANDS = tuple(b for b in BANDS_3D if b != "LLL")

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wavelets import dwt2_multilevel
 from ._blocks import Decoder, DiagonalGaussian, ResnetBlock2D
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .wavelets import dwt2_multilevel
 
 LAB_CONFIG: dict[str, Any] = {
     "levels": 3,

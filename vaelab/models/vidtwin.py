@@ -84,8 +84,16 @@ from einops import rearrange
 from torch import nn
 
 from ._blocks import DiagonalGaussian
-from ._transformer import (Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, centre_crop, fourier_time,
-                           fixed_chunks)
+from ._transformer import (
+    Attention,
+    FeedForward,
+    PatchEmbed3d,
+    STTransformer,
+    Unpatchify,
+    centre_crop,
+    fixed_chunks,
+    fourier_time,
+)
 from .base import VAE, ModelCard, Paper, pad_to_rule
 
 LAB_CONFIG: dict[str, Any] = {
@@ -228,14 +236,14 @@ class TwinLatent:
         """Latent values per clip (batch element)."""
         return sum(v[0].numel() for _, v in self.items())
 
-    def to(self, *args: Any, **kwargs: Any) -> "TwinLatent":
+    def to(self, *args: Any, **kwargs: Any) -> TwinLatent:
         return dataclasses.replace(self, **{k: v.to(*args, **kwargs) for k, v in self.items()})
 
-    def with_dynamics_from(self, other: "TwinLatent") -> "TwinLatent":
+    def with_dynamics_from(self, other: TwinLatent) -> TwinLatent:
         """This clip's structure with ``other``'s dynamics (the swap; decode it with ``model.decode``)."""
         return dataclasses.replace(self, dynamics_h=other.dynamics_h, dynamics_w=other.dynamics_w)
 
-    def with_structure_from(self, other: "TwinLatent") -> "TwinLatent":
+    def with_structure_from(self, other: TwinLatent) -> TwinLatent:
         return dataclasses.replace(self, structure=other.structure)
 
 

@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._causal import (CausalConv3d, CausalDownsample, CausalResBlock3d, CausalUpsample, CausalVideoVAE,
-                      RMSNorm)
+from ._causal import CausalConv3d, CausalDownsample, CausalResBlock3d, CausalUpsample, CausalVideoVAE, RMSNorm
 from .base import ModelCard, Paper
 
 LAB_CONFIG: dict[str, Any] = {

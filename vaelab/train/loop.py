@@ -24,6 +24,7 @@ import torch
 from .. import models
 from ..models.base import reads_captions
 from .data import Sampler, heldout_clips, heldout_sets, train_sources
+from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss, reconstruction_loss
 
 DATA_MIX_TEXT = {
     "v1": "bigbuckbunny + bikes (first 80 % of frames, short side 128 and 192 px) and scikit-image photos with a "
@@ -31,7 +32,6 @@ DATA_MIX_TEXT = {
     "v2": "data manifest v2 (docs/DATA.md): the v1 sources plus 8 Debian wallpaper photographs, 20 % procedural "
           "clips, colour jitter, a camera that pans/zooms/rotates/shakes over photos; random crops, h-flips",
 }
-from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss, reconstruction_loss
 
 
 @dataclass
@@ -90,7 +90,8 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
     for name, frames in clips.items():
         frames = frames[:max_frames] if max_frames else frames
         cap = (captions or {}).get(name)
-        res = run_model(model, frames, model_kwargs={"caption": cap} if cap else None)
+        # window=0: the whole clip in one call, as every record was measured (not the app's bounded-memory windows)
+        res = run_model(model, frames, model_kwargs={"caption": cap} if cap else None, window=0)
         if full:
             from ..metrics import clip_metrics
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.wavelets import dwt2_multilevel
 from ..models.base import fold_time
+from ..models.wavelets import dwt2_multilevel
 
 
 def wavelet_l1(x_bcthw: torch.Tensor, y_bcthw: torch.Tensor, levels: int = 2) -> torch.Tensor:

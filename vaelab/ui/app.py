@@ -17,8 +17,17 @@ import gradio as gr
 
 from .. import limits, models, pipeline
 from ..engine import auto_device, configure_threads
-from . import (security, tab_diagnostics, tab_inside, tab_latents, tab_models, tab_reconstruct, tab_swap,
-               tab_wavelets, text)
+from . import (
+    security,
+    tab_diagnostics,
+    tab_inside,
+    tab_latents,
+    tab_models,
+    tab_reconstruct,
+    tab_swap,
+    tab_wavelets,
+    text,
+)
 from .tab_reconstruct import MAX_FILE_MB
 from .widgets import page_precision
 

@@ -14,10 +14,10 @@ from .. import models, pipeline
 from .. import viz_diagnostics as vd
 from ..analysis import probes
 from ..engine import auto_device, get_model
+from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .widgets import clip_inputs, clip_settings, device_choice
-from .compute import compute
 
 # frames x pixels x models per request (the receptive field alone codes T + 1 clips of T frames)
 MAX_PROBE_WORK_CPU = 9 * 9 * 64 * 64
