@@ -724,8 +724,11 @@ def test_bad_uploads_through_the_live_app(app_server, tmp_path, small_clip, monk
     # Still serving real work: a valid upload with a non-ASCII name.
     good = non_ascii(tmp_path)
     out = client.predict(handle_file(str(good)), None, ["sd-vae"], 2, SIZE, "cpu", api_name="/reconstruct")
-    assert Path(out[0]).is_file() and Path(out[0]).stat().st_size > 0
-    assert [row[0] for row in out[4]["data"]] == ["sd-vae"]
+    from vaelab.ui.tab_reconstruct import OUTPUTS
+
+    named = dict(zip([k for k in OUTPUTS if k not in ("state", "shown")], out))  # gr.State is not in the API
+    assert Path(named["video"]).is_file() and Path(named["video"]).stat().st_size > 0
+    assert [row[0] for row in named["table"]["data"]] == ["sd-vae"]
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -909,7 +912,8 @@ def test_nan_settings_and_bad_frames_in_the_handlers():
     import gradio as gr
 
     from vaelab import pipeline
-    from vaelab.ui import app, tab_inside
+    from vaelab.ui import tab_inside
+    from vaelab.ui import tab_reconstruct as app
 
     def no_progress(*args, **kwargs):
         return None

@@ -341,13 +341,13 @@ def test_custom_weights_follow_the_bound_host(monkeypatch):
 def test_weights_choice_refuses_custom_weights_when_off(monkeypatch):
     import gradio as gr
 
-    from vaelab.ui import app, security
+    from vaelab.ui import security, tab_reconstruct
 
     monkeypatch.delenv("VAELAB_ALLOW_CUSTOM_WEIGHTS", raising=False)
     security.bind("0.0.0.0")
     try:
         with pytest.raises(gr.Error, match="switched off"):
-            app._weights_choice("sd-vae", "/etc/passwd", ["sd-vae"])
+            tab_reconstruct.weights_choice("sd-vae", "/etc/passwd", ["sd-vae"])
     finally:
         security.bind(None)
 

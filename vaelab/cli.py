@@ -115,12 +115,13 @@ def _eval_batch(args: argparse.Namespace) -> int:
     from . import models
     from .batch import BatchError, collect_inputs, print_summary, run_batch
 
-    if args.precision:  # batch workers (other processes) read the setting from the environment
-        os.environ[ENV_PRECISION] = args.precision
     if args.out is None:
         return _fail("evaluating a folder or several clips needs --out DIR (tables, per-clip results, MP4s)")
     if args.output:
         return _fail("--output is for one clip; in a batch use --side-by-side (MP4s go to DIR/side_by_side/)")
+    before = os.environ.get(ENV_PRECISION)
+    if args.precision:  # batch workers (other processes) read the setting from the environment
+        os.environ[ENV_PRECISION] = args.precision
     try:
         names = _model_list(args.models)
         jobs = collect_inputs(args.inputs, args.list)
@@ -131,6 +132,11 @@ def _eval_batch(args: argparse.Namespace) -> int:
                            pooled=args.pooled_psnr, progress=lambda line: print(line, file=sys.stderr))
     except (BatchError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
+    finally:  # the setting is this call's, not the process's (a library caller keeps its own default)
+        if before is None:
+            os.environ.pop(ENV_PRECISION, None)
+        else:
+            os.environ[ENV_PRECISION] = before
     print_summary(report)
     print(f"wrote {Path(args.out) / 'aggregate.csv'}, per_clip.csv and report.json: {len(jobs)} clip(s), "
           f"{report.computed} result(s) computed, {report.skipped} already there", file=sys.stderr)

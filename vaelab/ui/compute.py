@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import logging
 import threading
@@ -52,7 +53,9 @@ def compute(fn):
     @functools.wraps(fn)
     async def handler(*args, **kwargs):
         token = _Token()
-        future = asyncio.get_running_loop().run_in_executor(_POOL, work, token, args, kwargs)
+        # copy the context, as asyncio.to_thread does: gr.Progress and gr.Warning find their event through it
+        ctx = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(_POOL, ctx.run, work, token, args, kwargs)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
