@@ -259,7 +259,6 @@ def test_views_on_a_clip():
 
 
 def test_figures_build_from_the_report_and_the_grid_overlay_lines_up():
-    from vaelab import viz
     from vaelab import viz_diagnostics as vd
 
     report = probes.run_probes({"identity": _Filter("identity"), "box8": BoxPool(8)}, 32, 5)
@@ -276,7 +275,11 @@ def test_figures_build_from_the_report_and_the_grid_overlay_lines_up():
                            "delta_e_mean": 4.0, "pareto": True}}, "frames": 6, "width": 96, "height": 64}
     assert any(t.name == "Pareto front" for t in vd.rate_distortion(rd).data)
     assert len(vd.motion_resolved(probes.motion_resolved_error(frames, recons)).data) == 3
-    panel = viz.frame_panel(frames[0], {"box8": frames[0]}, {"box8": np.zeros((64, 96))}, 0)
+    from plotly import graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panel = make_subplots(rows=2, cols=2)  # a heatmap in the bottom-right cell, as the error row of a panel
+    panel.add_trace(go.Heatmap(z=np.zeros((64, 96))), row=2, col=2)
     fig = vd.grid_overlay(panel, 64, 96, latent_factor=8, tile=48, overlap=16, frame=5, chunks=[(0, 1), (1, 5), (5, 9)],
                           rows=[2], cols=[2])
     xs = sorted({s.x0 for s in fig.layout.shapes if s.x0 == s.x1})

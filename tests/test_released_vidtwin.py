@@ -238,7 +238,7 @@ def test_swap_tab_runs_a_released_checkpoint_and_says_how_it_fitted_the_clips(mo
     monkeypatch.setenv(tab_swap.WEIGHTS_ENV, str(CKPT))
     assert CKPT.name in tab_swap.weights_status()
     out = tab_swap.swap(None, examples[0], None, examples[1], 8, 64, "cpu", progress=lambda *a, **k: None)
-    notes, res = out[5], out[6]
+    notes, res = out["notes"], out["state"]
     assert "Released VidTwin: it reads 4 x 20 x 20 clips only" in notes and "first 4 of 8 frames" in notes
     assert res.clips["A"].shape == (4, 20, 20, 3)
 
