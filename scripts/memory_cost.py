@@ -47,7 +47,7 @@ def one(name: str, t: int, h: int, w: int, threads: int) -> dict:
     import torch
 
     from vaelab import pipeline
-    from vaelab.bench import _reset_hwm, _status_kib
+    from vaelab.bench.memory import _reset_hwm, _status_kib
     from vaelab.engine import get_model
 
     torch.set_num_threads(threads)
@@ -69,7 +69,7 @@ def whole_clip(t: int, h: int, w: int, threads: int) -> dict:
     import torch
 
     from vaelab import metrics
-    from vaelab.bench import _reset_hwm, _status_kib
+    from vaelab.bench.memory import _reset_hwm, _status_kib
     from vaelab.io import side_by_side
 
     torch.set_num_threads(threads)

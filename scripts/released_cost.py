@@ -38,7 +38,7 @@ def one(spec: str, size: int, frames: int, precision: str) -> dict:
     import numpy as np
     import torch
 
-    from vaelab.bench import _measure_rss
+    from vaelab.bench.memory import _measure_rss
     from vaelab.engine import run_model
 
     model = build(spec).eval().requires_grad_(False)

@@ -73,14 +73,16 @@ def memory_kib(pid: int) -> dict[str, int]:
 def check_output(out, frames: int = ARGS["frames"]) -> None:
     """A completed /reconstruct: a decodable side-by-side video and one table row for MODEL."""
     from vaelab.io import read_clip
+    from vaelab.ui.tab_reconstruct import OUTPUTS
 
-    video = Path(out[0])
-    assert video.is_file() and video.stat().st_size > 0, out[0]
+    named = dict(zip([k for k in OUTPUTS if k not in ("state", "shown")], out))  # gr.State is not in the API
+    video = Path(named["video"])
+    assert video.is_file() and video.stat().st_size > 0, named["video"]
     clip = read_clip(video)
     assert clip.frames.shape[0] == frames, clip.frames.shape
-    rows = out[4]["data"]
-    assert [row[0] for row in rows] == [MODEL], rows
-    assert np.isfinite(float(rows[0][out[4]["headers"].index("PSNR dB")]))
+    table = named["table"]
+    assert [row[0] for row in table["data"]] == [MODEL], table["data"]
+    assert np.isfinite(float(table["data"][0][table["headers"].index("PSNR dB")]))
 
 
 class RssSampler(threading.Thread):
@@ -321,7 +323,7 @@ def test_server_peak_rss_within_budget(app_server, capsys):
 _REQUEST_PEAK = """
 import json, sys
 from vaelab import limits, pipeline
-from vaelab.bench import _reset_hwm, _status_kib
+from vaelab.bench.memory import _reset_hwm, _status_kib
 from vaelab.engine import get_model
 name, t, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 frames = pipeline.load_input(None, "bikes", frames=t, size=size).frames
