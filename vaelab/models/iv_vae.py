@@ -199,11 +199,13 @@ class SepResBlock(nn.Module):
 
 
 class FrameAttention(nn.Module):
-    """Single-head self-attention over the H*W positions of each frame, with a residual. (B, C, T, H, W)."""
+    """Single-head self-attention over the H*W positions of each frame, with a residual. (B, C, T, H, W).
 
-    def __init__(self, channels: int):
+    ``norm``: the lab's RMSNorm, or the released tree's per-image one (reference ``AttentionBlock``)."""
+
+    def __init__(self, channels: int, norm: type[nn.Module] | None = None):
         super().__init__()
-        self.norm = RMSNorm(channels)
+        self.norm = (norm or RMSNorm)(channels)
         self.to_qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
@@ -566,32 +568,13 @@ class ReleasedResBlock(nn.Module):
         return self.residual(x) + self.shortcut(x)
 
 
-class ReleasedFrameAttention(nn.Module):
-    """Single-head attention over the H*W positions of each frame (reference ``AttentionBlock``)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = ImageRMSNorm(channels)
-        self.to_qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj = nn.Conv2d(channels, channels, 1)
-
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        q, k, v = self.to_qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)  # (N, HW, C) each
-        out = F.scaled_dot_product_attention(q, k, v)
-        return x + self.proj(out.transpose(1, 2).reshape(n, c, h, w))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return per_frame(self._frames, x)
-
-
 class ReleasedSepAttention(nn.Module):
     """One attention per half (reference ``Sep_AttentionBlock``). (B, 2C, T, H, W) -> same."""
 
     def __init__(self, half: int):
         super().__init__()
-        self.Attention_2d = ReleasedFrameAttention(half)
-        self.Attention_3d = ReleasedFrameAttention(half)
+        self.Attention_2d = FrameAttention(half, norm=ImageRMSNorm)
+        self.Attention_3d = FrameAttention(half, norm=ImageRMSNorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kf, tp = x.chunk(2, 1)
