@@ -225,7 +225,9 @@ class DiagonalGaussian:
     """Posterior from (B, 2C, ...) moments: mean and log-variance (clamped to [-30, 20], as LDM)."""
 
     def __init__(self, moments: torch.Tensor):
-        self.mean, logvar = moments.float().chunk(2, dim=1)  # KL and sampling in float32 under autocast
+        if moments.dtype in (torch.float16, torch.bfloat16):
+            moments = moments.float()  # KL and sampling in float32 under autocast (float64 stays float64)
+        self.mean, logvar = moments.chunk(2, dim=1)
         self.logvar = logvar.clamp(-30.0, 20.0)
         self.std = torch.exp(0.5 * self.logvar)
 

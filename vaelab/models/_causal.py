@@ -159,7 +159,7 @@ class RMSNorm(nn.Module):
         b, c = x.shape[:2]
         xg = x.reshape(b, self.groups, c // self.groups, *x.shape[2:])
         gain = self.weight.view(1, c, *([1] * (x.dim() - 2)))
-        if x.dtype != torch.float32:  # bf16/fp16: statistics in float32, output in the input's dtype
+        if x.dtype in (torch.float16, torch.bfloat16):  # statistics in float32, output in the input's dtype
             inv = torch.rsqrt(xg.float().pow(2).mean(2, keepdim=True) + self.eps).to(x.dtype)
             return (xg * inv).reshape(x.shape) * gain.to(x.dtype)
         xg = xg * torch.rsqrt(xg.pow(2).mean(2, keepdim=True) + self.eps)
