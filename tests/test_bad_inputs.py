@@ -860,7 +860,10 @@ def test_shipped_lab_configs_pass_the_validation():
     for name in models.all_names():
         config = models.training_record(name).get("config")
         if config is not None:
-            assert metadata.checked_config(name, models.model_class(name), config) == config
+            cls = models.model_class(name)
+            checked = metadata.checked_config(name, cls, config)
+            assert isinstance(checked, cls.config_class)  # the typed config, what the model is built from
+            assert checked.to_dict() == {**cls.config_class().to_dict(), **config}
 
 
 # --------------------------------------------------------------------------- form values (one validation path)

@@ -95,7 +95,7 @@ def test_eval_bad_input_is_one_line_exit_2(case, bad_inputs, capsys):
 
 
 def test_eval_missing_weights_is_one_line_exit_2(small_clip, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(models, "ASSETS", tmp_path / "no-assets")
+    monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "no-assets")
     monkeypatch.setattr(engine, "_CACHE", {})  # a model loaded by an earlier test must not hide the gap
     rc = cli.main(["eval", str(small_clip), "--models", "litevae", "--frames", "2", "--size", "64",
                    "--device", "cpu"])

@@ -308,7 +308,7 @@ def test_videovae_plus_forward_losses_and_gradients():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     # the joint image step: frames coded as images, temporal path unused
     m.zero_grad(set_to_none=True)
-    m.config["joint_image_prob"] = 1.0
+    m.config = m.config.replace(joint_image_prob=1.0)
     recon, losses = m(x)
     assert recon.shape == x.shape and losses["_image_mode"] == 1 and torch.isfinite(losses["kl"])
     ((recon - x).abs().mean() + losses["kl"]).backward()

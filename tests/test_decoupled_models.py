@@ -12,8 +12,8 @@ import torch
 
 from vaelab.models.base import pad_to_rule
 from vaelab.models.hvdm import HVDM, MODES
-from vaelab.models.hvdm import LAB_CONFIG as HVDM_LAB
-from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB
+from vaelab.models.hvdm import HVDMConfig
+from vaelab.models.vidtwin import VidTwinConfig
 from vaelab.models.vidtwin import TwinLatent, VidTwin
 from vaelab.models.wavelets import BANDS_3D, idwt3
 
@@ -57,13 +57,13 @@ def test_lab_param_counts_in_range():
     print(f"\nVidTwin lab params: {n_vt:,}   HVDM lab params: {n_hv:,}")
     assert 1.5e6 <= n_vt <= 2.7e6, n_vt  # models.md: ~1.5-2.7 M
     assert 0.4e6 <= n_hv <= 0.9e6, n_hv  # models.md: ~0.6 M
-    assert VIDTWIN_LAB["num_queries"] < VIDTWIN_LAB["chunk_frames"] == 16
+    assert VidTwinConfig().num_queries < VidTwinConfig().chunk_frames == 16
     # lab latents for a 16 x 64 x 64 clip: z_S 8x4x4x4 + z_D 2 x (2 x 16 x 4), structure 2x dynamics as in the
     # released model (3.5x); HVDM 4 x 16 x 8 x 8
     assert vt.latent_shapes(16, 64, 64) == {"structure": (8, 4, 4, 4), "dynamics_h": (2, 16, 4),
                                             "dynamics_w": (2, 16, 4)}
     assert vt.card.latent_numel(16, 64, 64) == 768
-    assert hv.card.latent_shape(16, 64, 64) == (HVDM_LAB["latent_channels"], 16, 8, 8)
+    assert hv.card.latent_shape(16, 64, 64) == (HVDMConfig().latent_channels, 16, 8, 8)
 
 
 # --- VidTwin ------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_vidtwin_structure_only_and_dynamics_only(vidtwin):
 
 
 def test_vidtwin_qformer_attention(vidtwin):
-    n_q = VIDTWIN_TINY.get("num_queries", VIDTWIN_LAB["num_queries"])
+    n_q = VIDTWIN_TINY.get("num_queries", VidTwinConfig().num_queries)
     for t, h, w in [(16, 32, 32), (6, 16, 48)]:
         x = _clip(t, h, w, b=2)
         att = vidtwin.qformer_attention(x)

@@ -291,7 +291,7 @@ def make_standin_assets(tmp_path, monkeypatch, names):
         (weights / f"{name}.json").write_text(json.dumps(
             {"config": m.config, "params": m.num_params(), "heldout": {"mean_psnr": 0}}))
     monkeypatch.setenv("VAELAB_ASSETS", str(tmp_path / "assets"))
-    monkeypatch.setattr(models, "ASSETS", tmp_path / "assets")  # read at import; set both
+    monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "assets")  # read at import; set both
     monkeypatch.setattr(engine, "_CACHE", {})
     return weights
 

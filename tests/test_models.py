@@ -232,6 +232,6 @@ def test_malicious_pickle_checkpoint_is_refused_and_runs_no_code(tmp_path, monke
 
 
 def test_missing_lab_weights_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "ASSETS", tmp_path)
+    monkeypatch.setattr(models.weights, "ASSETS", tmp_path)
     with pytest.raises(models.WeightsError, match="vaelab train"):
         models.load("sd-vae", device="cpu")

@@ -99,7 +99,7 @@ def test_sd_vae_loads_a_diffusers_folder_at_its_own_config(tmp_path):
     ref.save_pretrained(tmp_path / "vae")
     assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").is_file()
     ours = models.load("sd-vae", weights=str(tmp_path / "vae"), device="cpu")
-    assert ours.config["block_out_channels"] == [32, 64] and ours.config["norm_num_groups"] == 32
+    assert ours.config["block_out_channels"] == (32, 64) and ours.config["norm_num_groups"] == 32
     assert ours.config["scaling_factor"] == 0.5
     assert ours.card.spatial_factor == 2, "the card follows the checkpoint (2 levels: 2x), not the lab's 8x"
     assert models.model_class("sd-vae").card.spatial_factor == 8, "the family card is unchanged"
@@ -138,20 +138,20 @@ def test_sd_vae_loads_an_ldm_single_file_inside_a_full_sd_checkpoint(tmp_path, f
     else:
         torch.save({"state_dict": full}, path)  # plain tensors: readable with weights_only=True
     ours = models.load("sd-vae", weights=str(path), device="cpu")
-    assert ours.config["block_out_channels"] == [32, 64, 64] and ours.config["layers_per_block"] == 2
+    assert ours.config["block_out_channels"] == (32, 64, 64) and ours.config["layers_per_block"] == 2
     assert any("LDM" in n for n in ours.weights_notes)
     assert_same_as_diffusers(ours, ref)
 
 
 def test_real_sd_architecture_gets_the_real_sd_config():
-    """An LDM file with the real SD shapes builds SD_CONFIG (32 groups, scaling 0.18215), not LAB_CONFIG.
+    """An LDM file with the real SD shapes builds SD_CONFIG (32 groups, scaling 0.18215), not the lab config.
     Shapes only (meta tensors): the 84 M-parameter model is never allocated."""
-    from vaelab.models.sd_vae import LAB_CONFIG, SD_CONFIG
+    from vaelab.models.sd_vae import SD_CONFIG, SDVAEConfig
 
     with torch.device("meta"):
         state = models.build("sd-vae", SD_CONFIG).state_dict()
     assert sum(v.numel() for v in state.values()) == 83_653_863  # the published sd-vae-ft-mse count
-    _, config, notes = official.convert_checkpoint("sd-vae", diffusers_to_ldm(state), None, LAB_CONFIG)
+    _, config, notes = official.convert_checkpoint("sd-vae", diffusers_to_ldm(state), None, SDVAEConfig().to_dict())
     assert config == SD_CONFIG
     assert any("real Stable Diffusion" in n for n in notes)
     # and the published config.json (stabilityai/sd-vae-ft-mse) maps onto the same model
@@ -160,7 +160,7 @@ def test_real_sd_architecture_gets_the_real_sd_config():
                  "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
                  "out_channels": 3, "sample_size": 256, "up_block_types": ["UpDecoderBlock2D"] * 4}
     ours, _ = official.sd_config_from_diffusers(published)
-    assert ours == {k: v for k, v in SD_CONFIG.items() if k != "kl_weight"}
+    assert "kl_weight" not in ours and SDVAEConfig.from_dict(ours) == SD_CONFIG
 
 
 def test_our_own_bare_state_dict_keeps_the_lab_config(tmp_path):

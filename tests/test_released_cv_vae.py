@@ -90,7 +90,7 @@ def test_tiling_and_chunking_are_what_makes_the_large_case_match(tmp_path):
     ref = load_file(str(FIX / "tiled_chunked.safetensors"))
     model = models.load("cv-vae", weights=str(folder), device="cpu")
     assert model.config["tile_size"] == 72 and model.config["frames_per_chunk"] == 16
-    model.config = {**model.config, "tile_size": None, "frames_per_chunk": None}
+    model.config = model.config.replace(tile_size=None, frames_per_chunk=None)
     x = recipe_input(meta["input_shape"], meta["seed"])
     with torch.no_grad():
         mean = model.encode(x)
@@ -101,7 +101,7 @@ def test_bare_safetensors_infers_the_architecture_from_shapes(tmp_path):
     folder, meta = released_folder(tmp_path, "v1_1_width32")
     ref = load_file(str(FIX / "v1_1_width32.safetensors"))
     model = models.load("cv-vae", weights=str(folder / "diffusion_pytorch_model.safetensors"), device="cpu")
-    assert model.config["block_out_channels"] == [32, 64, 128, 128] and model.config["layers_per_block"] == 2
+    assert model.config["block_out_channels"] == (32, 64, 128, 128) and model.config["layers_per_block"] == 2
     assert model.config["tile_size"] == 576 and model.config["frames_per_chunk"] == 16  # CVVAEModel defaults
     mean, recon = run(model, meta)
     assert (mean - ref["mean"]).abs().max() <= TOL and (recon - ref["recon"]).abs().max() <= TOL

@@ -225,7 +225,7 @@ def test_figures(swapped):
 @pytest.fixture
 def assets(tmp_path, monkeypatch):
     """An empty assets folder for this test, and an empty model cache (restored afterwards)."""
-    monkeypatch.setattr(models, "ASSETS", tmp_path / "assets")
+    monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "assets")
     monkeypatch.setattr(engine, "_CACHE", {})
     (tmp_path / "assets" / "weights").mkdir(parents=True)
     return tmp_path / "assets"

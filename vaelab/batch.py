@@ -273,7 +273,7 @@ def _init_worker(devices, threads: int, extras: dict[str, str], assets: str) -> 
     from . import models
 
     os.environ["VAELAB_ASSETS"] = assets
-    models.ASSETS = Path(assets)
+    models.use_assets(Path(assets))
     for name, weights in extras.items():
         models.register_extra(name, weights)
     torch.set_num_threads(threads)

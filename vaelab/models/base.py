@@ -7,14 +7,20 @@ both and crops back, so callers never have to know the rule.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,17 @@ class VAE(nn.Module):
     fits_input: str | None = None  # says how a model with one fixed input size fits clips (released HVDM);
     # its ``decode(z, out_size=(T, H, W))`` then gives the clip's own size back
 
-    def __init__(self, config: dict[str, Any]):
+    config_class: type[ModelConfig] | None = None  # the family's frozen config (None: a plain mapping, adapters)
+
+    def __init__(self, config: ModelConfig | Mapping[str, Any]):
+        """``config``: the family's typed config (``config_class``), the source of truth, read-only. Card fields that
+        follow the architecture (``config.card_factors()``) are this instance's, when they differ from the family's."""
         super().__init__()
-        self.config = dict(config)
+        self.config = config if isinstance(config, ModelConfig) else MappingProxyType(dict(config))
+        if isinstance(config, ModelConfig):
+            changed = {k: v for k, v in config.card_factors().items() if getattr(self.card, k) != v}
+            if changed:
+                self.card = dataclasses.replace(copy.deepcopy(self.card), **changed)
 
     @property
     def streams_causally(self) -> bool:

@@ -66,7 +66,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -75,33 +76,44 @@ from torch import nn
 
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .config import ModelConfig
 from .sd_vae import convert_legacy_attention
 
-LAB_CONFIG: dict[str, Any] = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [32, 64, 128, 128],  # = sd-vae LAB_CONFIG, so the trained sd-vae inflates into it
-    "layers_per_block": 1,  # encoder; the decoder has layers_per_block + 1 per level (as SD)
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "temporal_downsample": [True, False, True],  # per encoder down-sampler (levels 0 and 2, as CV-VAE)
+
+@dataclass(frozen=True)
+class CVVAEConfig(ModelConfig):
+    """The lab CV-VAE; ``RELEASED_CONFIG`` is AILab-CVC's released CVVAEModel."""
+
+    family: ClassVar[str] = "cv-vae"
+
+    in_channels: int = 3
+    out_channels: int = 3
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 128)  # = sd-vae's lab widths, so the trained sd-vae inflates into it
+    layers_per_block: int = 1  # encoder; the decoder has layers_per_block + 1 per level (as SD)
+    latent_channels: int = 4
+    norm_num_groups: int = 8
+    temporal_downsample: tuple[bool, ...] = (True, False, True)  # per encoder down-sampler (levels 0 and 2, as CV-VAE)
     # GroupNorm statistics per frame (= SD on every frame). True = the paper's GroupNorm over (T, H, W): in the
     # encoder that breaks causality and exact inflation; in the decoder it only breaks "inflated decoder == SD".
-    "encoder_norm_over_time": False,
-    "decoder_norm_over_time": False,
-    "kl_weight": 1e-6,
-    "compat_weight": 1.0,  # the paper's rec2d_weight: L1 through the frozen image decoder
-    "compat_target": "random",  # "random" (paper's released config), "slice" (frame 4j) or "mean" (group mean)
-    "scaling_factor": 1.0,  # replaced after training by 1/std of training latents
+    encoder_norm_over_time: bool = False
+    decoder_norm_over_time: bool = False
+    kl_weight: float = 1e-6
+    compat_weight: float = 1.0  # the paper's rec2d_weight: L1 through the frozen image decoder
+    compat_target: str = "random"  # "random" (paper's released config), "slice" (frame 4j) or "mean" (group mean)
+    scaling_factor: float = 1.0  # replaced after training by 1/std of training latents
     # switches for the released architecture (RELEASED_CONFIG); the defaults are the lab design
-    "norm_eps": 1e-6,  # GroupNorm eps (the release: 1e-5)
-    "quant_convs": True,  # SD's 1x1 quant / post-quant convs (the release has none)
-    "decoder_time_padding": "replicate",  # decoder 3x3x3 convs pad time by replicating ("zeros": nn.Conv3d padding)
-    "decoder_attention": "separate",  # mid: spatial + temporal attention, each residual; "joint": x + T(S(x))
-    "frames_per_chunk": None,  # encode 1 + n frames at a time, decode 1 + n/4 latents (the release: 16)
-    "tile_size": None,  # spatial tiles of this many pixels, blended (the release: 576)
-    "tile_overlap": 0.2222,
-}
+    norm_eps: float = 1e-6  # GroupNorm eps (the release: 1e-5)
+    quant_convs: bool = True  # SD's 1x1 quant / post-quant convs (the release has none)
+    decoder_time_padding: str = "replicate"  # decoder 3x3x3 convs pad time by replicating ("zeros": nn.Conv3d padding)
+    decoder_attention: str = "separate"  # mid: spatial + temporal attention, each residual; "joint": x + T(S(x))
+    frames_per_chunk: int | None = None  # encode 1 + n frames at a time, decode 1 + n/4 latents (the release: 16)
+    tile_size: int | None = None  # spatial tiles of this many pixels, blended (the release: 576)
+    tile_overlap: float = 0.2222
+
+    def card_factors(self) -> dict[str, Any]:
+        return {"spatial_factor": 2 ** (len(self.block_out_channels) - 1),
+                "temporal_factor": 2 ** sum(map(bool, self.temporal_downsample)), "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="cv-vae",
@@ -109,9 +121,7 @@ CARD = ModelCard(
     paper=Paper("CV-VAE: A Compatible Video VAE for Latent Generative Video Models", "NeurIPS", 2024,
                 "https://arxiv.org/abs/2405.20279"),
     kind="video",
-    spatial_factor=8,
-    temporal_factor=4,
-    latent_channels=4,
+    **CVVAEConfig().card_factors(),
     causal=True,  # the encoder (the latent); the decoder is not causal
     frame_rule="1+4k",
     teaching=(
@@ -445,11 +455,12 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class CVVAE(VAE):
     card = CARD
+    config_class = CVVAEConfig
     parent = "sd-vae"  # inflated from the image VAE, whose frozen decoder also regularises the latent
     COMPAT_FRAMES = 17  # the compatibility meter reads at most this many frames (5 latent frames)
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: CVVAEConfig | dict[str, Any] | None = None):
+        cfg = CVVAEConfig.from_dict(config)
         n = len(cfg["block_out_channels"])
         if len(cfg["temporal_downsample"]) != n - 1 or sum(map(bool, cfg["temporal_downsample"])) != 2:
             raise ValueError("temporal_downsample needs one flag per down-sampler and exactly two True (4x in time)")
@@ -709,22 +720,21 @@ class CVVAE(VAE):
 
 # --- the released checkpoints (AILab-CVC/CV-VAE, models/modeling_vae.py CVVAEModel + models/vae_models.py) -----
 
-RELEASED_CONFIG: dict[str, Any] = {
-    **LAB_CONFIG,
-    "block_out_channels": [128, 256, 512, 512],  # ch 128, ch_mult [1, 2, 4, 4]
-    "layers_per_block": 2,  # num_res_blocks (the decoder has 3 per level)
-    "norm_num_groups": 32,
-    "encoder_norm_over_time": True,
-    "decoder_norm_over_time": True,
-    "norm_eps": 1e-5,
-    "quant_convs": False,
-    "decoder_time_padding": "zeros",
-    "decoder_attention": "joint",
-    "frames_per_chunk": 16,
-    "tile_size": 576,
-    "tile_overlap": 0.2222,
-    "scaling_factor": 0.18215,
-}
+RELEASED_CONFIG = CVVAEConfig().replace(
+    block_out_channels=(128, 256, 512, 512),  # ch 128, ch_mult [1, 2, 4, 4]
+    layers_per_block=2,  # num_res_blocks (the decoder has 3 per level)
+    norm_num_groups=32,
+    encoder_norm_over_time=True,
+    decoder_norm_over_time=True,
+    norm_eps=1e-5,
+    quant_convs=False,
+    decoder_time_padding="zeros",
+    decoder_attention="joint",
+    frames_per_chunk=16,
+    tile_size=576,
+    tile_overlap=0.2222,
+    scaling_factor=0.18215,
+)
 
 # CVVAEModel's constructor defaults (what a config.json that omits a key gets) and the values this tree runs
 _REFERENCE_DEFAULTS: dict[str, Any] = {
@@ -741,18 +751,18 @@ _MUST = {"double_z": True, "attn_resolutions": [], "use_3d_conv": True, "half_3d
 
 
 def _released_config(ch: int, ch_mult: list[int], num_res_blocks: int, z: int, in_ch: int = 3, out_ch: int = 3,
-                     **tiling: Any) -> dict[str, Any]:
+                     **tiling: Any) -> CVVAEConfig:
     n = len(ch_mult)
     tdown = [i % 2 == 0 for i in range(n - 1)]  # the reference's half_t_mult: time /2 at even levels
     if sum(tdown) != 2:
         raise ValueError(f"ch_mult of {n} levels gives {sum(tdown)} temporal down-samplers; this tree runs "
                          "4x-in-time models (4 or 5 levels)")
-    return {**RELEASED_CONFIG, "in_channels": in_ch, "out_channels": out_ch,
-            "block_out_channels": [ch * m for m in ch_mult], "layers_per_block": num_res_blocks,
-            "latent_channels": z, "temporal_downsample": tdown, **tiling}
+    return RELEASED_CONFIG.replace(in_channels=in_ch, out_channels=out_ch, block_out_channels=[ch * m for m in ch_mult],
+                                   layers_per_block=num_res_blocks, latent_channels=z, temporal_downsample=tdown,
+                                   **tiling)
 
 
-def config_from_released(config: dict[str, Any]) -> dict[str, Any]:
+def config_from_released(config: dict[str, Any]) -> CVVAEConfig:
     """A released ``config.json`` (CVVAEModel, diffusers-style) -> our config; one-line ValueError for what
     this tree does not run (named)."""
     cls = config.get("_class_name", "CVVAEModel")
@@ -771,7 +781,7 @@ def config_from_released(config: dict[str, Any]) -> dict[str, Any]:
     tile = c["tile_spatial_size"]
     return _released_config(int(c["ch"]), list(c["ch_mult"]), int(c["num_res_blocks"]), int(c["z_channels"]),
                             int(c["in_channels"]), int(c["out_ch"]), frames_per_chunk=frames, tile_size=tile,
-                            tile_overlap=c["tile_overlap_ratio"] if tile else LAB_CONFIG["tile_overlap"],
+                            tile_overlap=c["tile_overlap_ratio"] if tile else CVVAEConfig.tile_overlap,
                             scaling_factor=float(c["scaling_factor"]))
 
 
@@ -779,7 +789,7 @@ def is_released_layout(state: dict[str, torch.Tensor]) -> bool:
     return any(k.startswith(("encoder.down.", "decoder.up.")) for k in state)
 
 
-def config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+def config_from_state(state: dict[str, torch.Tensor]) -> CVVAEConfig:
     """The released architecture a bare state dict (released names) was built with, read off its shapes;
     tiling / chunking / scaling are CVVAEModel's defaults (576 px, 16 frames, 0.18215)."""
     def shape(key: str) -> tuple[int, ...]:
@@ -810,11 +820,11 @@ _TEMPORAL = {"q_t": "to_q", "k_t": "to_k", "v_t": "to_v", "proj_out_t": "to_out.
 
 
 def released_to_lab(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Released key names -> ours: the LDM-layout map (``official.ldm_to_diffusers``) plus the decoder's temporal
+    """Released key names -> ours: the LDM-layout map (``layouts.ldm_to_diffusers``) plus the decoder's temporal
     attention (``decoder.mid.attn_1.q_t`` -> ``decoder.mid_block.temporal_attentions.0.to_q`` ...)."""
     import re
 
-    from .official import ldm_to_diffusers
+    from .layouts import ldm_to_diffusers
 
     out = {}
     for key, value in state.items():
@@ -827,7 +837,7 @@ def released_to_lab(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def convert_released(state: dict[str, torch.Tensor], config: dict[str, Any] | None,
                      lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
     """A published CV-VAE checkpoint -> (state in our names, config to build, notes); see ``official``."""
-    from . import WeightsError
+    from .base import WeightsError
 
     if config is None and not is_released_layout(state):
         return state, dict(lab_config or {}), []  # our own layout without metadata: the strict load decides

@@ -37,7 +37,9 @@ from typing import Any, Callable
 
 import torch
 
-from .base import VAE, ModelCard, Paper
+from . import families
+from .base import VAE, ModelCard, Paper, WeightsError
+from .weights import load_weights, read_checkpoint
 
 ENV = "VAELAB_EXTRA_MODELS"
 
@@ -167,16 +169,15 @@ def supported_classes() -> list[str]:
 
 
 def _diffusers_class(name: str):
-    from .. import models
 
     if not diffusers_available():
-        raise models.WeightsError("production video VAEs need diffusers: pip install 'vaelab[diffusers]'")
+        raise WeightsError("production video VAEs need diffusers: pip install 'vaelab[diffusers]'")
     import diffusers
 
     if name not in ADAPTERS:
-        raise models.WeightsError(f"{name} is not an adapted diffusers video VAE; adapted: {', '.join(ADAPTERS)}")
+        raise WeightsError(f"{name} is not an adapted diffusers video VAE; adapted: {', '.join(ADAPTERS)}")
     if not hasattr(diffusers, name):
-        raise models.WeightsError(f"the installed diffusers {diffusers.__version__} has no {name}")
+        raise WeightsError(f"the installed diffusers {diffusers.__version__} has no {name}")
     return getattr(diffusers, name)
 
 
@@ -309,11 +310,10 @@ def adapter_class(name: str, class_name: str, config: dict[str, Any]) -> type[Di
 
 
 def class_name_of(config: dict[str, Any], source: str) -> str:
-    from .. import models
 
     cls = config.get("_class_name")
     if cls not in ADAPTERS:
-        raise models.WeightsError(f"{source}: config.json is for {cls or 'an unnamed class'}, not one of the adapted "
+        raise WeightsError(f"{source}: config.json is for {cls or 'an unnamed class'}, not one of the adapted "
                                   f"production video VAEs ({', '.join(ADAPTERS)})")
     return cls
 
@@ -324,19 +324,19 @@ def from_pretrained(weights: str | Path, name: str | None = None, device: str | 
 
     Reads config.json for the class and architecture and the weights with VAE Lab's safe, strict loader.
     """
-    from .. import hub, models
+    from .. import hub
 
     res = hub.resolve(weights)
     if res.kind != "folder":
-        raise models.WeightsError(f"{Path(str(weights)).name}: production VAEs load from a diffusers folder "
+        raise WeightsError(f"{Path(str(weights)).name}: production VAEs load from a diffusers folder "
                                   "(config.json + diffusion_pytorch_model.safetensors), not a single file")
     class_name = class_name_of(res.config, str(weights))
     cls = adapter_class(name or _default_name(class_name), class_name, res.config)
     model = cls(res.config)
     state: dict[str, torch.Tensor] = {}
     for f in res.weight_files:
-        state.update(models.read_checkpoint(f)[0])
-    models.load_weights(model, state)
+        state.update(read_checkpoint(f)[0])
+    load_weights(model, state)
     model.weights_source = str(weights)
     model.eval().requires_grad_(False)
     if device is None:
@@ -364,11 +364,10 @@ def register_extra(name: str, weights: str | Path) -> None:
 
     It appears in ``vaelab.models.names()`` once its weights are on disk. Nothing is downloaded here.
     """
-    from .. import models
 
     if not _NAME.match(name):
         raise ValueError(f"model name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
-    if name in models.all_names():
+    if name in families.all_names():
         raise ValueError(f"{name!r} is a VAE Lab family; pick another name for the production VAE")
     _REGISTERED[name] = str(weights)
 
@@ -396,9 +395,8 @@ def parse_env(value: str | None) -> dict[str, str]:
 
 def configured() -> dict[str, str]:
     """name -> weights of every configured production VAE (``VAELAB_EXTRA_MODELS`` then register_extra)."""
-    from .. import models
 
-    env = {n: w for n, w in parse_env(os.environ.get(ENV)).items() if n not in models.all_names()}
+    env = {n: w for n, w in parse_env(os.environ.get(ENV)).items() if n not in families.all_names()}
     return env | _REGISTERED
 
 
@@ -419,17 +417,15 @@ def family_spec(weights: str) -> tuple[str, str] | None:
     """``FAMILY:WEIGHTS`` entries (``cv-vae:AILab-CVC/CV-VAE:vae3d_v1-1``, ``vqgan:/ckpts/last.ckpt``): a VAE Lab
     family's published checkpoint offered under its own name, loaded by ``models.load(FAMILY, weights=...)``.
     A repo id has a "/" before its first ":", so the two forms cannot be confused."""
-    from .. import models
 
     head, sep, rest = str(weights).partition(":")
-    return (head, rest) if sep and rest and head in models.all_names() else None
+    return (head, rest) if sep and rest and head in families.all_names() else None
 
 
 def _family_card(name: str, family: str, spec: str) -> ModelCard:
-    from .. import models
     from .official import support
 
-    c = copy.deepcopy(models.card(family))
+    c = copy.deepcopy(families.card(family))
     c.name = name
     c.params = _published_params(family, spec)
     s = support(family)
@@ -440,27 +436,27 @@ def _family_card(name: str, family: str, spec: str) -> ModelCard:
 @functools.lru_cache(maxsize=16)
 def _published_params(family: str, spec: str) -> int:
     """Parameters in the checkpoint (training-only ``loss.*`` keys left out)."""
-    from .. import hub, models
+    from .. import hub
     from .official import strip_wrappers
 
     return sum(v.numel() for f in hub.resolve(spec).weight_files
-               for v in strip_wrappers(models.read_checkpoint(f)[0]).values())
+               for v in strip_wrappers(read_checkpoint(f)[0]).values())
 
 
 def extra_class(name: str) -> type[DiffusersVAE]:
     """The adapter class of configured model ``name`` (its config.json must be on disk or downloadable)."""
-    from .. import hub, models
+    from .. import hub
 
     weights = configured().get(name)
     if weights is None:
         raise KeyError(f"{name!r} is not a configured production VAE")
     if fam := family_spec(weights):
-        return models.model_class(fam[0])  # type: ignore[return-value]
+        return families.family_class(fam[0])  # type: ignore[return-value]
     key = (name, weights)
     if key not in _CLASSES:
         res = hub.resolve(weights)
         if res.kind != "folder":
-            raise models.WeightsError(f"{name}: {weights} is a single file; production VAEs load from a diffusers "
+            raise WeightsError(f"{name}: {weights} is a single file; production VAEs load from a diffusers "
                                       "folder or repo id")
         _CLASSES[key] = adapter_class(name, class_name_of(res.config, weights), res.config)
     return _CLASSES[key]
@@ -481,11 +477,10 @@ def card(name: str) -> ModelCard:
 def load_extra(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> DiffusersVAE:
     """``vaelab.models.load`` for a configured production VAE: "lab" = its configured weights; "random" =
     the same architecture with random weights (tests only); else another folder / repo id of the same class."""
-    from .. import models
 
     if fam := family_spec(configured()[name]):
         family, spec = fam
-        model = models.load(family, weights="random" if weights in ("random", None) else
+        model = families.load(family, weights="random" if weights in ("random", None) else
                             spec if weights == "lab" else str(weights), device=device)
         model.card = dataclasses.replace(copy.deepcopy(model.card), name=name)
         return model
@@ -497,7 +492,7 @@ def load_extra(name: str, weights: str | Path | None = "lab", device: str | torc
         spec = configured()[name] if weights == "lab" else str(weights)
         model = from_pretrained(spec, name=name, device="cpu")
         if model.class_name != cls.class_name:
-            raise models.WeightsError(f"{name} is a {cls.class_name}; {spec} holds a {model.class_name}")
+            raise WeightsError(f"{name} is a {cls.class_name}; {spec} holds a {model.class_name}")
     model.eval().requires_grad_(False)
     if device is None:
         from ..device import auto_device

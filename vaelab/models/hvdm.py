@@ -63,7 +63,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -73,26 +73,36 @@ from torch import nn
 from ._blocks import Conv3d, _groups
 from ._transformer import Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks, grid_positions
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .config import ModelConfig
 from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
 HIGH_BANDS = tuple(b for b in BANDS_3D if b != "LLL")
 
-LAB_CONFIG: dict[str, Any] = {
-    "patch_size": 8,  # tokens and latent at H/8 (the paper: patch 8 at 256 px -> 32 x 32)
-    "width": 64,
-    "heads": 4,
-    "encoder_depth": 2,  # TimeSformer blocks before the triplane pooling
-    "decoder_depth": 2,
-    "pool_depth": 1,  # per axis-pooling Transformer
-    "wavelet_channels": [16, 32, 64],  # conv stack after the DWT; each step after the first halves H and W
-    "fusion_depth": 1,
-    "latent_channels": 4,
-    "mode": "fused",  # "fused" | "triplane" | "wavelet" (ablations: the other branch is zeroed)
-    "chunk_frames": 16,  # clips are coded in independent chunks of this many frames (the paper's timesteps 16)
-    "wavelet3d_weight": 1.0,  # paper: pixel L1 x 4 + each of 8 bands x 4/8 -> mean over bands : pixel = 1 : 1
-    "scaling_factor": 1.0,
-}
+@dataclass(frozen=True)
+class HVDMConfig(ModelConfig):
+    """The lab HVDM (``ReleasedHVDMConfig`` is the published ViTAutoencoder)."""
+
+    family: ClassVar[str] = "hvdm"
+
+    patch_size: int = 8  # tokens and latent at H/8 (the paper: patch 8 at 256 px -> 32 x 32)
+    width: int = 64
+    heads: int = 4
+    encoder_depth: int = 2  # TimeSformer blocks before the triplane pooling
+    decoder_depth: int = 2
+    pool_depth: int = 1  # per axis-pooling Transformer
+    wavelet_channels: tuple[int, ...] = (16, 32, 64)  # conv stack after the DWT; each step after the first halves H and W
+    fusion_depth: int = 1
+    latent_channels: int = 4
+    mode: str = "fused"  # "fused" | "triplane" | "wavelet" (ablations: the other branch is zeroed)
+    chunk_frames: int = 16  # clips are coded in independent chunks of this many frames (the paper's timesteps 16)
+    wavelet3d_weight: float = 1.0  # paper: pixel L1 x 4 + each of 8 bands x 4/8 -> mean over bands : pixel = 1 : 1
+    scaling_factor: float = 1.0
+
+    def card_factors(self) -> dict[str, Any]:
+        # one latent per patch, every frame kept (no temporal compression)
+        return {"spatial_factor": self.patch_size, "temporal_factor": 1, "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="hvdm",
@@ -100,9 +110,7 @@ CARD = ModelCard(
     paper=Paper("Hybrid Video Diffusion Models with 2D Triplane and 3D Wavelet Representation", "ECCV", 2024,
                 "https://arxiv.org/abs/2402.13729"),
     kind="video",
-    spatial_factor=8,
-    temporal_factor=1,
-    latent_channels=4,
+    **HVDMConfig().card_factors(),
     causal=False,
     frame_rule="any",
     teaching=(
@@ -299,9 +307,10 @@ class HVDM(VAE):
     """HVDM autoencoder: triplane + 3D wavelet branches fused by cross-attention, tanh latent (see the module doc)."""
 
     card = CARD
+    config_class = HVDMConfig
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: HVDMConfig | dict[str, Any] | None = None):
+        cfg = HVDMConfig.from_dict(config)
         super().__init__(cfg)
         widths = list(cfg["wavelet_channels"])
         if widths[-1] != cfg["width"]:
@@ -310,7 +319,6 @@ class HVDM(VAE):
             raise ValueError(f"{len(widths)} wavelet conv steps reach H/{2 ** len(widths)}, "
                              f"but the patch grid is H/{cfg['patch_size']}")
         _check_mode(cfg["mode"])
-        self.card = dataclasses.replace(CARD, spatial_factor=cfg["patch_size"], latent_channels=cfg["latent_channels"])
         self.encoder = HVDMEncoder(cfg)
         self.decoder = HVDMDecoder(cfg["latent_channels"], cfg["width"], cfg["decoder_depth"], cfg["heads"],
                                    cfg["patch_size"])
@@ -369,7 +377,7 @@ class HVDM(VAE):
                        "_latent_abs_mean": z.detach().abs().mean()}
 
 
-__all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "LAB_CONFIG", "MODES",
+__all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "HVDMConfig", "MODES",
            "HIGH_BANDS"]
 
 
@@ -405,9 +413,11 @@ class FixedInputCard(ModelCard):
 
 
 @dataclass(frozen=True)
-class ReleasedHVDMConfig:
+class ReleasedHVDMConfig(ModelConfig):
     """``configs/autoencoder/base.yaml`` (channels 384, resolution 256, timesteps 16, embed_dim 4) and the
     constructor's hard-coded parts (depths 5 / 2 / 5, 8 heads x 64, axis Transformers 4 x (4 heads x 48, MLP 512))."""
+
+    family: ClassVar[str] = "hvdm (released)"
 
     dim: int = 384
     embed_dim: int = 4
@@ -612,7 +622,7 @@ class ReleasedHVDM(VAE):
     fits_input = ADAPT_NOTE  # read by engine.run_model: decode(z, out_size=) gives the clip's own size back
 
     def __init__(self, config: ReleasedHVDMConfig | dict[str, Any] | None = None):
-        cfg = config if isinstance(config, ReleasedHVDMConfig) else ReleasedHVDMConfig(**(config or {}))
+        cfg = ReleasedHVDMConfig.from_dict(config)
         if (cfg.dim, cfg.size, cfg.frames, cfg.patch) != (384, 256, 16, 8):
             raise ValueError("the reference hard-codes 384 channels and 16 x 256 x 256 clips (patch 8)")
         super().__init__({**dataclasses.asdict(cfg), "chunk_frames": cfg.frames, "mode": "fused"})
@@ -762,7 +772,7 @@ def _strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def released_config_from_state(state: dict[str, torch.Tensor]) -> ReleasedHVDMConfig:
     """What the shapes say; the reference constructor only lets ``embed_dim`` vary (the rest is hard-coded)."""
-    from . import WeightsError
+    from .base import WeightsError
 
     def count(prefix: str) -> int:
         n = 0
@@ -782,7 +792,8 @@ CPU_COST: dict[str, str] = {"released": "16 x 256 x 256, fp32: 505 s, peak RSS 2
 
 
 def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedHVDM, list[str]]:
-    from . import WeightsError, load_weights
+    from .base import WeightsError
+    from .weights import load_weights
 
     state = _strip_module(state)
     cfg = released_config_from_state(state)

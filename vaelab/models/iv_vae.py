@@ -56,7 +56,7 @@ import copy
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -65,18 +65,29 @@ from torch import nn
 from ._blocks import Conv3d
 from ._causal import CausalVideoVAE, RMSNorm, Streamable, depth_to_time
 from .base import ModelCard, Paper
+from .config import ModelConfig
 
-LAB_CONFIG: dict[str, Any] = {
-    "dim": 12,  # width of each branch at level 0 (12 -> 2.6 M params, on a par with walt; the paper uses 64 or 96)
-    "dim_mult": [1, 2, 4, 4],
-    "num_res_blocks": 1,  # encoder; the decoder gets one more per level
-    "temporal_downsample": [False, True, True],
-    "latent_channels": 8,  # 4 keyframe + 4 temporal
-    "pac_dilations": [1, 3, 6],
-    "mid_attention": True,
-    "kl_weight": 1e-6,
-    "scaling_factor": 1.0,
-}
+
+@dataclass(frozen=True)
+class IVVAEConfig(ModelConfig):
+    """The lab IV-VAE (``ReleasedConfig`` is the published tree)."""
+
+    family: ClassVar[str] = "iv-vae"
+
+    dim: int = 12  # width of each branch at level 0 (12 -> 2.6 M params, on a par with walt; the paper uses 64 or 96)
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 1  # encoder; the decoder gets one more per level
+    temporal_downsample: tuple[bool, ...] = (False, True, True)
+    latent_channels: int = 8  # 4 keyframe + 4 temporal
+    pac_dilations: tuple[int, ...] = (1, 3, 6)
+    mid_attention: bool = True
+    kl_weight: float = 1e-6
+    scaling_factor: float = 1.0
+
+    def card_factors(self) -> dict[str, Any]:
+        return {"spatial_factor": 2 ** len(self.temporal_downsample),
+                "temporal_factor": 2 ** sum(map(bool, self.temporal_downsample)), "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="iv-vae",
@@ -84,9 +95,7 @@ CARD = ModelCard(
     paper=Paper("Improved Video VAE for Latent Video Diffusion Model", "CVPR", 2025,
                 "https://arxiv.org/abs/2411.06449"),
     kind="video",
-    spatial_factor=8,
-    temporal_factor=4,
-    latent_channels=8,
+    **IVVAEConfig().card_factors(),
     causal=True,
     frame_rule="1+4k",
     teaching=(
@@ -408,10 +417,11 @@ class IVVAE(CausalVideoVAE):
     """IV-VAE: keyframe/temporal split latent, group causal convolutions (see module docstring)."""
 
     card = CARD
+    config_class = IVVAEConfig
     latent_branches = BRANCHES
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: IVVAEConfig | dict[str, Any] | None = None):
+        cfg = IVVAEConfig.from_dict(config)
         super().__init__(cfg)
         tdown = cfg["temporal_downsample"]
         if len(tdown) != len(cfg["dim_mult"]) - 1 or 2 ** len(tdown) != CARD.spatial_factor or 2 ** sum(tdown) != 4:
@@ -460,8 +470,10 @@ class IVVAE(CausalVideoVAE):
 # the whole clip gives the same numbers, and ``vaelab.streaming`` gives them again chunk by chunk.
 
 @dataclass(frozen=True)
-class ReleasedConfig:
+class ReleasedConfig(ModelConfig):
     """Constructor arguments of the reference ``VAutoencoder3d`` (``IV_VAE(z_dim, dim)`` fills the rest)."""
+
+    family: ClassVar[str] = "iv-vae (released)"
 
     dim: int = 64
     z_dim: int = 16  # latent channels: z_dim/2 keyframe + z_dim/2 temporal
@@ -473,6 +485,7 @@ class ReleasedConfig:
     variant: str = ""  # released file stem, "" for other sizes
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if len(self.dim_mult) != 4:
             raise ValueError("the released IV-VAE has 4 levels (its t_c schedule and decoder widths assume them)")
         if self.z_dim % 2 or self.dim < 1:
@@ -730,8 +743,8 @@ class ReleasedIVVAE(CausalVideoVAE):
     latent_branches = BRANCHES
 
     def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
-        cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(**{
-            k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items() if k != "architecture"})
+        cfg = ReleasedConfig.from_dict(config if isinstance(config, ReleasedConfig) else
+                                       {k: v for k, v in (config or {}).items() if k != "architecture"})
         super().__init__({"architecture": "released", **dataclasses.asdict(cfg)})
         self.released = cfg
         half = cfg.z_dim // 2
@@ -772,7 +785,7 @@ def released_config_from_state(state: dict[str, torch.Tensor], source: str = "")
     down-sampler, attention scales from attention blocks after level ResNets. Scale/shift: the released file's
     (matched by ``z_dim``/``dim``, or by the file stem in ``source``), else 1 / 0.
     """
-    from . import WeightsError
+    from .base import WeightsError
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in state:

@@ -18,7 +18,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,23 +26,34 @@ from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, ResnetBlock2D
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .config import ModelConfig
 from .wavelets import dwt2_multilevel
 
-LAB_CONFIG: dict[str, Any] = {
-    "levels": 3,
-    "extractor_channels": 8,
-    "extractor_mult": [1, 2],
-    "extractor_blocks": 1,
-    "aggregator_channels": 16,
-    "aggregator_mult": [1, 2],
-    "aggregator_blocks": 2,
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "decoder_block_out_channels": [32, 64, 128, 128],
-    "decoder_layers_per_block": 1,
-    "kl_weight": 1e-6,
-    "scaling_factor": 1.0,
-}
+
+@dataclass(frozen=True)
+class LiteVAEConfig(ModelConfig):
+    """The lab LiteVAE (``ReleasedConfig`` is open-litevae's tree)."""
+
+    family: ClassVar[str] = "litevae"
+
+    levels: int = 3
+    extractor_channels: int = 8
+    extractor_mult: tuple[int, ...] = (1, 2)
+    extractor_blocks: int = 1
+    aggregator_channels: int = 16
+    aggregator_mult: tuple[int, ...] = (1, 2)
+    aggregator_blocks: int = 2
+    latent_channels: int = 4
+    norm_num_groups: int = 8
+    decoder_block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
+    decoder_layers_per_block: int = 1
+    kl_weight: float = 1e-6
+    scaling_factor: float = 1.0
+
+    def card_factors(self) -> dict[str, Any]:
+        # the DWT pyramid sets the encoder's factor (each level halves H and W); the decoder mirrors it
+        return {"spatial_factor": 2 ** self.levels, "temporal_factor": 1, "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="litevae",
@@ -50,9 +61,7 @@ CARD = ModelCard(
     paper=Paper("LiteVAE: Lightweight and Efficient Variational Autoencoders for Latent Diffusion Models",
                 "NeurIPS", 2024, "https://arxiv.org/abs/2405.14477"),
     kind="image",
-    spatial_factor=8,
-    temporal_factor=1,
-    latent_channels=4,
+    **LiteVAEConfig().card_factors(),
     causal=False,
     frame_rule="any",
     teaching=(
@@ -168,9 +177,10 @@ class LiteEncoder(nn.Module):
 
 class LiteVAE(ImageVAE):
     card = CARD
+    config_class = LiteVAEConfig
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: LiteVAEConfig | dict[str, Any] | None = None):
+        cfg = LiteVAEConfig.from_dict(config)
         super().__init__(cfg)
         self.encoder = LiteEncoder(cfg)
         self.decoder = Decoder(cfg["latent_channels"], 3, cfg["decoder_block_out_channels"],
@@ -204,8 +214,10 @@ class LiteVAE(ImageVAE):
 # num_res_blocks + 1 ResNets, and each SMC normalises its kernel and its input scales before demodulating.
 
 @dataclass(frozen=True)
-class ReleasedConfig:
+class ReleasedConfig(ModelConfig):
     """Constructor arguments of open-litevae's LiteAutoencoderKL (encoder, decoder, quantiser)."""
+
+    family: ClassVar[str] = "litevae (open-litevae)"
 
     in_channels: int = 3
     dct_levels: int = 3
@@ -224,6 +236,7 @@ class ReleasedConfig:
     use_quant: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if 2 ** self.dct_levels != 2 ** (len(self.decoder_mult) - 1):
             raise ValueError(f"encoder factor 2^{self.dct_levels} and decoder factor 2^{len(self.decoder_mult) - 1} "
                              "differ")
@@ -392,8 +405,8 @@ class ReleasedLiteVAE(ImageVAE):
     card = CARD
 
     def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
-        cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(**{
-            k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items() if k != "architecture"})
+        cfg = ReleasedConfig.from_dict(config if isinstance(config, ReleasedConfig) else
+                                       {k: v for k, v in (config or {}).items() if k != "architecture"})
         super().__init__({"architecture": "released", **dataclasses.asdict(cfg)})
         self.released = cfg
         e = cfg.embed_dim
@@ -436,7 +449,7 @@ def released_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | 
 
 def _unet_shape(state: dict[str, torch.Tensor], prefix: str) -> tuple[int, tuple[int, ...], int, int]:
     """(channels, mult, resblocks, out_channels) of a ChannelUNet under ``prefix``, read off its shapes."""
-    from . import WeightsError
+    from .base import WeightsError
 
     def get(key: str) -> torch.Tensor:
         if prefix + key not in state:
@@ -455,7 +468,7 @@ def _unet_shape(state: dict[str, torch.Tensor], prefix: str) -> tuple[int, tuple
 
 def released_config_from_state(state: dict[str, torch.Tensor]) -> ReleasedConfig:
     """The open-litevae constructor arguments of ``state`` (after :func:`released_state`), from tensor shapes."""
-    from . import WeightsError
+    from .base import WeightsError
 
     levels = sum(1 for k in state if re.fullmatch(r"encoder\.extractors\.\d+\.init_conv\.weight", k))
     in_ch = int(state["encoder.extractors.0.init_conv.weight"].shape[1]) // 4

@@ -5,23 +5,27 @@ published files carrying a VAE Lab config, configs converted from diffusers/LDM 
 one line (``WeightsError``):
 
 * a metadata string over ``MAX_METADATA_CHARS`` or JSON that is not an object;
+* keys the family's config does not have (``ConfigError`` from the family's typed config, naming the valid keys);
 * values whose type differs from the family's default (a list where a number belongs, a string for a
-  channel count, a bool for an int), lists longer than ``MAX_LIST``, and keys the family's default lacks
-  unless they hold one plain value (a converter's extras such as ``shift_factor``);
+  channel count, a bool for an int), lists longer than ``MAX_LIST``;
 * numbers that are NaN/inf, negative, zero where the default is positive, or over ``MAX_INT``;
 * a config whose model would hold more than ``MAX_PARAMS`` parameters, counted by building it on the
   ``meta`` device (no memory is allocated): a 308-byte file asking for ``block_out_channels`` [1024] x 4
   is refused before 2 GB are allocated.
+
+What passes is returned as the family's typed config (``cls.config_class``), the one thing a model is built from.
 """
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from .base import VAE, WeightsError
+from .config import ConfigError, ModelConfig
 
 MAX_METADATA_CHARS = 64_000
 MAX_LIST = 16
@@ -43,7 +47,9 @@ def parse(text: Any, what: str = "checkpoint") -> dict[str, Any]:
 
 
 def default_config(cls: type[VAE]) -> dict[str, Any]:
-    """The family's own default config (built on the meta device: nothing allocated)."""
+    """The family's own default config, as JSON (a class without a typed config is built on the meta device)."""
+    if cls.config_class is not None:
+        return cls.config_class().to_dict()
     with torch.device("meta"):
         return dict(cls(None).config)
 
@@ -88,15 +94,23 @@ def _check_value(key: str, value: Any, default: Any, name: str) -> None:
             raise WeightsError(f"{where} is out of range ({value})")
 
 
-def checked_config(name: str, cls: type[VAE], config: Any) -> dict[str, Any] | None:
-    """``config`` (a dict, a JSON string or None) validated against ``cls``'s default and its size; returns the
-    dict to build with. ``WeightsError`` with one line when it is refused."""
+def checked_config(name: str, cls: type[VAE], config: Any) -> ModelConfig | dict[str, Any] | None:
+    """``config`` (a dict, a JSON string, a typed config or None) validated against ``cls``'s default and its size;
+    returns the typed config to build with (a dict for a class without one). ``WeightsError`` with one line when
+    it is refused."""
     if config is None:
         return None
+    if isinstance(config, ModelConfig):
+        config = config.to_dict()  # a converter's typed result: its values are read off the file, check them too
     if isinstance(config, str):
         config = parse(config, name)
-    if not isinstance(config, dict):
+    if not isinstance(config, Mapping):
         raise WeightsError(f"{name} config must be a JSON object, got {type(config).__name__}")
+    if cls.config_class is not None:
+        try:
+            cls.config_class.check_keys(config)
+        except ConfigError as e:
+            raise WeightsError(str(e)) from None
     default = default_config(cls)
     for k, v in config.items():
         if k in default:
@@ -104,14 +118,15 @@ def checked_config(name: str, cls: type[VAE], config: Any) -> dict[str, Any] | N
         elif not isinstance(k, str) or len(k) > 100 or not (
                 v is None or isinstance(v, (bool, str)) and len(str(v)) <= 200
                 or isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= MAX_INT):
-            # keys the family's default lacks (a converter's extras such as shift_factor) may hold plain values only
+            # (adapters without a typed config) keys their default lacks may hold plain values only
             raise WeightsError(f"{name} config has an unknown key {str(k)[:60]!r} holding a non-plain value")
     try:
+        built = cls.config_class.from_dict(config) if cls.config_class is not None else dict(config)
         with torch.device("meta"):
-            n = sum(p.numel() for p in cls(config).parameters())
+            n = sum(p.numel() for p in cls(built).parameters())
     except Exception as e:  # noqa: BLE001 - any failure to build is the file's, in one line
         raise WeightsError(f"{name} config does not build a model ({type(e).__name__}: "
                            f"{' '.join(str(e).split())[:120]})") from None
     if n > MAX_PARAMS:
         raise WeightsError(f"{name} config asks for {n / 1e6:.0f} M parameters (at most {MAX_PARAMS / 1e6:.0f} M)")
-    return config
+    return built

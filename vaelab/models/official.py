@@ -22,12 +22,15 @@ families whose module tree differs from the published one say why (``not_support
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from . import WeightsError
+from .base import WeightsError
+from .layouts import is_ldm_layout, ldm_to_diffusers, strip_wrappers  # noqa: F401 - re-exported
+from .weights import load_weights, torch_load_tensors  # noqa: F401 - torch_load_tensors re-exported
 
 
 @dataclass(frozen=True)
@@ -141,102 +144,10 @@ def refuse_unless_supported(name: str) -> None:
         raise WeightsError(f"{name}: official checkpoints are not supported because {s.detail}")
 
 
-# --- Lightning checkpoints ----------------------------------------------------------------------------
-
-# PyTorch Lightning < 1.5 (taming's 1.0.8, LDM's) keyed ``checkpoint["callbacks"]`` by the callback *class*, so
-# a released ``last.ckpt`` references e.g. pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint, which
-# ``weights_only`` refuses. Those names (and only those) are allowed as inert placeholder classes: nothing of
-# Lightning is imported or run, and only ``state_dict`` is used.
-_LIGHTNING = ("pytorch_lightning.", "lightning.", "lightning_fabric.")
-
-
-def _placeholder(qualified: str) -> type:
-    module, _, name = qualified.rpartition(".")
-    return type(name, (), {"__module__": module, "__qualname__": name})
-
-
-def torch_load_tensors(path: str | Any) -> Any:
-    """``torch.load(weights_only=True)``, allowing Lightning's class-keyed callback states as placeholders."""
-    allowed: list[tuple[type, str]] = []
-    while True:
-        try:
-            with torch.serialization.safe_globals(allowed):
-                return torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:  # re-raised unless it is a Lightning class reference
-            found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
-            name = found.group(1) if found else ""
-            if not name.startswith(_LIGHTNING) or len(allowed) >= 16 or any(n == name for _, n in allowed):
-                raise
-            allowed.append((_placeholder(name), name))
-
+# Lightning checkpoints (class-keyed callback states) are read by ``weights.torch_load_tensors``; the LDM -> diffusers
+# key map (``ldm_to_diffusers``, ``strip_wrappers``) lives in ``layouts``.
 
 # --- layouts ----------------------------------------------------------------------------------------
-
-_LDM_MARKERS = ("encoder.down.", "decoder.up.", "encoder.mid.block_1.", "decoder.mid.block_1.")
-
-
-def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The autoencoder's own keys: inside a full SD checkpoint only ``first_stage_model.*`` (prefix removed),
-    and never a Lightning checkpoint's training-only ``loss.*`` (discriminator, LPIPS) keys."""
-    prefix = "first_stage_model."
-    if any(k.startswith(prefix) for k in state):
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return {k: v for k, v in state.items() if not k.startswith("loss.")}
-
-
-def is_ldm_layout(state: dict[str, torch.Tensor]) -> bool:
-    return any(k.startswith(_LDM_MARKERS) for k in state)
-
-
-_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
-
-
-def ldm_to_diffusers(state: dict[str, torch.Tensor], in_level_attention: bool = False) -> dict[str, torch.Tensor]:
-    """CompVis/LDM/taming encoder-decoder keys -> diffusers names (what our modules use).
-
-    Keys outside the encoder/decoder (``quant_conv``, ``post_quant_conv``, ``quantize.embedding``) keep
-    their names. Attention blocks inside a resolution level (taming's ``attn_resolutions``:
-    ``encoder.down.{i}.attn.{j}``, ``decoder.up.{i}.attn.{j}``) map to ``down_blocks.{i}.attentions.{j}`` /
-    ``up_blocks.{L-1-i}.attentions.{j}`` when ``in_level_attention`` (the VQGAN tree has them); otherwise
-    they raise WeightsError (the SD-VAE tree has attention only in the mid block).
-    """
-    in_level_attn = sorted(k for k in state if re.match(r"(encoder\.down|decoder\.up)\.\d+\.attn\.", k))
-    if in_level_attn and not in_level_attention:
-        raise WeightsError(
-            "not supported because this checkpoint has attention blocks inside a resolution level (e.g. "
-            f"{in_level_attn[0]}; taming's attn_resolutions), and VAE Lab's LDM skeleton has attention only in "
-            "the mid block")
-    n_up = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"decoder\.up\.(\d+)\.", k))), default=-1)
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = key
-        if m := re.match(r"encoder\.down\.(\d+)\.block\.(\d+)\.(.*)", key):
-            new = f"encoder.down_blocks.{m[1]}.resnets.{m[2]}.{m[3]}"
-        elif m := re.match(r"encoder\.down\.(\d+)\.downsample\.(.*)", key):
-            new = f"encoder.down_blocks.{m[1]}.downsamplers.0.{m[2]}"
-        elif m := re.match(r"decoder\.up\.(\d+)\.block\.(\d+)\.(.*)", key):
-            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.resnets.{m[2]}.{m[3]}"
-        elif m := re.match(r"decoder\.up\.(\d+)\.upsample\.(.*)", key):
-            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.upsamplers.0.{m[2]}"
-        elif m := re.match(r"(encoder|decoder)\.mid\.block_([12])\.(.*)", key):
-            new = f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}.{m[3]}"
-        elif m := re.match(r"(encoder|decoder)\.mid\.attn_1\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
-            new = f"{m[1]}.mid_block.attentions.0.{_ATTN[m[2]]}.{m[3]}"
-            if m[2] != "norm" and m[3] == "weight" and value.ndim == 4:
-                value = value[:, :, 0, 0]  # 1x1 conv -> Linear
-        elif m := re.match(r"encoder\.down\.(\d+)\.attn\.(\d+)\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
-            new = f"encoder.down_blocks.{m[1]}.attentions.{m[2]}.{_ATTN[m[3]]}.{m[4]}"
-            if m[3] != "norm" and m[4] == "weight" and value.ndim == 4:
-                value = value[:, :, 0, 0]
-        elif m := re.match(r"decoder\.up\.(\d+)\.attn\.(\d+)\.(norm|q|k|v|proj_out)\.(weight|bias)$", key):
-            new = f"decoder.up_blocks.{n_up - 1 - int(m[1])}.attentions.{m[2]}.{_ATTN[m[3]]}.{m[4]}"
-            if m[3] != "norm" and m[4] == "weight" and value.ndim == 4:
-                value = value[:, :, 0, 0]
-        elif m := re.match(r"(encoder|decoder)\.norm_out\.(.*)", key):
-            new = f"{m[1]}.conv_norm_out.{m[2]}"
-        out[new.replace(".nin_shortcut.", ".conv_shortcut.")] = value
-    return out
-
 
 def to_lab_names(state: dict[str, torch.Tensor], in_level_attention: bool = False) -> dict[str, torch.Tensor]:
     """Any supported image-AE layout (LDM/taming, legacy or current diffusers) -> our names."""
@@ -319,8 +230,9 @@ def sd_config_from_diffusers(config: dict[str, Any]) -> tuple[dict[str, Any], li
     """A diffusers ``AutoencoderKL`` config.json -> (our sd-vae config, notes). Refuses what our tree lacks."""
     cls = config.get("_class_name", "AutoencoderKL")
     if cls != "AutoencoderKL":
-        hint = (" (a production video VAE: register it with vaelab.models.register_extra or VAELAB_EXTRA_MODELS)"
-                if cls in _video_classes() else "")
+        # (the production video VAEs are diffusers Autoencoder* classes; their adapters sit above this module)
+        hint = (" (if it is a production video VAE: register it with vaelab.models.register_extra or "
+                "VAELAB_EXTRA_MODELS)" if str(cls).startswith("Autoencoder") else "")
         raise WeightsError(f"sd-vae loads diffusers AutoencoderKL folders, this one is {cls}{hint}")
     n = len(config.get("block_out_channels", []))
     problems = []
@@ -346,12 +258,6 @@ def sd_config_from_diffusers(config: dict[str, Any]) -> tuple[dict[str, Any], li
         if not config.get(flag, True):
             notes.append(f"{flag} false: loaded as an identity 1x1 conv (exact)")
     return ours, notes
-
-
-def _video_classes() -> tuple[str, ...]:
-    from .diffusers_adapters import ADAPTERS
-
-    return tuple(ADAPTERS)
 
 
 def fill_identity_quant_convs(state: dict[str, torch.Tensor], latent_channels: int) -> list[str]:
@@ -408,8 +314,10 @@ def check_folder_config(name: str, config: dict[str, Any] | None) -> None:
 
 
 def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[str, Any] | None,
-                       lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
+                       lab_config: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], Mapping[str, Any], list[str]]:
     """A published (non-VAE-Lab) checkpoint of family ``name`` -> (state in our names, config to build, notes).
+    The config is a dict read off the file or one of the family's typed configs (``SD_CONFIG``, ...); either way
+    it goes through ``metadata.checked_config`` before anything is built.
 
     ``config`` is a diffusers config.json when the checkpoint came in a folder. Without one the config is read
     off the shapes; a checkpoint whose shapes are the lab config's keeps the lab config (so a bare state dict
@@ -449,29 +357,17 @@ def convert_checkpoint(name: str, state: dict[str, torch.Tensor], config: dict[s
 
         for tag, released in RELEASED_CONFIGS.items():
             if same_architecture(name, built, released):
-                return state, dict(released), [*notes, f"the released taming architecture ({tag}: "
+                return state, released, [*notes, f"the released taming architecture ({tag}: "
                                                        "configs/imagenet_vqgan.yaml)"]
     if name == "sd-vae":
         from .sd_vae import SD_CONFIG
 
         if same_architecture(name, built, SD_CONFIG):
-            return state, dict(SD_CONFIG), notes + ["the real Stable Diffusion VAE architecture: SD config "
+            return state, SD_CONFIG, notes + ["the real Stable Diffusion VAE architecture: SD config "
                                                     "(32 groups, scaling_factor 0.18215)"]
     return state, built, notes + [f"architecture read off the tensor shapes, GroupNorm groups assumed "
                                   f"{OFFICIAL_GROUPS} (every published LDM/taming autoencoder)"]
 
-
-def card_overrides(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Card fields that follow the config (a published f16 VQGAN is 16x, not the lab's 8x)."""
-    factor = 2 ** (len(config["block_out_channels"]) - 1)
-    if name == "sd-vae":
-        return {"spatial_factor": factor, "latent_channels": int(config["latent_channels"])}
-    if name == "vqgan":
-        return {"spatial_factor": factor, "latent_channels": int(config["embed_dim"])}
-    return {}
-
-
-# --- released IV-VAE and open-LiteVAE files (the architectures live in iv_vae.py / litevae.py) ----------------
 
 def load_released(name: str, state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
     """A published checkpoint of a family whose released tree is a sibling config in its module, or None when
@@ -484,7 +380,7 @@ def load_released(name: str, state: dict[str, torch.Tensor], source: str) -> tup
 
 
 def _load_released_iv_vae(state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
-    from . import iv_vae, load_weights
+    from . import iv_vae
 
     if not iv_vae.is_released_layout(state):
         return None
@@ -499,7 +395,7 @@ def _load_released_iv_vae(state: dict[str, torch.Tensor], source: str) -> tuple[
 
 
 def _load_released_litevae(state: dict[str, torch.Tensor], source: str) -> tuple[Any, list[str]] | None:
-    from . import litevae, load_weights
+    from . import litevae
 
     state = litevae.released_state(state)
     if state is None:

@@ -12,28 +12,41 @@ the legacy attention names (``query/key/value/proj_attn``) found in 2022-era hub
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, Encoder
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .config import ModelConfig
 
-LAB_CONFIG: dict[str, Any] = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [32, 64, 128, 128],
-    "layers_per_block": 1,
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "kl_weight": 1e-6,
-    "scaling_factor": 1.0,  # replaced after training by 1/std of training latents (the 0.18215 recipe)
-}
+
+@dataclass(frozen=True)
+class SDVAEConfig(ModelConfig):
+    """The lab AutoencoderKL; ``SD_CONFIG`` is the released one."""
+
+    family: ClassVar[str] = "sd-vae"
+
+    in_channels: int = 3
+    out_channels: int = 3
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
+    layers_per_block: int = 1
+    latent_channels: int = 4
+    norm_num_groups: int = 8
+    kl_weight: float = 1e-6
+    scaling_factor: float = 1.0  # replaced after training by 1/std of training latents (the 0.18215 recipe)
+    shift_factor: float | None = None  # a diffusers config.json's latent shift (SD3 / FLUX VAEs), recorded like scaling_factor
+
+    def card_factors(self) -> dict[str, Any]:
+        return {"spatial_factor": 2 ** (len(self.block_out_channels) - 1), "temporal_factor": 1,
+                "latent_channels": self.latent_channels}
+
 
 # The released SD config (stabilityai/sd-vae-ft-mse), used by the reference benchmark and parity tests.
-SD_CONFIG: dict[str, Any] = {**LAB_CONFIG, "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2,
-                             "norm_num_groups": 32, "scaling_factor": 0.18215}
+SD_CONFIG = SDVAEConfig().replace(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32,
+                                  scaling_factor=0.18215)
 
 CARD = ModelCard(
     name="sd-vae",
@@ -41,9 +54,7 @@ CARD = ModelCard(
     paper=Paper("High-Resolution Image Synthesis with Latent Diffusion Models", "CVPR", 2022,
                 "https://arxiv.org/abs/2112.10752"),
     kind="image",
-    spatial_factor=8,
-    temporal_factor=1,
-    latent_channels=4,
+    **SDVAEConfig().card_factors(),
     causal=False,
     frame_rule="any",
     teaching=(
@@ -62,10 +73,11 @@ _LEGACY_ATTN = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "t
 
 class AutoencoderKL(ImageVAE):
     card = CARD
+    config_class = SDVAEConfig
     fp16_decoder_upcast = True  # SD's decoder overflows fp16 (diffusers' force_upcast): engine decodes it in fp32
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: SDVAEConfig | dict[str, Any] | None = None):
+        cfg = SDVAEConfig.from_dict(config)
         super().__init__(cfg)
         z = cfg["latent_channels"]
         common = dict(block_out_channels=cfg["block_out_channels"], layers_per_block=cfg["layers_per_block"],

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,34 +70,46 @@ from torch import nn
 from ._blocks import Conv3d, DiagonalGaussian, Downsample2D, Upsample2D, _groups
 from ._text import Caption, TextEmbedder, as_caption_list
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .config import ModelConfig
 from .cv_vae import GroupNorm3D, SpatialAttention, per_frame
 
-LAB_CONFIG: dict[str, Any] = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [32, 48, 48, 48],  # stage 1 (spatial AE) widths per level (repo: 128 * [1, 2, 4, 4])
-    "layers_per_block": 1,  # encoder ResNets per level; the decoder has one more
-    "norm_num_groups": 8,
-    "latent_channels": 4,
-    "temporal_conv_kernel": [3, 1, 1],  # zero-initialised temporal convs in every ResNet (repo: [3, 3, 3])
-    "temporal_heads": 1,
-    "max_relative_position": 16,
-    "temporal_hidden": 16,  # stage 2 (temporal AE) width: 16 -> 32 -> 64 (repo: 128 -> 256 -> 512)
-    "text": True,
-    "text_dim": 64,
-    "text_layers": 2,
-    "text_heads": 4,
-    "text_vocab": 4096,
-    "text_max_tokens": 32,
-    "cross_heads": 4,
-    "cross_head_dim": 16,
-    "text_levels": [0, 1, 2, 3],  # stage-1 levels with caption cross-attention (encoder and decoder; repo: all)
-    "text_temporal_factors": [2, 4],  # stage-2 blocks with caption cross-attention (repo: [2, 4])
-    "caption_dropout": 0.1,  # training: share of captions replaced by None (learns the unconditional path)
-    "joint_image_prob": 0.2,  # training: share of steps that code the batch's frames as images
-    "kl_weight": 1e-6,
-    "scaling_factor": 1.0,
-}
+
+@dataclass(frozen=True)
+class VideoVAEPlusConfig(ModelConfig):
+    """The lab VideoVAE+ (``ReleasedConfig`` is the published tree)."""
+
+    family: ClassVar[str] = "videovae-plus"
+
+    in_channels: int = 3
+    out_channels: int = 3
+    block_out_channels: tuple[int, ...] = (32, 48, 48, 48)  # stage 1 (spatial AE) widths per level (repo: 128 * [1, 2, 4, 4])
+    layers_per_block: int = 1  # encoder ResNets per level; the decoder has one more
+    norm_num_groups: int = 8
+    latent_channels: int = 4
+    temporal_conv_kernel: tuple[int, ...] = (3, 1, 1)  # zero-initialised temporal convs in every ResNet (repo: [3, 3, 3])
+    temporal_heads: int = 1
+    max_relative_position: int = 16
+    temporal_hidden: int = 16  # stage 2 (temporal AE) width: 16 -> 32 -> 64 (repo: 128 -> 256 -> 512)
+    text: bool = True
+    text_dim: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    text_vocab: int = 4096
+    text_max_tokens: int = 32
+    cross_heads: int = 4
+    cross_head_dim: int = 16
+    text_levels: tuple[int, ...] = (0, 1, 2, 3)  # stage-1 levels with caption cross-attention (encoder and decoder; repo: all)
+    text_temporal_factors: tuple[int, ...] = (2, 4)  # stage-2 blocks with caption cross-attention (repo: [2, 4])
+    caption_dropout: float = 0.1  # training: share of captions replaced by None (learns the unconditional path)
+    joint_image_prob: float = 0.2  # training: share of steps that code the batch's frames as images
+    kl_weight: float = 1e-6
+    scaling_factor: float = 1.0
+
+    def card_factors(self) -> dict[str, Any]:
+        # time: the temporal AE's two stride-(2, 1, 1) steps (TemporalEncoder), as the paper's 4x
+        return {"spatial_factor": 2 ** (len(self.block_out_channels) - 1), "temporal_factor": 4,
+                "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="videovae-plus",
@@ -105,9 +117,7 @@ CARD = ModelCard(
     paper=Paper("Large Motion Video Autoencoding with Cross-modal Video VAE", "ICCV", 2025,
                 "https://arxiv.org/abs/2412.17805"),
     kind="video",
-    spatial_factor=8,
-    temporal_factor=4,
-    latent_channels=4,
+    **VideoVAEPlusConfig().card_factors(),
     causal=False,
     frame_rule="4k",
     teaching=(
@@ -446,9 +456,10 @@ class TemporalDecoder(nn.Module):
 
 class VideoVAEPlus(VAE):
     card = CARD
+    config_class = VideoVAEPlusConfig
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: VideoVAEPlusConfig | dict[str, Any] | None = None):
+        cfg = VideoVAEPlusConfig.from_dict(config)
         if len(cfg["temporal_conv_kernel"]) != 3:
             raise ValueError("temporal_conv_kernel is (k_t, k_h, k_w)")
         super().__init__(cfg)
@@ -608,12 +619,14 @@ T5_NOTE = ("text variant: its cross-attention layers expect google/flan-t5-large
 
 
 @dataclass(frozen=True)
-class ReleasedConfig:
+class ReleasedConfig(ModelConfig):
     """The reference constructor's architecture arguments (``ddconfig`` / ``ppconfig`` of the inference yamls).
 
     Defaults: ``configs/inference/config_16z.yaml`` (sota-16z). ``cross_levels``: spatial levels whose ResNets are
     followed by caption cross-attention (``attn_resolutions`` [27, 54, 108, 216] at resolution 216 = every level);
     ``temporal_cross_factors``: the temporal AE's ``attn_temporal_factor``."""
+
+    family: ClassVar[str] = "videovae-plus (released)"
 
     ch: int = 128
     ch_mult: tuple[int, ...] = (1, 2, 4, 4)
@@ -986,8 +999,7 @@ class ReleasedVideoVAEPlus(VAE):
     card = dataclasses.replace(CARD, family="VideoVAE+ (released)")
 
     def __init__(self, config: ReleasedConfig | dict[str, Any] | None = None):
-        cfg = config if isinstance(config, ReleasedConfig) else ReleasedConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()})
+        cfg = ReleasedConfig.from_dict(config)
         if cfg.temporal_downs < 1 or cfg.temporal_in != cfg.temporal_out:
             raise ValueError("the reference temporal AE needs temporal_downs >= 1 and ch == out_ch")
         if cfg.temporal_in != (cfg.embed_dim or cfg.z_channels):
@@ -1097,7 +1109,7 @@ def is_released_state(state: dict[str, torch.Tensor]) -> bool:
 
 def _need(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
     if key not in state:
-        from . import WeightsError
+        from .base import WeightsError
 
         raise WeightsError(f"released videovae-plus checkpoint has no {key}")
     return state[key]
@@ -1150,7 +1162,8 @@ CPU_COST: dict[str, str] = {"sota-16z": _COST_16Z, **{n: _COST_16Z + "; this var
 
 def load_released(state: dict[str, torch.Tensor]) -> tuple[ReleasedVideoVAEPlus, list[str]]:
     """A released checkpoint's state dict (Lightning ``state_dict``, ``loss.*`` dropped) -> model, notes."""
-    from . import WeightsError, load_weights
+    from .base import WeightsError
+    from .weights import load_weights
 
     state = {k: v for k, v in state.items() if not k.startswith("loss.")}
     try:

@@ -76,7 +76,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -95,34 +95,47 @@ from ._transformer import (
     fourier_time,
 )
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .config import ModelConfig
 
-LAB_CONFIG: dict[str, Any] = {
-    "patch_size": 8,
-    "width": 96,  # ST-Transformer hidden size
-    "heads": 4,
-    "encoder_depth": 4,
-    "decoder_depth": 4,
-    "temporal_causal": True,  # as the released config (temporal attention only looks back)
-    "num_queries": 4,  # n_q < 16 frames: the structure latent's temporal compression
-    "qformer_width": 32,
-    "qformer_depth": 2,
-    "qformer_heads": 4,
-    "structure_channels": 64,  # conv width of the structure down/up path (x2 after the stride-2 conv)
+
+@dataclass(frozen=True)
+class VidTwinConfig(ModelConfig):
+    """The lab VidTwin (``ReleasedVidTwinConfig`` is the published one)."""
+
+    family: ClassVar[str] = "vidtwin"
+
+    patch_size: int = 8
+    width: int = 96  # ST-Transformer hidden size
+    heads: int = 4
+    encoder_depth: int = 4
+    decoder_depth: int = 4
+    temporal_causal: bool = True  # as the released config (temporal attention only looks back)
+    num_queries: int = 4  # n_q < 16 frames: the structure latent's temporal compression
+    qformer_width: int = 32
+    qformer_depth: int = 2
+    qformer_heads: int = 4
+    structure_channels: int = 64  # conv width of the structure down/up path (x2 after the stride-2 conv)
     # The released model's structure latent is 3.5x its dynamics latent (16x7x7x8 vs 2x16x7x8 at 16x224x224).
     # With d_S = d_D = 4 ours was the other way round at training crops (256 vs 512 values per 16x64x64 clip),
     # and a trained model put the picture into the dynamics (swaps took their look from the dynamics donor).
     # d_S = 8, d_D = 2 keeps the paper's balance: 512 vs 256.
-    "structure_latent_channels": 8,  # d_S
-    "dynamics_latent_channels": 2,  # d_D
-    "chunk_frames": 16,  # clips are coded in independent chunks of this many frames (the paper's 16-frame clips)
-    "kl_weight": 1e-3,  # paper's weight; KL normalised by the pixel count (see forward)
+    structure_latent_channels: int = 8  # d_S
+    dynamics_latent_channels: int = 2  # d_D
+    chunk_frames: int = 16  # clips are coded in independent chunks of this many frames (the paper's 16-frame clips)
+    kl_weight: float = 1e-3  # paper's weight; KL normalised by the pixel count (see forward)
     # Lab deviation (not in the paper): in training, each clip's dynamics embedding is dropped with this
     # probability, so the structure latent alone must rebuild the clip. Without it (0.0, the paper's recipe), our
     # small models put the whole picture, layout included, into the per-row/per-column dynamics: a swap then
     # looked like the *dynamics* donor (measured: 29 vs 62 grey levels from B vs A on bigbuckbunny/bikes).
-    "dynamics_dropout": 0.25,
-    "scaling_factor": 1.0,
-}
+    dynamics_dropout: float = 0.25
+    scaling_factor: float = 1.0
+
+    def card_factors(self) -> dict[str, Any]:
+        # patch, then one stride-2 conv in both latent paths; the structure latent keeps n_q of every chunk's
+        # frames (the dynamics keep every frame); the card's latent_shape is the structure latent
+        return {"spatial_factor": 2 * self.patch_size, "temporal_factor": max(1, self.chunk_frames // self.num_queries),
+                "latent_channels": self.structure_latent_channels, "num_queries": self.num_queries,
+                "dynamics_channels": self.dynamics_latent_channels, "chunk_frames": self.chunk_frames}
 
 
 @dataclass
@@ -162,14 +175,9 @@ CARD = VidTwinCard(
     paper=Paper("VidTwin: Video VAE with Decoupled Structure and Dynamics", "CVPR", 2025,
                 "https://arxiv.org/abs/2412.17726"),
     kind="video",
-    spatial_factor=16,  # patch 8, then one stride-2 conv in both latent paths
-    temporal_factor=4,  # chunk_frames / n_q = 16 / 4 for the structure latent; the dynamics keep every frame
-    latent_channels=8,  # d_S: the card's latent_shape is the structure latent
+    **VidTwinConfig().card_factors(),
     causal=False,  # the Q-Former reads every frame of its chunk
     frame_rule="any",
-    num_queries=4,
-    dynamics_channels=2,
-    chunk_frames=16,
     teaching=(
         "Two latents instead of one. The structure latent asks: which few moments describe this clip? At every "
         "place in the frame, 4 learned queries look over all 16 frames and each keeps a summary (the attention "
@@ -388,17 +396,12 @@ class VidTwin(VAE):
     """VidTwin with a structure (Q-Former) and a dynamics (axis-averaged) latent. See the module docstring."""
 
     card = CARD
+    config_class = VidTwinConfig
     latent_parts = TwinLatent.KEYS
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: VidTwinConfig | dict[str, Any] | None = None):
+        cfg = VidTwinConfig.from_dict(config)
         super().__init__(cfg)
-        nq = cfg["num_queries"]
-        self.card = dataclasses.replace(CARD, spatial_factor=2 * cfg["patch_size"],
-                                        latent_channels=cfg["structure_latent_channels"], num_queries=nq,
-                                        dynamics_channels=cfg["dynamics_latent_channels"],
-                                        chunk_frames=cfg["chunk_frames"],
-                                        temporal_factor=max(1, cfg["chunk_frames"] // nq))
         self.encoder = VidTwinEncoder(cfg)
         self.decoder = VidTwinDecoder(cfg)
 
@@ -589,8 +592,12 @@ RELEASED_REPO = "microsoft/vidtwin"
 
 
 @dataclass(frozen=True)
-class ReleasedVidTwinConfig:
+class ReleasedVidTwinConfig(ModelConfig):
     """Architecture of the released VidTwin (defaults) or of any width/depth its constructor accepts."""
+
+    family: ClassVar[str] = "vidtwin (released)"
+    # what ``to_config`` adds for VidTwin's shared helpers: read back, they are dropped, not architecture
+    DERIVED: ClassVar[tuple[str, ...]] = ("released", "chunk_frames", "kl_weight", "dynamics_dropout")
 
     frames: int = 16  # input_size[0]: the position tables and cont_emb's Conv1d fix the clip length ...
     size: int = 224  # ... and the (square) frame size
@@ -630,15 +637,13 @@ class ReleasedVidTwinConfig:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ReleasedVidTwinConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k in names}
-        return cls(**kw)
+        return cls.from_dict({k: v for k, v in config.items() if k not in cls.DERIVED})
 
     @classmethod
     def from_state(cls, state: Mapping[str, torch.Tensor], heads: int | None = None,
                    qformer_heads: int | None = None) -> ReleasedVidTwinConfig:
         """Read the architecture off a released-layout state dict (head counts cannot be: given or released)."""
-        from . import WeightsError
+        from .base import WeightsError
 
         def shape(key: str) -> tuple[int, ...]:
             if key not in state:
@@ -1128,7 +1133,7 @@ def released_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
 def load_released(state: Mapping[str, torch.Tensor], heads: int | None = None,
                   qformer_heads: int | None = None) -> ReleasedVidTwin:
     """Build the architecture the state dict was saved from and load it strictly (one-line WeightsError)."""
-    from . import load_weights
+    from .weights import load_weights
 
     state = released_state(state)
     model = ReleasedVidTwin(ReleasedVidTwinConfig.from_state(state, heads, qformer_heads))
@@ -1142,7 +1147,7 @@ def find_released_file(spec: str) -> str:
     from pathlib import Path
 
     from ..hub import parse_repo_spec
-    from . import WeightsError
+    from .base import WeightsError
 
     path = Path(str(spec)).expanduser()
     if path.is_dir():
@@ -1179,7 +1184,7 @@ def read_lightning_checkpoint(path: Any) -> dict[str, torch.Tensor]:
     naming what the file references."""
     from pathlib import Path
 
-    from . import WeightsError
+    from .base import WeightsError
 
     path = Path(path)
     try:
@@ -1213,7 +1218,7 @@ def load_released_spec(spec: Any) -> tuple[ReleasedVidTwin, list[str]] | None:
     """``models.load("vidtwin", weights=FILE | FOLDER | HF_REPO_ID[:FILE])`` for the released layout; ``None`` when
     the file is something else (a VAE Lab file, our own bare state dict): the generic path then handles it."""
     from .. import hub
-    from . import read_checkpoint
+    from .weights import read_checkpoint
 
     res = hub.resolve(find_released_file(str(spec)))
     if res.kind != "file":
@@ -1268,6 +1273,6 @@ def released_weights_text(filename: str, arch: ReleasedVidTwinConfig) -> str:
     return (f"{what}, code microsoft/VidTok vidtwin/ (MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
             + cost_text(released_cost()))
 
-__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "LAB_CONFIG",
+__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "VidTwinConfig",
            "ReleasedVidTwin", "ReleasedVidTwinConfig", "load_released", "is_released_layout", "find_released_file",
            "RELEASED_FILE", "RELEASED_REPO", "load_released_spec", "read_lightning_checkpoint"]

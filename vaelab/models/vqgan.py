@@ -20,7 +20,8 @@ onto this tree (``encoder.down.4.attn.j`` -> ``encoder.down_blocks.4.attentions.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -36,25 +37,37 @@ from ._blocks import (
     full_precision,
 )
 from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .config import ModelConfig
 
-LAB_CONFIG: dict[str, Any] = {
-    "block_out_channels": [32, 64, 64, 128],
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "z_channels": 64,
-    "embed_dim": 64,
-    "n_embed": 512,
-    "beta": 0.25,
-    "legacy": True,
-    "attention_levels": [],  # levels (encoder order) with self-attention after each ResNet (taming attn_resolutions)
-}
+
+@dataclass(frozen=True)
+class VQGANConfig(ModelConfig):
+    """The lab VQGAN; ``RELEASED_CONFIGS`` are taming's released ones."""
+
+    family: ClassVar[str] = "vqgan"
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64, 128)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    z_channels: int = 64
+    embed_dim: int = 64
+    n_embed: int = 512
+    beta: float = 0.25
+    legacy: bool = True
+    attention_levels: tuple[int, ...] = ()  # levels (encoder order) with self-attention after each ResNet (taming attn_resolutions)
+
+    def card_factors(self) -> dict[str, Any]:
+        return {"spatial_factor": 2 ** (len(self.block_out_channels) - 1), "temporal_factor": 1,
+                "latent_channels": self.embed_dim}
+
 
 # taming-transformers configs/imagenet_vqgan.yaml (n_embed 1024) and its 16384-code sibling (same file, n_embed changed)
-_TAMING_F16 = {"block_out_channels": [128, 128, 256, 256, 512], "layers_per_block": 2, "norm_num_groups": 32,
-               "z_channels": 256, "embed_dim": 256, "beta": 0.25, "legacy": True, "attention_levels": [4]}
-RELEASED_CONFIGS: dict[str, dict[str, Any]] = {
-    "vqgan_imagenet_f16_1024": {**_TAMING_F16, "n_embed": 1024},
-    "vqgan_imagenet_f16_16384": {**_TAMING_F16, "n_embed": 16384},
+_TAMING_F16 = VQGANConfig().replace(block_out_channels=(128, 128, 256, 256, 512), layers_per_block=2,
+                                    norm_num_groups=32, z_channels=256, embed_dim=256, beta=0.25, legacy=True,
+                                    attention_levels=(4,))
+RELEASED_CONFIGS: dict[str, VQGANConfig] = {
+    "vqgan_imagenet_f16_1024": _TAMING_F16.replace(n_embed=1024),
+    "vqgan_imagenet_f16_16384": _TAMING_F16.replace(n_embed=16384),
 }
 
 CARD = ModelCard(
@@ -63,9 +76,7 @@ CARD = ModelCard(
     paper=Paper("Taming Transformers for High-Resolution Image Synthesis", "CVPR", 2021,
                 "https://arxiv.org/abs/2012.09841"),
     kind="image",
-    spatial_factor=8,
-    temporal_factor=1,
-    latent_channels=64,
+    **VQGANConfig().card_factors(),
     causal=False,
     frame_rule="any",
     teaching=(
@@ -154,11 +165,12 @@ def _add_level_attention(encoder: Encoder, decoder: Decoder, chs: list[int], lay
 
 class VQGAN(ImageVAE):
     card = CARD
+    config_class = VQGANConfig
     quantised = True
     CODEBOOK_FRAMES = 32  # codebook usage is counted on at most this many frames (one encoder pass, bounded memory)
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: VQGANConfig | dict[str, Any] | None = None):
+        cfg = VQGANConfig.from_dict(config)
         super().__init__(cfg)
         common = dict(block_out_channels=cfg["block_out_channels"], layers_per_block=cfg["layers_per_block"],
                       norm_num_groups=cfg["norm_num_groups"])

@@ -29,7 +29,8 @@ c = 8 and the MAGVIT-v2 details follow the paper as summarised in the lab's rese
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,18 +38,29 @@ from torch import nn
 
 from ._causal import CausalConv3d, CausalDownsample, CausalResBlock3d, CausalUpsample, CausalVideoVAE, RMSNorm
 from .base import ModelCard, Paper
+from .config import ModelConfig
 
-LAB_CONFIG: dict[str, Any] = {
+
+@dataclass(frozen=True)
+class WALTConfig(ModelConfig):
+    """The lab W.A.L.T causal tokenizer."""
+
+    family: ClassVar[str] = "walt"
+
     # [32, 64, 64, 64] (2.93 M params) is the brief's size; halving the two full-resolution levels costs 0.6 M
     # params but 2.7x fewer FLOPs (65 vs 176 GFLOP fwd+bwd per 17x64x64 clip), which is what CPU training can afford.
-    "block_out_channels": [16, 32, 64, 64],
-    "layers_per_block": 1,  # causal ResNet blocks per encoder level
-    "decoder_layers_per_block": 1,  # per decoder level (LDM uses layers_per_block + 1; 1 keeps CPU training affordable)
-    "temporal_downsample": [False, True, True],  # per down-sampling step: time /2 at the two deepest
-    "latent_channels": 8,
-    "kl_weight": 1e-6,
-    "scaling_factor": 1.0,  # replaced after training by 1/std of training latents
-}
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 64)
+    layers_per_block: int = 1  # causal ResNet blocks per encoder level
+    decoder_layers_per_block: int = 1  # per decoder level (LDM uses layers_per_block + 1; 1 keeps CPU training affordable)
+    temporal_downsample: tuple[bool, ...] = (False, True, True)  # per down-sampling step: time /2 at the two deepest
+    latent_channels: int = 8
+    kl_weight: float = 1e-6
+    scaling_factor: float = 1.0  # replaced after training by 1/std of training latents
+
+    def card_factors(self) -> dict[str, Any]:
+        return {"spatial_factor": 2 ** (len(self.block_out_channels) - 1),
+                "temporal_factor": 2 ** sum(map(bool, self.temporal_downsample)), "latent_channels": self.latent_channels}
+
 
 CARD = ModelCard(
     name="walt",
@@ -56,9 +68,7 @@ CARD = ModelCard(
     paper=Paper("Photorealistic Video Generation with Diffusion Models", "ECCV", 2024,
                 "https://arxiv.org/abs/2312.06662"),
     kind="video",
-    spatial_factor=8,
-    temporal_factor=4,
-    latent_channels=8,
+    **WALTConfig().card_factors(),
     causal=True,
     frame_rule="1+4k",
     teaching=(
@@ -148,9 +158,10 @@ class WALTTokenizer(CausalVideoVAE):
     """W.A.L.T / MAGVIT-v2 causal tokenizer with a continuous Gaussian latent (see module docstring)."""
 
     card = CARD
+    config_class = WALTConfig
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        cfg = {**LAB_CONFIG, **(config or {})}
+    def __init__(self, config: WALTConfig | dict[str, Any] | None = None):
+        cfg = WALTConfig.from_dict(config)
         super().__init__(cfg)
         levels, tdown = len(cfg["block_out_channels"]), cfg["temporal_downsample"]
         factors = (2 ** (levels - 1), 2 ** sum(tdown))

@@ -267,7 +267,7 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
         z = model.encode(sampler.batch(32))
         # a decoupled latent (VidTwin's TwinLatent) is scaled as one: every part together
         flat = torch.cat([v.flatten() for _, v in z.items()]) if hasattr(z, "items") else z.flatten()
-        model.config["scaling_factor"] = round(float(1.0 / flat.std()), 5)
+        model.config = dataclasses.replace(model.config, scaling_factor=round(float(1.0 / flat.std()), 5))
     path = models.save_weights(model, models.lab_weights_path(cfg.model))
     # evaluate what we ship: the fp16 file read back
     shipped = models.load(cfg.model, weights=str(path), device="cpu")
@@ -275,7 +275,7 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
     reads = reads_captions(shipped)
     record = {
         "model": cfg.model,
-        "config": model.config,
+        "config": models.config_dict(model.config),
         "params": model.num_params(),
         "recipe": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_dir", "model_config")}
                   | {"losses": "L1 + wavelet high-band L1 (weight %g) + model regulariser%s" % (
