@@ -798,7 +798,7 @@ CONFIG_CHECKPOINTS = [
     ("huge-int", ckpt_with_config(json.dumps({"latent_channels": 10**12})), "latent_channels is too large"),
     ("long-list", ckpt_with_config(json.dumps({"block_out_channels": [8] * 1000})), "entries (at most"),
     ("unknown-key-object", ckpt_with_config(json.dumps({"__class__": {"module": "os", "name": "system"}})),
-     "unknown key '__class__' holding a non-plain value"),
+     "sd-vae config has no key '__class__'; valid keys: in_channels"),
     ("not-an-object", ckpt_with_config("[1, 2, 3]"), "not a JSON object"),
     ("not-json", ckpt_with_config("{config"), "not valid JSON"),
     ("metadata-too-long", ckpt_with_config(json.dumps({"latent_channels": 4, "pad": "x" * 70_000})),

@@ -289,7 +289,7 @@ def make_standin_assets(tmp_path, monkeypatch, names):
         m = models.build(name)
         models.save_weights(m, weights / f"{name}.safetensors")
         (weights / f"{name}.json").write_text(json.dumps(
-            {"config": m.config, "params": m.num_params(), "heldout": {"mean_psnr": 0}}))
+            {"config": m.config.to_dict(), "params": m.num_params(), "heldout": {"mean_psnr": 0}}))
     monkeypatch.setenv("VAELAB_ASSETS", str(tmp_path / "assets"))
     monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "assets")  # read at import; set both
     monkeypatch.setattr(engine, "_CACHE", {})

@@ -124,7 +124,7 @@ def test_full_size_model_has_exactly_the_released_keys(variant):
     ours_from_released = official.to_lab_names(released, in_level_attention=True)
     config = RELEASED_CONFIGS[f"vqgan_{variant}"]
     assert official.vqgan_config_from_state(ours_from_released) == {
-        k: config[k] for k in official._ARCH_KEYS["vqgan"]} | {"norm_num_groups": 32}
+        k: config.to_dict()[k] for k in official._ARCH_KEYS["vqgan"]} | {"norm_num_groups": 32}
     with torch.device("meta"):
         ours = models.build("vqgan", config)
     own = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
