@@ -261,3 +261,27 @@ def test_no_other_psnr_formula_in_the_package():
     assert not hits, f"PSNR computed outside vaelab.metrics: {hits}"
     old = "mse = ((a - b) ** 2).mean()\nreturn 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))"
     assert formula.search(old) and formula.search("10 * torch.log10(4.0 / mse)")  # the check sees the old copies
+
+
+@pytest.mark.parametrize("ref,rec", PAIRS, ids=["random", "astronaut"])
+def test_float32_ssim_matches_the_float64_formula(ref, rec):
+    """The float32, centred SSIM the app computes equals the plain float64 reading of the formula (and so
+    skimage, above) to 1e-6; a prepared reference gives the same numbers."""
+    slow = m.pixel.ssim_per_frame_f64(ref, rec)
+    np.testing.assert_allclose(m.ssim_per_frame(ref, rec), slow, atol=1e-6, rtol=0)
+    prepared = m.SSIMReference(ref)
+    np.testing.assert_allclose(m.ssim_per_frame(ref, rec, prepared), slow, atol=1e-6, rtol=0)
+    # a reconstruction that differs must score differently through the prepared reference too
+    assert prepared.score(ref)[0] == pytest.approx(1.0, abs=1e-6) and prepared.score(rec)[0] < 0.999
+
+
+def test_clip_reference_gives_the_same_clip_metrics():
+    ref, rec = _astronaut_pair(frames=3)
+    plain = m.clip_metrics(ref, rec, with_lpips=False)
+    shared = m.ClipReference(ref)
+    for other in (rec, np.flip(rec, axis=2).copy()):
+        a, b = m.clip_metrics(ref, other, with_lpips=False), m.clip_metrics(ref, other, with_lpips=False, reference=shared)
+        assert a == b
+    assert m.clip_metrics(ref, rec, with_lpips=False, reference=shared) == plain
+    with pytest.raises(ValueError, match="another clip"):
+        m.clip_metrics(ref.copy(), rec, with_lpips=False, reference=shared)

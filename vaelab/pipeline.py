@@ -93,6 +93,7 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
     digest = clip_hash(frames)
+    reference = None
     for i, name in enumerate(names):
         limits.check_cancelled()
 
@@ -121,7 +122,9 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         limits.check_cancelled()
-        m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
+        if reference is None:  # the input's SSIM / colour halves, once for every model of the request
+            reference = metrics.ClipReference(frames)
+        m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok, reference=reference)
         extras = dict(run.extras) | family_diagnostics(model, frames, device)
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
         _RESULTS.put(key, results[name])

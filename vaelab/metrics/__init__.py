@@ -21,10 +21,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .colour import COLOUR_BLOCK, colour_stats, delta_e_blocks, delta_e_ciede2000, delta_e_map, rgb_to_lab
+from .colour import (
+    COLOUR_BLOCK,
+    colour_stats,
+    delta_e_blocks,
+    delta_e_ciede2000,
+    delta_e_map,
+    lab_blocks,
+    rgb_to_lab,
+)
 from .latent import frechet_distance, sliced_wasserstein, vector_stats
 from .pixel import (
     PSNR_CAP,
+    SSIMReference,
     error_maps,
     lpips_per_frame,
     lpips_status,
@@ -46,7 +55,8 @@ CONVENTIONS: dict[str, str] = {
         "per frame, Gaussian window sigma=1.5 (11x11), K1=0.01, K2=0.03, data range 255, "
         "population covariance, borders of 5 px excluded, on each RGB channel then averaged "
         "(matches skimage structural_similarity(gaussian_weights=True, sigma=1.5, "
-        "use_sample_covariance=False, data_range=255, channel_axis=-1))"
+        "use_sample_covariance=False, data_range=255, channel_axis=-1)); computed in float32 on values "
+        "centred at 127.5, within 1e-6 of skimage's float64"
     ),
     "lpips": (
         "AlexNet LPIPS v0.1 (lpips package), inputs scaled to [-1,1], per frame; null when the "
@@ -88,14 +98,28 @@ class ClipMetrics:
         return asdict(self)
 
 
+class ClipReference:
+    """What every metric needs of one input clip, computed once: scoring the nine reconstructions of a request
+    against it then filters the input for SSIM and converts its colour blocks to CIELAB once, not nine times."""
+
+    def __init__(self, ref: np.ndarray):
+        self.ref = ref
+        self.ssim = SSIMReference(ref)
+        self.lab = lab_blocks(ref)
+
+
 def clip_metrics(
-    ref: np.ndarray, rec: np.ndarray, *, with_lpips: bool = True, device: str = "cpu"
+    ref: np.ndarray, rec: np.ndarray, *, with_lpips: bool = True, device: str = "cpu",
+    reference: ClipReference | None = None,
 ) -> ClipMetrics:
-    """All per-frame metrics and their clip summaries for one (ref, rec) pair."""
+    """All per-frame metrics and their clip summaries for one (ref, rec) pair. ``reference``: a
+    :class:`ClipReference` of ``ref`` (the same numbers, computed faster for many reconstructions of one clip)."""
+    if reference is not None and reference.ref is not ref:
+        raise ValueError("clip_metrics: the ClipReference was made for another clip")
     psnr = psnr_per_frame(ref, rec)
-    ssim = ssim_per_frame(ref, rec)
+    ssim = ssim_per_frame(ref, rec, reference.ssim if reference else None)
     lp = lpips_per_frame(ref, rec, device=device) if with_lpips else None
-    colour = colour_stats(ref, rec)
+    colour = colour_stats(ref, rec, ref_lab=reference.lab if reference else None)
     return ClipMetrics(
         psnr=[float(v) for v in psnr],
         ssim=[float(v) for v in ssim],
@@ -108,8 +132,8 @@ def clip_metrics(
     )
 
 
-__all__ = ["COLOUR_BLOCK", "CONVENTIONS", "GROUP_POSITIONS", "PSNR_CAP", "ClipMetrics", "border_jump_ratio",
+__all__ = ["COLOUR_BLOCK", "CONVENTIONS", "GROUP_POSITIONS", "PSNR_CAP", "ClipMetrics", "ClipReference", "SSIMReference", "border_jump_ratio",
            "clip_metrics", "colour_stats", "delta_e_blocks", "delta_e_ciede2000", "delta_e_map", "error_maps",
-           "frechet_distance", "lpips_per_frame", "lpips_status", "pooled_psnr", "psnr_by_group_position",
+           "frechet_distance", "lab_blocks", "lpips_per_frame", "lpips_status", "pooled_psnr", "psnr_by_group_position",
            "psnr_from_mse", "psnr_per_frame", "rgb_to_lab", "sliced_wasserstein", "ssim_per_frame",
            "temporal_flicker", "vector_stats"]

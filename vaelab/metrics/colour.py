@@ -74,10 +74,17 @@ def _block_means(clip: np.ndarray, block: int) -> np.ndarray:
     return x.reshape(t, hb, block, wb, block, 3).mean(axis=(2, 4))
 
 
-def delta_e_blocks(ref: np.ndarray, rec: np.ndarray, block: int = COLOUR_BLOCK) -> np.ndarray:
-    """CIEDE2000 between ``block``x``block`` block means of each frame: (T, H // block, W // block)."""
+def lab_blocks(clip: np.ndarray, block: int = COLOUR_BLOCK) -> np.ndarray:
+    """CIELAB of the ``block``x``block`` block means of each frame: (T, H // block, W // block, 3) float64."""
+    return rgb_to_lab(_block_means(clip, block))
+
+
+def delta_e_blocks(ref: np.ndarray, rec: np.ndarray, block: int = COLOUR_BLOCK,
+                   ref_lab: np.ndarray | None = None) -> np.ndarray:
+    """CIEDE2000 between ``block``x``block`` block means of each frame: (T, H // block, W // block).
+    ``ref_lab``: ``lab_blocks(ref, block)`` already computed (several reconstructions of one clip)."""
     _check(ref, rec)
-    return delta_e_ciede2000(rgb_to_lab(_block_means(ref, block)), rgb_to_lab(_block_means(rec, block)))
+    return delta_e_ciede2000(lab_blocks(ref, block) if ref_lab is None else ref_lab, lab_blocks(rec, block))
 
 
 def delta_e_map(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
@@ -89,9 +96,10 @@ def delta_e_map(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
     return out
 
 
-def colour_stats(ref: np.ndarray, rec: np.ndarray, block: int = COLOUR_BLOCK) -> dict:
+def colour_stats(ref: np.ndarray, rec: np.ndarray, block: int = COLOUR_BLOCK,
+                 ref_lab: np.ndarray | None = None) -> dict:
     """Clip colour fidelity: ``delta_e_mean``, ``delta_e_p95`` (over blocks and frames), ``delta_e`` per frame."""
-    de = delta_e_blocks(ref, rec, block)
+    de = delta_e_blocks(ref, rec, block, ref_lab)
     flat = de.reshape(len(de), -1)
     return {
         "delta_e_mean": float(flat.mean()),

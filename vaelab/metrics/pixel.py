@@ -69,12 +69,62 @@ def _filter_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     return sum(k[i] * rows[:, :, i : i + w] for i in range(len(k)))
 
 
-def ssim_per_frame(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
+class SSIMReference:
+    """The reference clip's half of SSIM, filtered once, so that scoring several reconstructions of one input
+    (the nine models of a request) filters the input once instead of once per model.
+
+    Works in float32 (the shifted sums of :func:`_filter_valid`, about 3x faster than float64) on values centred at 127.5: the variances are then sums of squares of at most 127.5,
+    far from float32 cancellation (measured against scikit-image: |difference| < 1e-5 on random and natural
+    images; the float64 :func:`_filter_valid` path is the reference). Keeps the filtered maps only while they
+    fit ``keep_bytes``; a larger clip is filtered again per call, in bounded chunks.
+    """
+
+    def __init__(self, ref: np.ndarray, keep_bytes: int = 256 << 20):
+        win = 2 * _SSIM_RADIUS + 1
+        if ref.ndim != 4 or min(ref.shape[1:3]) < win:
+            raise ValueError(f"SSIM needs frames of at least {win}x{win}, got {ref.shape[1:3]}")
+        self.ref = ref
+        self._k = _gauss_kernel().astype(np.float32)
+        self._chunks = list(_frame_chunks(ref))
+        self._kept = {s.start: self._prepare(ref[s]) for s in self._chunks} if ref.size * 16 <= keep_bytes else None
+
+    def _prepare(self, x_thwc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(centred x (N, H, W, 3), its filtered mean and variance (N, H-2r, W-2r, 3)), float32."""
+        x = x_thwc.astype(np.float32) - np.float32(127.5)
+        ux = _filter_valid(x, self._k)
+        return x, ux, _filter_valid(x * x, self._k) - ux * ux
+
+    def score(self, rec: np.ndarray) -> np.ndarray:
+        """SSIM of each frame of ``rec`` against the reference, shape (T,) float64."""
+        _check(self.ref, rec)
+        out = np.empty(rec.shape[0], dtype=np.float64)
+        for s in self._chunks:
+            x, ux, vx = self._kept[s.start] if self._kept is not None else self._prepare(self.ref[s])
+            y = rec[s].astype(np.float32) - np.float32(127.5)
+            uy = _filter_valid(y, self._k)
+            vy = _filter_valid(y * y, self._k) - uy * uy
+            vxy = _filter_valid(x * y, self._k) - ux * uy
+            mx, my = ux + np.float32(127.5), uy + np.float32(127.5)  # SSIM's luminance term is not shift-invariant
+            num = (2 * mx * my + np.float32(_SSIM_C1)) * (2 * vxy + np.float32(_SSIM_C2))
+            den = (mx * mx + my * my + np.float32(_SSIM_C1)) * (vx + vy + np.float32(_SSIM_C2))
+            out[s] = (num / den).mean(axis=(1, 2, 3), dtype=np.float64)  # mean over pixels == mean over channels
+        return out
+
+
+def ssim_per_frame(ref: np.ndarray, rec: np.ndarray, reference: SSIMReference | None = None) -> np.ndarray:
     """SSIM of each frame, shape (T,) float64 (see ``CONVENTIONS['ssim']``).
 
-    Filtering only the interior ('valid') is exactly skimage's full-image Gaussian filter
-    followed by cropping ``(win_size - 1) // 2 = 5`` px from each border.
+    Filtering only the interior ('valid') is exactly skimage's full-image Gaussian filter followed by
+    cropping ``(win_size - 1) // 2 = 5`` px from each border. ``reference``: an :class:`SSIMReference` of
+    ``ref`` already made (scoring many reconstructions of one clip).
     """
+    _check(ref, rec)
+    return (reference if reference is not None and reference.ref is ref else SSIMReference(ref, 0)).score(rec)
+
+
+def ssim_per_frame_f64(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    """The float64 numpy SSIM (shifted sums): the slow, plain reading of the formula, kept as the reference
+    the float32 :class:`SSIMReference` is tested against."""
     _check(ref, rec)
     win = 2 * _SSIM_RADIUS + 1
     if min(ref.shape[1:3]) < win:
@@ -89,7 +139,7 @@ def ssim_per_frame(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
         vxy = _filter_valid(x * y, k) - ux * uy
         num = (2 * ux * uy + _SSIM_C1) * (2 * vxy + _SSIM_C2)
         den = (ux * ux + uy * uy + _SSIM_C1) * (vx + vy + _SSIM_C2)
-        out[s] = (num / den).mean(axis=(1, 2, 3))  # mean over pixels == mean over channels
+        out[s] = (num / den).mean(axis=(1, 2, 3))
     return out
 
 
