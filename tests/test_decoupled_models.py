@@ -11,10 +11,8 @@ import pytest
 import torch
 
 from vaelab.models.base import pad_to_rule
-from vaelab.models.hvdm import HVDM, MODES
-from vaelab.models.hvdm import HVDMConfig
-from vaelab.models.vidtwin import VidTwinConfig
-from vaelab.models.vidtwin import TwinLatent, VidTwin
+from vaelab.models.hvdm import HVDM, MODES, HVDMConfig
+from vaelab.models.vidtwin import TwinLatent, VidTwin, VidTwinConfig
 from vaelab.models.wavelets import BANDS_3D, idwt3
 
 VIDTWIN_TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "qformer_width": 16,
