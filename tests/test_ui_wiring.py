@@ -156,3 +156,22 @@ def test_the_latent_handler_returns_every_output_by_name():
     wired = keyed(lambda: {"status": "x", "nope": 1}, {"status": object()})
     with pytest.raises(KeyError, match="nope"):
         wired()
+
+
+# --------------------------------------------------------------------------- Diagnostics: the precision control
+
+
+def test_diagnostics_tab_probes_in_the_chosen_precision(tmp_path):
+    import json
+
+    from vaelab.ui import tab_diagnostics as D
+
+    require_lab_weights("vqgan")
+    *plots, summary, path = D.run_diagnostics(["vqgan"], 5, 32, "cpu", "bf16", progress=_no_progress)
+    assert len(plots) == 8 and "**Ran on:** cpu bf16 (asked bf16)." in summary
+    j = json.loads(Path(path).read_text())
+    assert j["input"]["precision"] == "bf16" and j["models"]["vqgan"]["precision"] == "bf16"
+    with pytest.raises(gr.Error, match="fp16 runs only on a GPU"):
+        D.run_diagnostics(["vqgan"], 5, 32, "cpu", "fp16", progress=_no_progress)
+    rd, mre, notes = D.clip_diagnostics(None, "bikes", ["vqgan"], 2, 32, "cpu", "fp32", progress=_no_progress)
+    assert "**Ran on:** cpu fp32." in notes
