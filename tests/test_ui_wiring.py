@@ -167,11 +167,12 @@ def test_diagnostics_tab_probes_in_the_chosen_precision(tmp_path):
     from vaelab.ui import tab_diagnostics as D
 
     require_lab_weights("vqgan")
-    *plots, summary, path = D.run_diagnostics(["vqgan"], 5, 32, "cpu", "bf16", progress=_no_progress)
-    assert len(plots) == 8 and "**Ran on:** cpu bf16 (asked bf16)." in summary
-    j = json.loads(Path(path).read_text())
+    out = D.run_diagnostics(["vqgan"], 5, 32, "cpu", "bf16", progress=_no_progress)
+    assert list(out) == D.PROBE_OUTPUTS and all(out[k] is not None for k in D.PROBE_OUTPUTS)
+    assert "**Ran on:** cpu bf16 (asked bf16)." in out["summary"]
+    j = json.loads(Path(out["report"]).read_text())
     assert j["input"]["precision"] == "bf16" and j["models"]["vqgan"]["precision"] == "bf16"
     with pytest.raises(gr.Error, match="fp16 runs only on a GPU"):
         D.run_diagnostics(["vqgan"], 5, 32, "cpu", "fp16", progress=_no_progress)
-    rd, mre, notes = D.clip_diagnostics(None, "bikes", ["vqgan"], 2, 32, "cpu", "fp32", progress=_no_progress)
-    assert "**Ran on:** cpu fp32." in notes
+    clip = D.clip_diagnostics(None, "bikes", ["vqgan"], 2, 32, "cpu", "fp32", progress=_no_progress)
+    assert list(clip) == D.CLIP_OUTPUTS and "**Ran on:** cpu fp32." in clip["cnotes"]

@@ -18,8 +18,12 @@ from ..engine import auto_device, get_model
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
+from .outputs import keyed
 from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
+# Outputs of /run_diagnostics and /clip_diagnostics, in the order the API returns them.
+PROBE_OUTPUTS = ["spatial", "zone", "temporal", "flat", "colour", "motion", "frames", "rf", "summary", "report"]
+CLIP_OUTPUTS = ["rd", "mre", "cnotes"]
 # frames x pixels x models per request (the receptive field alone codes T + 1 clips of T frames)
 MAX_PROBE_WORK_CPU = 9 * 9 * 64 * 64
 MAX_PROBE_WORK_GPU = 9 * 33 * 256 * 256
@@ -114,8 +118,8 @@ def notes_md(report: probes.ProbeReport) -> str:
 
 @zero_gpu
 def run_diagnostics(model_names, frames, size, device="auto", precision="auto", progress=gr.Progress()):
-    """The probe suite on each chosen model in ``precision``: eight figures, a summary table (with the device and
-    precision that ran) and the JSON report."""
+    """The probe suite on each chosen model in ``precision``: ``{output name: value}`` (:data:`PROBE_OUTPUTS`):
+    eight figures, a summary table (with the device and precision that ran) and the JSON report."""
     names = _check_models(model_names)
     with visitor_errors("The probe suite"):
         size, frames = probes.check_settings(size, frames)
@@ -132,15 +136,17 @@ def run_diagnostics(model_names, frames, size, device="auto", precision="auto", 
     path = _report_path()
     path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
     m = report.models
-    return (vd.spatial_mtf(m), vd.zone_plate(m), vd.temporal_mtf(m), vd.flat_field_spectra(m), vd.colour_chart(m),
-            vd.motion(m), vd.frame_count(m), vd.receptive_fields(m), notes_md(report), str(path))
+    return {"spatial": vd.spatial_mtf(m), "zone": vd.zone_plate(m), "temporal": vd.temporal_mtf(m),
+            "flat": vd.flat_field_spectra(m), "colour": vd.colour_chart(m), "motion": vd.motion(m),
+            "frames": vd.frame_count(m), "rf": vd.receptive_fields(m), "summary": notes_md(report),
+            "report": str(path)}
 
 
 @zero_gpu
 def clip_diagnostics(upload, example, model_names, frames, size, device="auto", precision="auto",
                      progress=gr.Progress()):
     """Rate-distortion (with the Pareto front) and motion-resolved error of each chosen model on a clip, in
-    ``precision``; the notes say which device and precision ran."""
+    ``precision``: ``{output name: value}`` (:data:`CLIP_OUTPUTS`); the notes say which device and precision ran."""
     names = _check_models(model_names)
     with visitor_errors("The clip diagnostics"):
         clip = pipeline.load_input(upload, example, frames=frames, size=size)
@@ -167,7 +173,7 @@ def clip_diagnostics(upload, example, model_names, frames, size, device="auto", 
     notes = "\n".join(rows) + f"\n\n**Ran on:** {' / '.join(ran)}."
     if clip.notes:
         notes = "**Input:** " + "; ".join(clip.notes) + ".\n\n" + notes
-    return vd.rate_distortion(rd), vd.motion_resolved(mre), notes
+    return {"rd": vd.rate_distortion(rd), "mre": vd.motion_resolved(mre), "cnotes": notes}
 
 
 def build() -> None:
@@ -187,15 +193,14 @@ def build() -> None:
         device = device_choice("diag-device")
         precision = precision_choice("diag-precision")
     run = gr.Button("Run probes", variant="primary", elem_id="diag-run")
-    summary = gr.Markdown(elem_id="diag-notes")
-    report_file = gr.File(label="Probe report (JSON, as `vaelab probe` writes it)", elem_id="diag-json",
-                          interactive=False)
-    plots = []
+    c: dict = {"summary": gr.Markdown(elem_id="diag-notes"),
+               "report": gr.File(label="Probe report (JSON, as `vaelab probe` writes it)", elem_id="diag-json",
+                                 interactive=False)}
     for key, elem in (("spatial", "diag-spatial"), ("zone", "diag-zone"), ("temporal", "diag-temporal"),
                       ("flat", "diag-flat"), ("colour", "diag-colour"), ("motion", "diag-motion"),
                       ("frames", "diag-frame-count"), ("rf", "diag-rf")):
         gr.Markdown(HELP[key], elem_classes=["vaelab-small"])
-        plots.append(gr.Plot(elem_id=elem, show_label=False))
+        c[key] = gr.Plot(elem_id=elem, show_label=False)
     gr.Markdown("---\n" + HELP["clip"])
     examples = pipeline.example_names()
     with gr.Row():
@@ -205,11 +210,11 @@ def build() -> None:
                                            pipeline.MAX_SIZE, 64, prefix="diag-clip-")
             crun = gr.Button("Rate-distortion and motion error", variant="primary", elem_id="diag-clip-run")
         with gr.Column(scale=3):
-            rd_plot = gr.Plot(elem_id="diag-rd", show_label=False)
-            mre_plot = gr.Plot(elem_id="diag-mre", show_label=False)
-            cnotes = gr.Markdown(elem_id="diag-clip-notes")
+            c["rd"] = gr.Plot(elem_id="diag-rd", show_label=False)
+            c["mre"] = gr.Plot(elem_id="diag-mre", show_label=False)
+            c["cnotes"] = gr.Markdown(elem_id="diag-clip-notes")
 
-    run.click(compute(run_diagnostics), [chosen, frames, size, device, precision], plots + [summary, report_file],
-              concurrency_limit=1, concurrency_id="compute")
-    crun.click(compute(clip_diagnostics), [upload, example, chosen, cframes, csize, device, precision], [rd_plot, mre_plot, cnotes],
-               concurrency_limit=1, concurrency_id="compute")
+    run.click(compute(keyed(run_diagnostics, c)), [chosen, frames, size, device, precision],
+              [c[k] for k in PROBE_OUTPUTS], concurrency_limit=1, concurrency_id="compute")
+    crun.click(compute(keyed(clip_diagnostics, c)), [upload, example, chosen, cframes, csize, device, precision],
+               [c[k] for k in CLIP_OUTPUTS], concurrency_limit=1, concurrency_id="compute")
