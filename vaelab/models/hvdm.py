@@ -73,6 +73,7 @@ from torch import nn
 from ._blocks import Conv3d, _groups
 from ._transformer import Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks, grid_positions
 from .base import VAE, ModelCard, Paper, pad_to_rule
+from .latent import Latent
 from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
@@ -337,18 +338,19 @@ class HVDM(VAE):
         return self.encoder.wavelet_features(x_bcthw)
 
     # --- the VAE contract ---------------------------------------------------------------------------
-    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> Latent:
         """z (B, 4, T, H/8, W/8) in (-1, 1). H and W must be multiples of 8 (``reconstruct`` pads).
         ``mode`` overrides ``config["mode"]`` ("fused" | "triplane" | "wavelet": the other branch zeroed).
         Chunks of ``chunk_frames`` frames are encoded independently and concatenated in time."""
         mode = self._mode(mode)
         chunks = fixed_chunks(x_bcthw.shape[2], self.config["chunk_frames"])
         zs = [self.encoder(x_bcthw[:, :, a:b], mode) for a, b in chunks]
-        return torch.cat(zs, 2) if len(zs) > 1 else zs[0]
+        return Latent(torch.cat(zs, 2) if len(zs) > 1 else zs[0])
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, 4, T, h, w) -> (B, 3, T, 8h, 8w), chunk by chunk as ``encode``."""
-        xs = [self.decoder(z[:, :, a:b]) for a, b in fixed_chunks(z.shape[2], self.config["chunk_frames"])]
+    def decode(self, z: Latent) -> torch.Tensor:
+        """main (B, 4, T, h, w) -> (B, 3, T, 8h, 8w), chunk by chunk as ``encode``."""
+        z_bcthw = z.main
+        xs = [self.decoder(z_bcthw[:, :, a:b]) for a, b in fixed_chunks(z_bcthw.shape[2], self.config["chunk_frames"])]
         return torch.cat(xs, 2) if len(xs) > 1 else xs[0]
 
     @torch.no_grad()
@@ -366,7 +368,7 @@ class HVDM(VAE):
         z = self.encode(x_bcthw, mode)
         recon = self.decode(z)
         return recon, {"wavelet3d": self.config["wavelet3d_weight"] * self.wavelet_loss(x_bcthw, recon),
-                       "_latent_abs_mean": z.detach().abs().mean()}
+                       "_latent_abs_mean": z.main.detach().abs().mean()}
 
 
 __all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "LAB_CONFIG", "MODES",
@@ -711,26 +713,28 @@ class ReleasedHVDM(VAE):
         t2 = -(-t // f) * f
         return F.pad(x_bcthw, (0, 0, 0, 0, 0, t2 - t), mode="replicate") if t2 != t else x_bcthw
 
-    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> Latent:
         """z (B, 4, 16k, 32, 32) in (-1, 1); clips that are not 16 x 256 x 256 are fitted first (``ADAPT_NOTE``)."""
         x = self.fit_clip(x_bcthw)
         f = self.released.frames
-        return torch.cat([self.encode_fixed(x[:, :, s:s + f], mode or "fused") for s in range(0, x.shape[2], f)], 2)
+        return Latent(torch.cat([self.encode_fixed(x[:, :, s:s + f], mode or "fused")
+                                 for s in range(0, x.shape[2], f)], 2))
 
-    def decode(self, z: torch.Tensor, out_size: tuple[int, int, int] | None = None) -> torch.Tensor:
-        """z (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time; ``out_size`` (T, H, W):
+    def decode(self, z: Latent, out_size: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """main (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time; ``out_size`` (T, H, W):
         the fitted clip's own size, frames cropped and pixels resized back (bilinear, antialiased)."""
         f = self.released.frames
-        if z.shape[2] % f:
-            raise ValueError(f"the released HVDM decodes chunks of {f} latent frames, got {z.shape[2]}")
-        y = torch.cat([self.decode_fixed(z[:, :, s:s + f]) for s in range(0, z.shape[2], f)], 2)
+        z_bcthw = z.main
+        if z_bcthw.shape[2] % f:
+            raise ValueError(f"the released HVDM decodes chunks of {f} latent frames, got {z_bcthw.shape[2]}")
+        y = torch.cat([self.decode_fixed(z_bcthw[:, :, s:s + f]) for s in range(0, z_bcthw.shape[2], f)], 2)
         if out_size is None:
             return y
         t, h, w = out_size
         y = y[:, :, :t]
         if (h, w) != tuple(y.shape[3:]):
             y = rearrange(F.interpolate(rearrange(y, "b c t h w -> (b t) c h w"), size=(h, w), mode="bilinear",
-                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=z.shape[0])
+                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=z_bcthw.shape[0])
         return y
 
     @torch.no_grad()

@@ -37,6 +37,7 @@ from torch import nn
 
 from ._causal import CausalConv3d, CausalDownsample, CausalResBlock3d, CausalUpsample, CausalVideoVAE, RMSNorm
 from .base import ModelCard, Paper
+from .latent import Latent
 
 LAB_CONFIG: dict[str, Any] = {
     # [32, 64, 64, 64] (2.93 M params) is the brief's size; halving the two full-resolution levels costs 0.6 M
@@ -164,5 +165,5 @@ class WALTTokenizer(CausalVideoVAE):
     def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         return self.encoder(x_bcthw)
 
-    def decode_chunk(self, z: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        return self.decoder(z)
+    def decode_chunk(self, z: Latent, **kwargs: Any) -> torch.Tensor:
+        return self.decoder(z.main)
