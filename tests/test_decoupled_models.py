@@ -13,8 +13,8 @@ import torch
 from vaelab.models.base import pad_to_rule
 from vaelab.models.hvdm import HVDM, MODES
 from vaelab.models.hvdm import LAB_CONFIG as HVDM_LAB
-from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB
 from vaelab.models.latent import Latent
+from vaelab.models.vidtwin import LAB_CONFIG as VIDTWIN_LAB
 from vaelab.models.vidtwin import VidTwin
 from vaelab.models.wavelets import BANDS_3D, idwt3
 

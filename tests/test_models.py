@@ -39,7 +39,6 @@ def test_reconstruct_keeps_shape_and_latent_matches_card(built, name, t, h, w):
     assert y.shape == x.shape
     assert torch.isfinite(y).all() and y.abs().max() <= 1
     from vaelab.models.base import pad_to_rule
-
     from vaelab.models.latent import Latent
 
     z = m.encode(pad_to_rule(x, m.card.spatial_factor, m.card.frame_rule)[0])
