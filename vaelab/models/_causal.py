@@ -40,6 +40,7 @@ from torch import nn
 from ._blocks import Conv3d, DiagonalGaussian
 from .base import VAE, pad_to_rule
 from .latent import Latent
+from .layout import depth_to_time, upsample_nearest_2x
 
 # --- the streaming cache ------------------------------------------------------------------------
 
@@ -203,12 +204,6 @@ class CausalDownsample(nn.Module):
         return self.conv(x)
 
 
-def depth_to_time(x: torch.Tensor, r: int = 2) -> torch.Tensor:
-    """(B, r*C, T, H, W) -> (B, C, r*T, H, W): channel block i becomes sub-frame i of every frame."""
-    b, rc, t, h, w = x.shape
-    return x.view(b, r, rc // r, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, rc // r, r * t, h, w)
-
-
 class CausalUpsample(Streamable):
     """Inverse of :class:`CausalDownsample`: time 1 + k -> 1 + 2k (depth-to-time), space H -> 2H.
 
@@ -239,9 +234,7 @@ class CausalUpsample(Streamable):
                 x = x[:, :, 1:]
             self._store(True)
         if self.conv is not None:
-            b, c, t, h, w = x.shape
-            x = x[:, :, :, :, None, :, None].expand(b, c, t, h, 2, w, 2).reshape(b, c, t, 2 * h, 2 * w)
-            x = self.conv(x)
+            x = self.conv(upsample_nearest_2x(x))
         return x
 
 

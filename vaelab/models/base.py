@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .latent import Latent
+from .layout import fold_time, unfold_time
 
 
 @dataclass(frozen=True)
@@ -201,14 +202,3 @@ class ImageVAE(VAE):
         b, _, t, _, _ = z.main.shape
         return unfold_time(self.decode_frames(z.with_main(fold_time(z.main))), b, t)
 
-
-def fold_time(x_bcthw: torch.Tensor) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B*T, C, H, W)."""
-    b, c, t, h, w = x_bcthw.shape
-    return x_bcthw.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-
-
-def unfold_time(x_nchw: torch.Tensor, b: int, t: int) -> torch.Tensor:
-    """(B*T, C, H, W) -> (B, C, T, H, W)."""
-    _, c, h, w = x_nchw.shape
-    return x_nchw.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)

@@ -76,6 +76,7 @@ from torch import nn
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .latent import Latent
+from .layout import depth_to_time, per_frame, upsample_nearest_2x
 from .sd_vae import convert_legacy_attention
 
 LAB_CONFIG: dict[str, Any] = {
@@ -132,13 +133,6 @@ CARD = ModelCard(
 
 
 # --- layers ------------------------------------------------------------------------------------------
-
-def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2D module to every frame: (B, C, T, H, W) -> (B, C', T, H', W')."""
-    b, c, t, h, w = x.shape
-    y = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
-    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
-
 
 class GroupNorm3D(nn.GroupNorm):
     """GroupNorm on (B, C, T, H, W): statistics per frame (``over_time=False``, = SD's GroupNorm on
@@ -209,12 +203,6 @@ class Downsample3D(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1)))
 
 
-def depth_to_time(x: torch.Tensor, r: int = 2) -> torch.Tensor:
-    """(B, r*C, T, H, W) -> (B, C, r*T, H, W): channel block i becomes sub-frame i of every frame."""
-    b, rc, t, h, w = x.shape
-    return x.view(b, r, rc // r, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, rc // r, r * t, h, w)
-
-
 class Upsample3D(nn.Module):
     """Nearest x2 in space, then a symmetric 3x3x3 conv; with ``time`` the conv emits 2C channels that become two
     sub-frames per frame and the first frame is dropped: 1 + k -> 1 + 2k (k -> 2k - 1 in general)."""
@@ -225,9 +213,7 @@ class Upsample3D(nn.Module):
         self.conv = Conv3dT(channels, channels * (2 if time else 1), 3, causal=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        x = x[:, :, :, :, None, :, None].expand(b, c, t, h, 2, w, 2).reshape(b, c, t, 2 * h, 2 * w)
-        x = self.conv(x)
+        x = self.conv(upsample_nearest_2x(x))
         return depth_to_time(x)[:, :, 1:] if self.time else x
 
 

@@ -74,6 +74,7 @@ from ._blocks import Conv3d, _groups
 from ._transformer import Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks, grid_positions
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .latent import Latent
+from .layout import from_time_sequences, time_sequences, to_channels_first, to_channels_last
 from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
@@ -181,13 +182,10 @@ class FusionLayer(nn.Module):
     def forward(self, q: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         b, t, h, w, d = q.shape
 
-        def along_t(x: torch.Tensor) -> torch.Tensor:
-            return x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
-
         pos = torch.arange(t, device=q.device)
-        out = self.attn_t(along_t(self.norm_qt(q)), along_t(self.norm_kt(low)), along_t(self.norm_vt(high)),
-                          q_pos=pos, k_pos=pos)
-        q = q + out.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4)
+        out = self.attn_t(time_sequences(self.norm_qt(q)), time_sequences(self.norm_kt(low)),
+                          time_sequences(self.norm_vt(high)), q_pos=pos, k_pos=pos)
+        q = q + from_time_sequences(out, b, h, w)
         pos = grid_positions(h, w, q.device)
         out = self.attn_s(self.norm_qs(q).reshape(b * t, h * w, d), self.norm_ks(low).reshape(b * t, h * w, d),
                           self.norm_vs(high).reshape(b * t, h * w, d), q_pos=pos, k_pos=pos)
@@ -205,7 +203,7 @@ class HVDMDecoder(nn.Module):
         self.to_pixels = Unpatchify(dim, patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        tokens = self.post_quant(z.permute(0, 2, 3, 4, 1))
+        tokens = self.post_quant(to_channels_last(z))
         return 2 * torch.sigmoid(self.to_pixels(self.transformer(tokens))) - 1
 
     @property
@@ -243,7 +241,7 @@ class HVDMEncoder(nn.Module):
     def planes(self, x_bcthw: torch.Tensor) -> dict[str, torch.Tensor]:
         v = self.transformer(self.patch_embed(x_bcthw))
         b, t, h, w, d = v.shape
-        hw = self.pool_t(v.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)).reshape(b, h, w, d)
+        hw = self.pool_t(time_sequences(v)).reshape(b, h, w, d)
         tw = self.pool_h(v.permute(0, 1, 3, 2, 4).reshape(b * t * w, h, d)).reshape(b, t, w, d)
         th = self.pool_w(v.reshape(b * t * h, w, d)).reshape(b, t, h, d)
         return {"hw": hw.permute(0, 3, 1, 2), "tw": tw.permute(0, 3, 1, 2), "th": th.permute(0, 3, 1, 2)}
@@ -261,7 +259,7 @@ class HVDMEncoder(nn.Module):
         bands = wavelet_bands(x_bcthw)
         low = self.low_stack(bands["LLL"])
         high = self.high_stack(torch.cat([bands[k] for k in HIGH_BANDS], 1))
-        return tuple(f.repeat_interleave(2, dim=2)[:, :, :t].permute(0, 2, 3, 4, 1) for f in (low, high))
+        return tuple(to_channels_last(f.repeat_interleave(2, dim=2)[:, :, :t]) for f in (low, high))
 
     def fused_volume(self, x_bcthw: torch.Tensor, mode: str) -> torch.Tensor:
         _check_mode(mode)
@@ -282,7 +280,7 @@ class HVDMEncoder(nn.Module):
 
     def forward(self, x_bcthw: torch.Tensor, mode: str = "fused") -> torch.Tensor:
         """(B, 3, T, H, W) -> z (B, C, T, H/p, W/p) in (-1, 1)."""
-        return torch.tanh(self.quant(self.fused_volume(x_bcthw, mode))).permute(0, 4, 1, 2, 3)
+        return to_channels_first(torch.tanh(self.quant(self.fused_volume(x_bcthw, mode))))
 
 
 def wavelet_bands(x_bcthw: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -56,16 +56,17 @@ import copy
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Conv3d
-from ._causal import CausalVideoVAE, RMSNorm, Streamable, depth_to_time
+from ._causal import CausalVideoVAE, RMSNorm, Streamable
 from .base import ModelCard, Paper
 from .latent import Latent
+from .layout import depth_to_time, per_frame
 
 LAB_CONFIG: dict[str, Any] = {
     "dim": 12,  # width of each branch at level 0 (12 -> 2.6 M params, on a par with walt; the paper uses 64 or 96)
@@ -107,13 +108,6 @@ CARD = ModelCard(
 )
 
 BRANCHES = ("keyframe", "temporal")
-
-
-def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2D module to every frame: (B, C, T, H, W) -> (B, C', T, H', W')."""
-    b, c, t, h, w = x.shape
-    y = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
-    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
 
 
 class GroupCausalConv3d(Streamable):

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, ResnetBlock2D
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .latent import Latent
+from .layout import fold_time, unfold_time
 from .wavelets import dwt2_multilevel
 
 LAB_CONFIG: dict[str, Any] = {

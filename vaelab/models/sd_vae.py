@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, Encoder
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .latent import Latent
+from .layout import fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
     "in_channels": 3,

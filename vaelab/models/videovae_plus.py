@@ -70,8 +70,9 @@ from torch import nn
 from ._blocks import Conv3d, DiagonalGaussian, Downsample2D, Upsample2D, _groups
 from ._text import Caption, TextEmbedder, as_caption_list
 from .base import VAE, ModelCard, Paper, pad_to_rule
-from .cv_vae import GroupNorm3D, SpatialAttention, per_frame
+from .cv_vae import GroupNorm3D, SpatialAttention
 from .latent import Latent
+from .layout import fold_time, per_frame, unfold_time, upsample_nearest_2x
 
 LAB_CONFIG: dict[str, Any] = {
     "in_channels": 3,
@@ -568,14 +569,13 @@ class VideoVAEPlus(VAE):
 
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B*T, C, 1, H, W): every frame an image."""
-    b, c, t, h, w = x.shape
-    return x.transpose(1, 2).reshape(b * t, c, 1, h, w)
+    """(B, C, T, H, W) -> (B*T, C, 1, H, W): every frame an image (a one-frame clip)."""
+    return fold_time(x).unsqueeze(2)
 
 
 def _unfold(x: torch.Tensor, b: int, t: int) -> torch.Tensor:
     """(B*T, C, 1, H, W) -> (B, C, T, H, W)."""
-    return x.reshape(b, t, *x.shape[1:2], *x.shape[3:]).transpose(1, 2)
+    return unfold_time(x.squeeze(2), b, t)
 
 
 def _repeat_caps(caption: Caption | Sequence[Caption], b: int, t: int) -> list[Caption]:
@@ -884,10 +884,7 @@ class RDecoder2plus1D(nn.Module):
         for level in reversed(self.up):
             h = _blocks_with_attention(level, h, ctx, temporal)
             if hasattr(level, "upsample"):
-                t = h.shape[2]
-                h = rearrange(F.interpolate(rearrange(h, "b c t h w -> b (c t) h w"), scale_factor=2.0,
-                                            mode="nearest"), "b (c t) h w -> b c t h w", t=t)
-                h = level.upsample.conv(h)
+                h = level.upsample.conv(upsample_nearest_2x(h))
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

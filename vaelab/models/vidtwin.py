@@ -95,6 +95,7 @@ from ._transformer import (
 )
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .latent import Latent
+from .layout import fold_time, per_frame, time_sequences, to_channels_first, to_channels_last, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
     "patch_size": 8,
@@ -270,18 +271,14 @@ class VidTwinEncoder(nn.Module):
     def structure(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2 d_S, n_q, h_S, w_S) and the Q-Former's last cross-attention (B*h*w, n_q, T)."""
         b, t, h, w, d = tokens.shape
-        seq = tokens.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
-        q, probs = self.qformer(seq)  # (B*h*w, n_q, wq), (B*h*w, n_q, T)
-        nq, wq = q.shape[1:]
-        maps = q.reshape(b, h, w, nq, wq).permute(0, 3, 4, 1, 2).reshape(b * nq, wq, h, w)
-        moments = self.structure_down(maps)
-        return moments.reshape(b, nq, *moments.shape[1:]).transpose(1, 2), probs
+        q, probs = self.qformer(time_sequences(tokens))  # (B*h*w, n_q, wq), (B*h*w, n_q, T)
+        nq = q.shape[1]
+        maps = rearrange(q, "(b h w) q c -> (b q) c h w", b=b, h=h, w=w)
+        return unfold_time(self.structure_down(maps), b, nq), probs
 
     def dynamics(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2 d_D, T, h_D) (averaged over the width) and (B, 2 d_D, T, w_D) (averaged over the height)."""
-        b, t, h, w, d = tokens.shape
-        f = self.dynamics_down(tokens.permute(0, 1, 4, 2, 3).reshape(b * t, d, h, w))
-        f = f.reshape(b, t, d, *f.shape[-2:]).transpose(1, 2)  # (B, D, T, h_D, w_D)
+        f = per_frame(self.dynamics_down, to_channels_first(tokens))  # (B, D, T, h_D, w_D)
         return self.dynamics_head(f.mean(dim=-1)), self.dynamics_head(f.mean(dim=-2))
 
 
@@ -315,7 +312,7 @@ class VidTwinDecoder(nn.Module):
     def embed_structure(self, z_s: torch.Tensor, t: int, grid: tuple[int, int]) -> torch.Tensor:
         """(B, d_S, n_q, h_S, w_S) -> v_S (B, T, h, w, D): up-sample and embed each slot, mix n_q slots to T frames."""
         b, _, nq, hs, ws = z_s.shape
-        maps = self.structure_up(z_s.transpose(1, 2).reshape(b * nq, -1, hs, ws))
+        maps = self.structure_up(fold_time(z_s))  # (B*n_q, wq, 2 h_S, 2 w_S): one map per query slot
         maps = centre_crop(maps, *grid)  # (B*n_q, wq, h, w)
         slots = self.structure_embed(maps.reshape(b, nq, -1, *grid).permute(0, 3, 4, 1, 2))  # (B, h, w, n_q, D)
         mix = self.slot_to_frame(fourier_time(t, 16, z_s.device).to(z_s.dtype))  # (T, n_q + 1)
@@ -460,7 +457,7 @@ class VidTwin(VAE):
             if dynamics is not None:
                 v_h = self.decoder.embed_axis(z_h[:, :, a:b], grid[0])  # (B, D, t, h): broadcast over the width
                 v_w = self.decoder.embed_axis(z_w[:, :, a:b], grid[1])  # (B, D, t, w): broadcast over the height
-                v_d = (v_h[..., :, None] + v_w[..., None, :]).permute(0, 2, 3, 4, 1)  # (B, t, h, w, D)
+                v_d = to_channels_last(v_h[..., :, None] + v_w[..., None, :])  # (B, t, h, w, D)
                 parts.append(v_d if dynamics_keep is None else v_d * dynamics_keep.view(-1, 1, 1, 1, 1))
             out.append(self.decoder(sum(parts)))
         return torch.cat(out, 2) if len(out) > 1 else out[0]
@@ -934,7 +931,7 @@ class ReleasedVidTwin(VidTwin):
     def structure(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2C, n_q, h_S, w_S) and the last cross-attention (B*h*w, n_q, T')."""
         b, _, h, w, _ = tok.shape
-        q, probs = self.temporal_qformer(rearrange(tok, "b t h w d -> (b h w) t d"))
+        q, probs = self.temporal_qformer(time_sequences(tok))
         maps = rearrange(q, "(b h w) f c -> (b f) c h w", b=b, h=h, w=w)
         m = self.bottle_down(self.content_downsample_blocks(self.conv_in(maps)))
         return rearrange(m, "(b f) c h w -> b c f h w", b=b), probs

@@ -35,8 +35,9 @@ from ._blocks import (
     UpDecoderBlock2D,
     full_precision,
 )
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .latent import Latent
+from .layout import fold_time, unfold_time
 
 LAB_CONFIG: dict[str, Any] = {
     "block_out_channels": [32, 64, 64, 128],
