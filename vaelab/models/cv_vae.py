@@ -70,13 +70,20 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .latent import Latent
-from .layout import depth_to_time, per_frame, upsample_nearest_2x
+from .layout import (
+    depth_to_time,
+    from_time_sequences,
+    per_frame,
+    time_sequences,
+    to_channels_first,
+    to_channels_last,
+    upsample_nearest_2x,
+)
 from .sd_vae import convert_legacy_attention
 
 LAB_CONFIG: dict[str, Any] = {
@@ -253,10 +260,10 @@ class TemporalAttention(nn.Module):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The attention output without the residual: (B, C, T, H, W) -> (B, C, T, H, W)."""
         b, c, t, h, w = x.shape
-        seq = self.norm(rearrange(x, "b c t h w -> (b h w) t c"))
+        seq = self.norm(time_sequences(to_channels_last(x)))  # (B*h*w, T, C)
         out = F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
         out = self.to_out[1](self.to_out[0](out))
-        return rearrange(out, "(b h w) t c -> b c t h w", b=b, h=h, w=w)
+        return to_channels_first(from_time_sequences(out, b, h, w))
 
 
 class MidBlock3D(nn.Module):

@@ -651,6 +651,7 @@ class ReleasedHVDM(VAE):
         tok = self.encoder.to_patch_embedding(rearrange(x_bcthw, "b c f (h p1) (w p2) -> b (f h w) (p1 p2 c)",
                                                         p1=self.released.patch, p2=self.released.patch))
         v = rearrange(self.encoder(tok, x_bcthw.shape[2], g, g), "b (t h w) c -> b c t h w", h=g, w=g)
+        # the three axis poolings side by side, as the reference (the first is vaelab.models.layout.time_sequences)
         hw = rearrange(self._pool(rearrange(v, "b c t h w -> (b h w) t c"), "xy"), "(b h w) c -> b c h w", b=b, h=g)
         tw = rearrange(self._pool(rearrange(v, "b c t h w -> (b t w) h c"), "yt"), "(b t w) c -> b c t w", b=b, w=g)
         th = rearrange(self._pool(rearrange(v, "b c t h w -> (b t h) w c"), "xt"), "(b t h) c -> b c t h", b=b, h=g)

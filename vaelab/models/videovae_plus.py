@@ -72,7 +72,16 @@ from ._text import Caption, TextEmbedder, as_caption_list
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .cv_vae import GroupNorm3D, SpatialAttention
 from .latent import Latent
-from .layout import fold_time, per_frame, unfold_time, upsample_nearest_2x
+from .layout import (
+    fold_time,
+    from_time_sequences,
+    per_frame,
+    time_sequences,
+    to_channels_first,
+    to_channels_last,
+    unfold_time,
+    upsample_nearest_2x,
+)
 
 LAB_CONFIG: dict[str, Any] = {
     "in_channels": 3,
@@ -203,7 +212,7 @@ class RelativeTemporalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
-        seq = self.norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))
+        seq = self.norm(time_sequences(to_channels_last(x)))  # (B*h*w, T, C)
         q, k, v = self.qkv(seq).view(-1, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (N, h, T, d)
         pos = torch.arange(t, device=x.device)
         rel = (pos[None, :] - pos[:, None]).clamp(-self.max_relative, self.max_relative) + self.max_relative
@@ -212,7 +221,7 @@ class RelativeTemporalAttention(nn.Module):
         attn = logits.float().softmax(-1).to(v.dtype)  # softmax in float32 under autocast (no-op in fp32)
         out = attn @ v + torch.einsum("nhij,ijd->nhid", attn, rv)
         out = self.proj_out(out.transpose(1, 2).reshape(-1, t, c))
-        return x + out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+        return x + to_channels_first(from_time_sequences(out, b, h, w))
 
 
 class CaptionCrossAttention(nn.Module):

@@ -934,11 +934,12 @@ class ReleasedVidTwin(VidTwin):
         q, probs = self.temporal_qformer(time_sequences(tok))
         maps = rearrange(q, "(b h w) f c -> (b f) c h w", b=b, h=h, w=w)
         m = self.bottle_down(self.content_downsample_blocks(self.conv_in(maps)))
-        return rearrange(m, "(b f) c h w -> b c f h w", b=b), probs
+        return unfold_time(m, b, q.shape[1]), probs
 
     def dynamics(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments averaged over the width (B, 2d, T', h_D) and over the height (B, 2d, T', w_D)."""
         b = tok.shape[0]
+        # Copied from vaelab.models.layout.per_frame, written out: without motion blocks the folded layout stays
         z = rearrange(tok, "b t h w d -> (b t) d h w")
         if self.arch.motion_num_blocks:
             z = self.downsample_motion_module(z)
@@ -999,7 +1000,7 @@ class ReleasedVidTwin(VidTwin):
         """(B, C, n_q, h_S, w_S) -> v_S (B, T', h*w, D)."""
         b = z_s.shape[0]
         _, h, w = self.arch.grid
-        up = self.conv_out(self.content_upsample_blocks(self.bottle_up(rearrange(z_s, "b c f h w -> (b f) c h w"))))
+        up = self.conv_out(self.content_upsample_blocks(self.bottle_up(fold_time(z_s))))
         if up.shape[-2] > h:  # the reference's crop: one border from the height, used for both axes
             top = (up.shape[-2] - h) // 2
             up = up[:, :, top:top + h, top:top + w]
