@@ -481,7 +481,7 @@ def receptive_field_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
         slots = _latent_slots(z)
         variants = [_perturbed(z, parts, j, gen) for parts, j, _ in slots]
         outs = []
-        if not model.latent_parts:  # one batched decode per BATCH perturbed latents
+        if not z.has_parts:  # one batched decode per BATCH perturbed latents
             for a in range(0, len(variants), BATCH):
                 outs.append(model.decode(Latent.cat(variants[a:a + BATCH], dim=0)))
         else:
