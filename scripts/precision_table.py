@@ -24,14 +24,13 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from vaelab import engine, models, pipeline
+    from vaelab import engine, metrics, models, pipeline
 
     clip = pipeline.load_input(None, pipeline.example_names()[0], frames=a.frames, size=a.size).frames
     names = a.models.split(",") if a.models else models.names()
 
     def psnr(rec: np.ndarray) -> float:
-        mse = ((rec.astype(np.float64) - clip) ** 2).mean(axis=(1, 2, 3))
-        return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+        return float(metrics.psnr_per_frame(clip, rec).mean())
 
     for name in names:
         model = engine.get_model(name, "lab", "cpu")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -24,6 +25,30 @@ def _command(name: str, steps: int, r: dict) -> str:
     if r.get("captions") is False:
         cmd += " --no-captions"
     return cmd
+
+
+V2_RUNS = ROOT / "scripts" / "train_all.sh"
+STEP_TIMES = ROOT / "docs" / "measurements" / "train_step_precision_128px.json"
+BUDGET = 5e8
+
+
+def v2_plan() -> str:
+    """The equal-budget v2 plan (scripts/train_all.sh), with each family's state read from its record."""
+    runs = re.findall(r'^  "([a-z0-9-]+) (\d+) (\d+) ([0-9.e-]+) (fp32|bf16)(.*)"$', V2_RUNS.read_text(), flags=re.M)
+    times = json.loads(STEP_TIMES.read_text()) if STEP_TIMES.exists() else {}
+    lines = ["| family | batch x frames x crop | steps for 5e8 pixel-frames | lr | precision | CPU-s/step (1 thread) "
+             "| est. hours (2 idle cores) | shipped weights |", "|---|---|---:|---:|---|---:|---:|---|"]
+    for name, frames, batch, lr, prec, extra in runs:
+        steps = math.ceil(BUDGET / (int(batch) * int(frames) * 128 * 128))
+        sec = times.get(name, {}).get("step_s", {}).get(prec)
+        # 2 threads ran ~1.8x one thread here (sd-vae 1.12 -> 0.63 s/step)
+        est = f"{steps * sec / 1.8 / 3600:.1f}" if sec else "?"
+        rec = models.training_record(name)
+        state = ("v2, " + f"{rec.get('pixel_frames', 0) / 1e6:.0f} M pixel-frames"
+                 if rec.get("recipe", {}).get("data_mix") == "v2" else "v1 (v2 run pending)")
+        lines.append(f"| `{name}`{extra.replace(' --', ', --') if extra else ''} | {batch} x {frames} x 128 | {steps} | "
+                     f"{lr} | {prec} | {sec if sec else '?'} | {est} | {state} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -55,6 +80,11 @@ def main() -> None:
                                       f"{v['size']})" for k, v in clips.items())
             + f"; **mean {held['mean_psnr']:.2f} dB / SSIM {held['mean_ssim']:.4f}**",
             f"- Protocol: {held['protocol']}",
+            *([f"- Colour (CIEDE2000 of 8x8 block means): mean {held['mean_delta_e_mean']:.2f}, "
+               f"95th percentile {held['mean_delta_e_p95']:.2f}"] if "mean_delta_e_mean" in held else []),
+            *([f"- Held-out set **{k}**: {v['mean_psnr']:.2f} dB / SSIM {v['mean_ssim']:.4f} / colour mean "
+               f"{v['mean_delta_e_mean']:.2f}, p95 {v['mean_delta_e_p95']:.2f}"
+               for k, v in tr.get("heldout_sets", {}).items()]),
             *([f"- Caption effect (held-out mean PSNR): right caption {ce['right']:.2f} dB, none {ce['none']:.2f} dB, "
                f"wrong {ce['wrong']:.2f} dB"] if (ce := tr.get("caption_effect")) else []),
             f"- Reproduce: `{_command(card.name, tr['steps'], r)}`",
@@ -75,7 +105,16 @@ def main() -> None:
         "`python scripts/training_report.py`.\n\n"
         "Held-out protocol: the last 20 % of frames of `bigbuckbunny.mp4` (132 frames) and `bikes.mp4` (250 frames) "
         "are never sampled in training; they are decoded at short side 128 px and reconstructed whole (padded to a "
-        "multiple of 8, cropped back).\n\n" + table + "\n\n" + "\n\n".join(sections) + "\n")
+        "multiple of 8, cropped back).\n\n" + table + "\n\n"
+        "## Lab weights v2: one budget for every family (in progress)\n\n"
+        "Every family trains on the same data mix (v2, `docs/DATA.md`: photos, clips, procedural content, colour "
+        "jitter, synthetic camera), the same schedule shape (linear warm-up of 100 steps, cosine to 10 %, AdamW, "
+        "grad-clip 1) and the same budget of 5e8 training pixel-frames (frames x height x width seen) at 128 px "
+        "crops, half of the non-procedural samples from photos. CV-VAE starts from the trained sd-vae (its "
+        "paper's inflation), so its parent's budget counts too. Precision per family is whichever trains faster "
+        "on this CPU (`docs/PERFORMANCE.md`, Training in bf16). One resumable queue runs them all: "
+        "`nice -n 19 bash scripts/train_all.sh runs 2`. Until a family's v2 run has finished, its v1 weights "
+        "below are what ships.\n\n" + v2_plan() + "\n\n" + "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The package's import graph, read from the source (ast): no cycles, and dependencies point one way.
 
 Layers, lowest first (a module may import its own layer or lower ones, never higher):
-    0 base     io, metrics, device choice, request limits and cancel flags, the LPIPS fetcher
+    0 base     io, metrics, device choice, request limits and cancel flags, the LPIPS fetcher, the LRU cache
     1 models   every family, shared blocks, registry, weight loading (hub)
     2 streaming chunked causal inference with layer caches, tiling
     3 engine   one model on one clip (device, precision, padding, chunking)
@@ -22,7 +22,7 @@ PKG = Path(__file__).resolve().parents[1] / "vaelab"
 
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     # (layer, module-name prefixes), first match wins: longer prefixes first where they differ
-    (0, ("vaelab.io", "vaelab.metrics", "vaelab.device", "vaelab.lpips_fetch", "vaelab.limits")),
+    (0, ("vaelab.io", "vaelab.metrics", "vaelab.device", "vaelab.lpips_fetch", "vaelab.limits", "vaelab.cache")),
     (1, ("vaelab.models", "vaelab.hub")),
     (2, ("vaelab.streaming",)),
     (3, ("vaelab.engine",)),

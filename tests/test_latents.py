@@ -377,12 +377,14 @@ def test_analyse_report_and_cache(built):
 
 
 def test_bench_umap_reports_times():
-    res = L.bench_umap(sizes=(30, 12), warm=False)
+    from vaelab.bench.embedding import bench_umap, synthetic_latents
+
+    res = bench_umap(sizes=(30, 12), warm=False)
     assert set(res["umap_s"]) == set(res["umap_cpu_s"]) == set(res["pca_s"]) == {30, 12}
     assert all(v >= 0 for v in res["umap_s"].values()) and res["warm_up_s"] == {}
-    v = L.synthetic_latents(100, 8, seed=1)
+    v = synthetic_latents(100, 8, seed=1)
     assert v.shape == (100, 8) and v.dtype == np.float32
-    np.testing.assert_array_equal(v, L.synthetic_latents(100, 8, seed=1))
+    np.testing.assert_array_equal(v, synthetic_latents(100, 8, seed=1))
 
 
 # --- figures: hover number, reference-only bars, patch thumbnails ------------------------------------
@@ -434,7 +436,7 @@ def _run_tab(*, clip_source=None, upload=None, example=None, frames=5, size=32, 
 @pytest.fixture
 def tab_assets(tmp_path, monkeypatch):
     """Stand-ins for cv-vae (compatibility meter, C=4), walt (C=8) and sd-vae; fresh report cache."""
-    monkeypatch.setattr(L, "_REPORT_CACHE", type(L._REPORT_CACHE)())
+    L.clear_caches()
     return make_standin_assets(tmp_path, monkeypatch, ("cv-vae", "walt", "sd-vae"))
 
 

@@ -132,8 +132,11 @@ def test_offline_never_touches_the_network(server, standin, monkeypatch, tmp_pat
 
 
 def test_status_line_while_downloading_and_after_a_failure(monkeypatch, tmp_path):
-    monkeypatch.setattr(metrics, "_alexnet_backbone_path", lambda: str(tmp_path / "none.pth"))
-    if metrics._lpips_linear_path() is None or not os.path.isfile(metrics._lpips_linear_path()):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no backbone in this hub cache
+    lin = metrics.pixel._lpips_linear_path()
+    if lin is None or not os.path.isfile(lin):
         pytest.skip("the lpips package (its linear layers) is not installed")
     monkeypatch.setattr(lpips_fetch, "_STATUS", lpips_fetch.FetchStatus("downloading"))
     ok, msg = metrics.lpips_status()

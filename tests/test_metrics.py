@@ -165,7 +165,7 @@ def test_lpips_available_code_path(random_alexnet_hub, monkeypatch, no_download)
     assert d.shape == (3,) and np.all(np.isfinite(d)) and np.all(d > 0)
     np.testing.assert_allclose(m.lpips_per_frame(ref, ref), 0.0, atol=1e-7)
     # The trunk really holds the cached file's weights (not torchvision's own init).
-    trunk = m._get_lpips("cpu").net.state_dict()
+    trunk = m.pixel._get_lpips("cpu").net.state_dict()
     assert len(trunk) == 10  # 5 conv layers x (weight, bias)
     for key in ("slice1.0.weight", "slice3.6.bias", "slice5.10.weight"):
         layer = key.split(".", 1)[1]
@@ -239,3 +239,49 @@ def test_delta_e_map_shape_and_clip_metrics_fields():
     assert d["delta_e_mean"] == pytest.approx(m.colour_stats(ref, rec)["delta_e_mean"])
     with pytest.raises(ValueError, match="at least 8x8"):
         m.colour_stats(ref[:, :4, :4], rec[:, :4, :4])
+
+
+def test_psnr_from_mse_is_the_one_formula():
+    mse = np.array([0.0, 1.0, 100.0])
+    np.testing.assert_allclose(m.psnr_from_mse(mse), [m.PSNR_CAP, 10 * np.log10(255**2), 10 * np.log10(255**2 / 100)])
+    # float [-1, 1] values (peak-to-peak 2) give the uint8 number of the same picture
+    np.testing.assert_allclose(m.psnr_from_mse(mse[1:] / 127.5**2, data_range=2.0), m.psnr_from_mse(mse[1:]))
+    assert m.psnr_from_mse(torch.tensor([4.0, 0.0])).dtype == np.float64
+
+
+def test_no_other_psnr_formula_in_the_package():
+    """Every PSNR ends in metrics.pixel.psnr_from_mse: no module writes log10(peak ** 2 / mse) itself."""
+    import re
+    from pathlib import Path
+
+    pkg = Path(m.__file__).resolve().parents[1]
+    formula = re.compile(r"log10\(\s*[\d.]+\s*(\*\*\s*2)?\s*/")
+    own = pkg / "metrics" / "pixel.py"
+    hits = [str(p.relative_to(pkg)) for p in sorted(pkg.rglob("*.py")) if p != own and formula.search(p.read_text())]
+    assert not hits, f"PSNR computed outside vaelab.metrics: {hits}"
+    old = "mse = ((a - b) ** 2).mean()\nreturn 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))"
+    assert formula.search(old) and formula.search("10 * torch.log10(4.0 / mse)")  # the check sees the old copies
+
+
+@pytest.mark.parametrize("ref,rec", PAIRS, ids=["random", "astronaut"])
+def test_float32_ssim_matches_the_float64_formula(ref, rec):
+    """The float32, centred SSIM the app computes equals the plain float64 reading of the formula (and so
+    skimage, above) to 1e-6; a prepared reference gives the same numbers."""
+    slow = m.pixel.ssim_per_frame_f64(ref, rec)
+    np.testing.assert_allclose(m.ssim_per_frame(ref, rec), slow, atol=1e-6, rtol=0)
+    prepared = m.SSIMReference(ref)
+    np.testing.assert_allclose(m.ssim_per_frame(ref, rec, prepared), slow, atol=1e-6, rtol=0)
+    # a reconstruction that differs must score differently through the prepared reference too
+    assert prepared.score(ref)[0] == pytest.approx(1.0, abs=1e-6) and prepared.score(rec)[0] < 0.999
+
+
+def test_clip_reference_gives_the_same_clip_metrics():
+    ref, rec = _astronaut_pair(frames=3)
+    plain = m.clip_metrics(ref, rec, with_lpips=False)
+    shared = m.ClipReference(ref)
+    for other in (rec, np.flip(rec, axis=2).copy()):
+        a, b = m.clip_metrics(ref, other, with_lpips=False), m.clip_metrics(ref, other, with_lpips=False, reference=shared)
+        assert a == b
+    assert m.clip_metrics(ref, rec, with_lpips=False, reference=shared) == plain
+    with pytest.raises(ValueError, match="another clip"):
+        m.clip_metrics(ref.copy(), rec, with_lpips=False, reference=shared)

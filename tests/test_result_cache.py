@@ -31,11 +31,18 @@ def test_identical_request_is_reused_and_marked(one_thread):
                                      overlap=16).results["sd-vae"].cached
 
 
-def test_cache_is_bounded():
-    cache = pipeline._ResultCache(size=2)
-    for k in range(3):
-        cache.put((k,), k)
-    assert cache.get((0,)) is None and cache.get((1,)) == 1 and cache.get((2,)) == 2
+def test_result_cache_is_bounded_by_entries_and_bytes():
+    assert pipeline._RESULTS.size == 64 and pipeline._RESULTS.max_bytes == pipeline._result_cache_bytes()
+
+    class Run:
+        def __init__(self, n):
+            self.recon = np.zeros(n, np.uint8)
+
+    class Result:
+        def __init__(self, n):
+            self.run = Run(n)
+
+    assert pipeline._result_nbytes(Result(1000)) == 1000 and pipeline._result_nbytes(3) == 0
 
 
 def test_notes_say_when_a_result_was_reused(one_thread):

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import limits, metrics
+from .cache import LRU, clip_hash
 from .engine import RunResult, get_model, run_model
 from .models.base import reads_captions
 
@@ -91,7 +92,8 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
     caption = (caption or "").strip() or None
     lp_ok, lp_msg = metrics.lpips_status()
     results: dict[str, ModelResult] = {}
-    digest = _frames_digest(frames)
+    digest = clip_hash(frames)
+    reference = None
     for i, name in enumerate(names):
         limits.check_cancelled()
 
@@ -120,63 +122,32 @@ def reconstruct_clip(frames: np.ndarray, names: list[str], *, device: str = "aut
         if progress:
             progress((i + 0.95) / len(names), f"{name}: metrics")
         limits.check_cancelled()
-        m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok)
+        if reference is None:  # the input's SSIM / colour halves, once for every model of the request
+            reference = metrics.ClipReference(frames)
+        m = metrics.clip_metrics(frames, run.recon, with_lpips=with_lpips and lp_ok, reference=reference)
         extras = dict(run.extras) | family_diagnostics(model, frames, device)
         results[name] = ModelResult(run, m, metrics.temporal_flicker(run.recon).tolist(), extras)
         _RESULTS.put(key, results[name])
     return Comparison(frames, fps, results, metrics.temporal_flicker(frames).tolist(), lp_msg, list(clip_notes or []))
 
 
-class _ResultCache:
-    """LRU of per-model results keyed by (input digest, model, weights, device, settings).
-
-    Models are deterministic at inference (posterior mean), so the same clip and settings give the same
-    reconstruction: a repeated request, an example a workshop pre-computed, or a re-run with one more
-    model selected only pays for what is new. Results are never mutated after they are made."""
-
-    def __init__(self, size: int = 64, max_bytes: int | None = None):
-        import collections
-        import os
-        import threading
-
-        self.size, self._d, self._lock = size, collections.OrderedDict(), threading.Lock()
-        # a byte budget too: one GPU-sized result can be hundreds of MB (limits: VAELAB_RESULT_CACHE_MB)
-        self.max_bytes = max_bytes if max_bytes is not None else int(os.environ.get("VAELAB_RESULT_CACHE_MB", 512)) << 20
-
-    def get(self, key: tuple) -> ModelResult | None:
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        return None
-
-    @staticmethod
-    def _nbytes(value: Any) -> int:
-        recon = getattr(getattr(value, "run", None), "recon", None)
-        return int(getattr(recon, "nbytes", 0))
-
-    def put(self, key: tuple, value: ModelResult) -> None:
-        if self._nbytes(value) > self.max_bytes:
-            return
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self.size or sum(map(self._nbytes, self._d.values())) > self.max_bytes:
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
+def _result_nbytes(value: Any) -> int:
+    recon = getattr(getattr(value, "run", None), "recon", None)
+    return int(getattr(recon, "nbytes", 0))
 
 
-_RESULTS = _ResultCache()
+def _result_cache_bytes() -> int:
+    """The result cache's byte budget: one GPU-sized result can be hundreds of MB (limits: VAELAB_RESULT_CACHE_MB)."""
+    import os
+
+    return int(os.environ.get("VAELAB_RESULT_CACHE_MB", 512)) << 20
 
 
-def _frames_digest(frames: np.ndarray) -> str:
-    import hashlib
-
-    h = hashlib.blake2b(np.ascontiguousarray(frames).tobytes(), digest_size=16)
-    h.update(repr(frames.shape).encode())
-    return h.hexdigest()
+# LRU of per-model results keyed by (input digest, model, weights, device, settings). Models are deterministic at
+# inference (posterior mean), so the same clip and settings give the same reconstruction: a repeated request, an
+# example a workshop pre-computed, or a re-run with one more model selected only pays for what is new. Results are
+# never mutated after they are made.
+_RESULTS: LRU[ModelResult] = LRU(64, max_bytes=_result_cache_bytes(), nbytes=_result_nbytes)
 
 
 DIAGNOSTIC_FRAMES = 32  # a family's own measurements (model.diagnostics) read at most this many frames

@@ -227,27 +227,10 @@ def _borders(size: int, tile: int, overlap: int) -> list[int]:
 def seam_score(x: torch.Tensor, tile: int, overlap: int = 0) -> float:
     """How much sharper the image changes across tile borders than elsewhere (1 = no seams).
 
-    At every pixel boundary b (between columns b - 1 and b, likewise rows) the jump
-    |d(b) - (d(b - 1) + d(b + 1)) / 2| is the first difference minus its neighbours' mean, i.e. a
-    step that a smooth gradient does not produce. The score is the mean jump at the borders of
-    the tile layout ``tile_starts(size, tile, overlap)`` (in ``x``'s pixels) divided by the mean
-    jump at all other boundaries. ``x`` is (..., H, W), e.g. a decoded (B, 3, T, H, W) clip.
+    :func:`vaelab.metrics.seam.border_jump_ratio` (the metric) at the borders of the tile layout
+    ``tile_starts(size, tile, overlap)`` (in ``x``'s pixels). ``x`` is (..., H, W), e.g. a decoded
+    (B, 3, T, H, W) clip.
     """
-    x = x.detach().float()
-    sums = {True: [0.0, 0], False: [0.0, 0]}
-    for dim, size in ((-1, x.shape[-1]), (-2, x.shape[-2])):
-        if size < 4:
-            continue
-        d = x.diff(dim=dim)  # d[..., i] = x[i + 1] - x[i]: boundary b = i + 1
-        n = d.shape[dim]
-        jump = (d.narrow(dim, 1, n - 2) - 0.5 * (d.narrow(dim, 0, n - 2) + d.narrow(dim, 2, n - 2))).abs()
-        per_b = jump.transpose(dim, -1).reshape(-1, n - 2).mean(0)  # boundaries b = 2 .. size - 2
-        border = set(_borders(size, tile, overlap))
-        for k, v in enumerate(per_b.tolist()):
-            b = k + 2
-            s = sums[b in border]
-            s[0] += v
-            s[1] += 1
-    if not sums[True][1] or not sums[False][1]:
-        raise ValueError("no tile borders (or no other boundaries) to compare; is tile smaller than the image?")
-    return (sums[True][0] / sums[True][1]) / max(sums[False][0] / sums[False][1], 1e-12)
+    from .metrics.seam import border_jump_ratio
+
+    return border_jump_ratio(x, _borders(x.shape[-1], tile, overlap), _borders(x.shape[-2], tile, overlap))

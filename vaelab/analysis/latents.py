@@ -32,11 +32,9 @@ not comparable), and the reference is compared only with models of its channel c
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
-import os
 import threading
 import time
 import warnings
@@ -47,6 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cache import LRU, clip_hash
+from ..metrics.latent import frechet_distance, sliced_wasserstein, vector_stats
 from ..models.latent import Latent
 
 SOURCES = ("video", "image", "reference")
@@ -185,13 +185,6 @@ def concat(sets: list[LatentSet]) -> LatentSet:
 
 # --- collection ----------------------------------------------------------------------------------
 
-def clip_hash(frames_thwc: np.ndarray) -> str:
-    """Short content hash of a uint8 clip (shape included)."""
-    h = hashlib.blake2b(np.ascontiguousarray(frames_thwc).tobytes(), digest_size=12)
-    h.update(repr(frames_thwc.shape).encode())
-    return h.hexdigest()
-
-
 def _video_latent(model: Any, x_bcthw: torch.Tensor) -> Latent:
     """Latent of a clip padded to the model's rule (streamed for causal models: same result, bounded memory)."""
     from ..engine import _model_lock
@@ -313,61 +306,9 @@ def collect(frames_thwc: np.ndarray, video_models: list, image_reference: Any = 
 # --- statistics and distances (full sets) -----------------------------------------------------
 
 def channel_stats(lset: LatentSet) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model, source) -> {"n", "channels", "mean" (C,), "std" (C,)} over every vector of the group."""
-    out = {}
-    for g in lset.groups():
-        v = lset.vectors_of(*g).astype(np.float64)
-        out[g] = {"n": int(len(v)), "channels": int(v.shape[1]), "mean": v.mean(0), "std": v.std(0)}
-    return out
-
-
-def _sqrtm_psd(s: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((s + s.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
-    """tr sqrtm(s1 s2) via the symmetric PSD product sqrt(s1) s2 sqrt(s1) (same spectrum as s1 s2)."""
-    r = _sqrtm_psd(s1)
-    m = r @ s2 @ r
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
-
-
-def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"need two (n, C) sets with the same C, got {a.shape} and {b.shape}")
-    if not len(a) or not len(b):
-        raise ValueError("empty set")
-    return a, b
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two vector sets (n, C) (as FID, squared units):
-    ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)). The matrix square root's trace comes from the
-    eigenvalues of the symmetric product S_a^(1/2) S_b S_a^(1/2) (negative rounding clipped), averaged
-    over both orders so the result is exactly symmetric; >= 0. One-vector sets have zero covariance."""
-    a, b = _check_pair(a, b)
-    mu = a.mean(0) - b.mean(0)
-    s1 = np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1]) if len(a) > 1 else np.zeros((a.shape[1],) * 2)
-    s2 = np.cov(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if len(b) > 1 else np.zeros((b.shape[1],) * 2)
-    tr_cross = (_trace_sqrt_product(s1, s2) + _trace_sqrt_product(s2, s1)) / 2
-    return max(0.0, float(mu @ mu + np.trace(s1) + np.trace(s2) - 2 * tr_cross))
-
-
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, n_proj: int = 128, seed: int = 0,
-                       n_quantiles: int = 512) -> float:
-    """Sliced 2-Wasserstein distance: sqrt of the mean over ``n_proj`` random unit directions (fixed by
-    ``seed``) of the squared W2 between the two projected 1D distributions, compared at ``n_quantiles``
-    evenly spaced quantile levels (linear interpolation), so the sets may differ in size.
-    A pure mean shift d gives about |d| / sqrt(C)."""
-    a, b = _check_pair(a, b)
-    rng = np.random.default_rng(seed)
-    dirs = rng.standard_normal((a.shape[1], n_proj))
-    dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
-    q = (np.arange(n_quantiles) + 0.5) / n_quantiles
-    qa, qb = np.quantile(a @ dirs, q, axis=0), np.quantile(b @ dirs, q, axis=0)
-    return float(np.sqrt(np.mean((qa - qb) ** 2)))
+    """(model, source) -> {"n", "channels", "mean" (C,), "std" (C,)} over every vector of the group
+    (:func:`vaelab.metrics.latent.vector_stats`)."""
+    return {g: vector_stats(lset.vectors_of(*g)) for g in lset.groups()}
 
 
 def distance_table(lset: LatentSet, n_proj: int = 128, seed: int = 0) -> list[dict[str, Any]]:
@@ -483,55 +424,7 @@ def warm_status() -> dict[str, float]:
     return dict(_WARM)
 
 
-def synthetic_latents(n: int, channels: int = 4, seed: int = 0) -> np.ndarray:
-    """(n, channels) float32: a mixture of 6 anisotropic Gaussian clusters, a stand-in for pooled latents
-    when timing the embeddings (UMAP's cost depends on n, neighbours and epochs, hardly on the values)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((6, channels)) * 3
-    scales = rng.uniform(0.3, 1.5, (6, channels))
-    k = rng.integers(0, 6, n)
-    return (centres[k] + rng.standard_normal((n, channels)) * scales[k]).astype(np.float32)
-
-
-def bench_umap(sizes: tuple[int, ...] = (5_000, 50_000), channels: int = 4, warm: bool = True,
-               parallel: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Time :func:`umap_2d` and :func:`pca_2d` on :func:`synthetic_latents` of each size, in this process.
-
-    ``warm``: run :func:`warm_umap` first (its step times are reported), so the fits exclude numba
-    compilation; without it the first fit includes whatever compilation this process still needs
-    (run it in a fresh process, with ``NUMBA_CACHE_DIR`` set to an empty folder for a fully cold start).
-    Wall seconds (``*_s``) and process CPU seconds (``*_cpu_s``, summed over threads, so less affected by
-    other processes on a shared machine)."""
-    out: dict[str, Any] = {"sizes": list(sizes), "channels": channels, "parallel": parallel, "seed": seed,
-                           "torch_threads": torch.get_num_threads(), "warm_up_s": {}, "warm_up_cpu_s": 0.0,
-                           "umap_s": {}, "umap_cpu_s": {}, "pca_s": {}}
-    if warm:
-        c0 = time.process_time()
-        out["warm_up_s"] = {k: round(v, 3) for k, v in warm_umap(parallel=parallel, approximate=True).items()}
-        out["warm_up_cpu_s"] = round(time.process_time() - c0, 3)
-    for n in sizes:
-        v = synthetic_latents(n, channels, seed)
-        t0, c0 = time.perf_counter(), time.process_time()
-        umap_2d(v, seed=seed, parallel=parallel)
-        out["umap_s"][n] = round(time.perf_counter() - t0, 3)
-        out["umap_cpu_s"][n] = round(time.process_time() - c0, 3)  # all threads: less sensitive to other load
-        t0 = time.perf_counter()
-        pca_2d(v)
-        out["pca_s"][n] = round(time.perf_counter() - t0, 4)
-    out["load_avg"] = [round(v, 2) for v in os.getloadavg()]
-    return out
-
-
-_EMBED_CACHE: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
-_EMBED_CACHE_SIZE = 8
-_EMBED_LOCK = threading.Lock()
-
-
-def _digest(lset: LatentSet) -> str:
-    h = hashlib.blake2b(digest_size=12)
-    for k in ("vectors", "channels"):
-        h.update(np.ascontiguousarray(getattr(lset, k)).tobytes())
-    return h.hexdigest()
+_EMBED_CACHE: LRU[np.ndarray] = LRU(8)
 
 
 def embed(lset: LatentSet, method: str = "umap", seed: int = 0, parallel: bool = False) -> np.ndarray:
@@ -542,20 +435,16 @@ def embed(lset: LatentSet, method: str = "umap", seed: int = 0, parallel: bool =
     parallel). Returns a read-only array."""
     if method not in ("umap", "pca"):
         raise ValueError(f"method must be 'umap' or 'pca', got {method!r}")
-    key = (lset.key, _digest(lset), method, int(seed), bool(parallel) and method == "umap")
-    with _EMBED_LOCK:
-        if key in _EMBED_CACHE:
-            _EMBED_CACHE.move_to_end(key)
-            return _EMBED_CACHE[key]
+    key = (lset.key, clip_hash(lset.vectors, lset.channels), method, int(seed), bool(parallel) and method == "umap")
+    hit = _EMBED_CACHE.get(key)
+    if hit is not None:
+        return hit
     coords = np.zeros((len(lset), 2), np.float32)
     for c, idx in lset.channel_groups().items():
         v = lset.vectors[idx, :c]
         coords[idx] = umap_2d(v, seed, parallel) if method == "umap" else pca_2d(v)
     coords.flags.writeable = False
-    with _EMBED_LOCK:
-        _EMBED_CACHE[key] = coords
-        while len(_EMBED_CACHE) > _EMBED_CACHE_SIZE:
-            _EMBED_CACHE.popitem(last=False)
+    _EMBED_CACHE.put(key, coords)
     return coords
 
 
@@ -644,9 +533,13 @@ class LatentReport:
     cached: bool = False
 
 
-_REPORT_CACHE: collections.OrderedDict[tuple, LatentReport] = collections.OrderedDict()
-_REPORT_CACHE_SIZE = 4
-_REPORT_LOCK = threading.Lock()
+_REPORT_CACHE: LRU[LatentReport] = LRU(4)
+
+
+def clear_caches() -> None:
+    """Forget every cached report and embedding (tests; after weights changed in place)."""
+    _REPORT_CACHE.clear()
+    _EMBED_CACHE.clear()
 
 
 def _weights_digest(model: Any) -> str:
@@ -679,10 +572,9 @@ def analyse(frames_thwc: np.ndarray, video_models: list, image_reference: Any = 
     if frames_thwc.dtype == np.uint8 and frames_thwc.ndim == 4:  # collect() explains anything else
         key = (clip_hash(frames_thwc), tuple(_model_id(m) for m in video_models),
                _model_id(image_reference) if image_reference is not None else None, bool(with_compatibility))
-        with _REPORT_LOCK:
-            if key in _REPORT_CACHE:
-                _REPORT_CACHE.move_to_end(key)
-                return replace(_REPORT_CACHE[key], cached=True)
+        hit = _REPORT_CACHE.get(key)
+        if hit is not None:
+            return replace(hit, cached=True)
     t0 = time.perf_counter()
     lset = collect(frames_thwc, video_models, image_reference)
     t1 = time.perf_counter()
@@ -695,10 +587,7 @@ def analyse(frames_thwc: np.ndarray, video_models: list, image_reference: Any = 
     report = LatentReport(lset, distances, stats, compat,
                           {"collect": t1 - t0, "numbers": t2 - t1, "compatibility": t3 - t2})
     if key is not None:
-        with _REPORT_LOCK:
-            _REPORT_CACHE[key] = report
-            while len(_REPORT_CACHE) > _REPORT_CACHE_SIZE:
-                _REPORT_CACHE.popitem(last=False)
+        _REPORT_CACHE.put(key, report)
     return report
 
 
@@ -710,28 +599,4 @@ def summary(lset: LatentSet) -> dict[str, Any]:
 
 __all__ = ["LatentSet", "SOURCES", "UMAP_PARAMS", "collect", "concat", "clip_hash", "channel_stats",
            "frechet_distance", "sliced_wasserstein", "distance_table", "pca_2d", "umap_2d", "warm_umap", "embed",
-           "compatibility", "summary", "LatentReport", "analyse", "warm_status", "bench_umap",
-           "synthetic_latents"]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m vaelab.analysis.latents [--sizes 5000,50000] [--cold] [--parallel] [--json OUT]``:
-    :func:`bench_umap` in this process (docs/PERFORMANCE.md, "Latent space (UMAP)")."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m vaelab.analysis.latents", description=bench_umap.__doc__)
-    p.add_argument("--sizes", default="5000,50000", help="comma-separated point counts")
-    p.add_argument("--channels", type=int, default=4)
-    p.add_argument("--cold", action="store_true", help="no warm-up: the first fit pays numba compilation")
-    p.add_argument("--parallel", action="store_true", help="n_jobs=-1, no seed (not reproducible)")
-    p.add_argument("--json", help="also write the result here")
-    a = p.parse_args(argv)
-    res = bench_umap(tuple(int(n) for n in a.sizes.split(",")), a.channels, warm=not a.cold, parallel=a.parallel)
-    text = json.dumps(res, indent=1)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text)
-
-
-if __name__ == "__main__":
-    main()
+           "compatibility", "summary", "LatentReport", "analyse", "warm_status", "clear_caches"]

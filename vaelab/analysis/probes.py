@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cache import clip_hash
+from ..metrics import psnr_from_mse
 from ..models.base import pad_frames_to_rule, pad_to_rule
 from ..models.latent import Latent
 
@@ -101,19 +103,13 @@ def _pixel_count(x_bcthw: torch.Tensor) -> int:
 _MEMO: dict[tuple[int, str], torch.Tensor] = {}  # (id(model), clip digest) -> reconstruction, within run_probes
 
 
-def _digest(x: torch.Tensor) -> str:
-    import hashlib
-
-    return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest() + str(tuple(x.shape))
-
-
 def code(model: Any, x_bcthw: torch.Tensor, batch: int = BATCH) -> tuple[torch.Tensor, None]:
     """(B, 3, T, H, W) -> (reconstruction of the same shape, None), ``batch`` clips per model call. Clips that
     several probes share (the slow pan is the motion, frame-count and receptive-field base) are coded once per
     ``run_probes`` call."""
     card = model.card
     device = next(iter(model.parameters()), torch.empty(0)).device
-    keys = [(id(model), _digest(x_bcthw[i:i + 1])) for i in range(x_bcthw.shape[0])] if _MEMO_ON else []
+    keys = [(id(model), clip_hash(x_bcthw[i:i + 1])) for i in range(x_bcthw.shape[0])] if _MEMO_ON else []
     todo = [i for i in range(x_bcthw.shape[0]) if not keys or keys[i] not in _MEMO]
     outs: dict[int, torch.Tensor] = {}
     with torch.inference_mode():
@@ -258,7 +254,7 @@ def _mae_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
 
 def _psnr_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
     mse = ((rec - ref) * 127.5).pow(2).mean(dim=(1, 3, 4)).double()
-    return (10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-10))).clamp(max=100.0)
+    return torch.from_numpy(psnr_from_mse(mse.cpu().numpy()))
 
 
 def _r(v: Any, nd: int = 4) -> Any:

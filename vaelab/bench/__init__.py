@@ -22,12 +22,14 @@ explains every number. The short version (also in the report under ``"convention
 
 Modules: ``timing`` (peaks, timed pairs), ``flops`` (meta-device counting), ``memory`` (probes),
 ``per_model``, ``precision`` (fp32 vs reduced precision), ``reference`` (diffusers, Conv3d dispatch),
-``scaling``, ``cli`` (the report and ``python -m vaelab.bench``).
+``scaling``, ``embedding`` (UMAP / PCA timing of the Latent space tab), ``cli`` (the report and
+``python -m vaelab.bench``).
 """
 from __future__ import annotations
 
 from ._common import SCALING_TILE, VARIANTS, run_variant
 from .cli import CONVENTIONS, main, run_bench
+from .embedding import bench_umap, synthetic_latents
 from .flops import count_flops, model_flops
 from .memory import bench_stream_memory, measure_memory_cpu
 from .per_model import DECODER_UPCAST, bench_model
@@ -36,5 +38,5 @@ from .scaling import bench_scaling
 from .timing import machine_info, matmul_peak_gflops
 
 __all__ = ["CONVENTIONS", "DECODER_UPCAST", "SCALING_TILE", "VARIANTS", "bench_conv3d_kernels", "bench_model",
-           "bench_reference_sd", "bench_scaling", "bench_stream_memory", "count_flops", "machine_info",
-           "main", "matmul_peak_gflops", "measure_memory_cpu", "model_flops", "run_bench", "run_variant"]
+           "bench_reference_sd", "bench_scaling", "bench_umap", "bench_stream_memory", "count_flops", "machine_info",
+           "main", "matmul_peak_gflops", "measure_memory_cpu", "model_flops", "run_bench", "run_variant", "synthetic_latents"]

@@ -97,7 +97,8 @@ def _run_bench(names, size, frames, reference, repeats, weights, memory, dev, re
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaelab.bench",
-                                description="Memory probe (--one), scaling sweep (--scaling) or reference (--reference).")
+                                description="Memory probe (--one), scaling sweep (--scaling), reference (--reference) "
+                                            "or UMAP timing (--umap).")
     p.add_argument("--one", metavar="NAME", help="measure CPU peak RSS of one model in this fresh process")
     p.add_argument("--scaling", metavar="NAME", help="time/memory vs clip length and resolution")
     p.add_argument("--reference", action="store_true", help="our sd-vae vs diffusers at the SD config")
@@ -118,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="engine", help="scaling: comma-separated paths among " + ", ".join(VARIANTS))
     p.add_argument("--lengths", default="17,33,65,129")
     p.add_argument("--sizes", default="128,256,480,720")
+    p.add_argument("--umap", action="store_true", help="time the Latent space tab's UMAP / PCA embeddings "
+                                                        "on synthetic latents of --points sizes")
+    p.add_argument("--points", default="5000,50000", help="--umap: comma-separated point counts")
+    p.add_argument("--channels", type=int, default=4, help="--umap: latent channels")
+    p.add_argument("--cold", action="store_true", help="--umap: no warm-up, the first fit pays numba compilation")
+    p.add_argument("--parallel", action="store_true", help="--umap: n_jobs=-1, no seed (not reproducible)")
     p.add_argument("--json", help="also write the result here")
     a = p.parse_args(argv)
     if a.threads:
@@ -144,8 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         res = bench_stream_memory(a.stream_sweep, a.path, lengths=tuple(int(v) for v in a.lengths.split(",")),
                                   size=a.size or None, weights=a.weights, threads=a.threads or None,
                                   chunk_latents=a.chunk_latents, tile=a.tile or None, overlap=a.overlap)
+    elif a.umap:
+        from .embedding import bench_umap
+
+        res = bench_umap(tuple(int(n) for n in a.points.split(",")), a.channels, warm=not a.cold,
+                         parallel=a.parallel)
     else:
-        p.error("give --one NAME, --scaling NAME, --reference, --conv3d, --stream NAME or --stream-sweep NAME")
+        p.error("give --one NAME, --scaling NAME, --reference, --conv3d, --stream NAME, --stream-sweep NAME or --umap")
     text = json.dumps(res)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -19,6 +19,7 @@ import torch
 
 from .. import models
 from ..device import autocast, resolve_precision
+from ..metrics import psnr_per_frame
 from ._common import _device, _r
 from .flops import model_flops
 
@@ -69,11 +70,6 @@ def peaks(precision: str = "bf16", repeats: int = 3, device: str | torch.device 
     return out
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = ((a.astype(np.float64) - b) ** 2).mean(axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
-
-
 def heldout_inputs(frames: int = 17, size: int = 128) -> dict[str, np.ndarray]:
     """The held-out frames of the training clips (last 20 %, never trained on), first ``frames`` of each."""
     from ..train.data import heldout_clips
@@ -114,7 +110,8 @@ def bench_precision(names: list[str], precision: str = "auto", frames: int = 17,
                     secs[p].append(res.encode_s + res.decode_s)
         diff = np.concatenate([np.abs(recon[prec][c].astype(np.int16) - recon["fp32"][c]).ravel() for c in clips])
         hist = np.bincount(np.minimum(diff, 4), minlength=5) / diff.size
-        psnr = {p: float(np.mean([_psnr(clips[c], recon[p][c]) for c in clips])) for p in ("fp32", prec)}
+        psnr = {p: float(np.mean([psnr_per_frame(clips[c], recon[p][c]).mean() for c in clips]))
+                for p in ("fp32", prec)}
         t, h, w, _ = first.shape
         from ..models.base import pad_frames_to_rule
 

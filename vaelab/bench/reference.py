@@ -9,7 +9,7 @@ import torch
 
 from .. import models
 from ._common import _device, _load_model, _r, _timed
-from .flops import _meta_count
+from .flops import meta_flops
 
 
 def _diffusers_autoencoder(cfg: dict[str, Any], size: int):
@@ -101,10 +101,10 @@ def bench_reference_sd(size: int = 256, repeats: int = 2, config: dict[str, Any]
     flops = {}
     if count:
         shape = x.shape
-        flops["ours"] = dict(zip(("encode", "decode"), _meta_count(
-            lambda: models.build("sd-vae", cfg).eval(), lambda m, x: m.encode_frames(x),
+        flops["ours"] = dict(zip(("encode", "decode"), meta_flops(
+            lambda: models.build("sd-vae", cfg), lambda m, x: m.encode_frames(x),
             lambda m, z: m.decode_frames(z), shape)))
-        flops["diffusers"] = dict(zip(("encode", "decode"), _meta_count(
+        flops["diffusers"] = dict(zip(("encode", "decode"), meta_flops(
             lambda: _diffusers_autoencoder(cfg, size), lambda m, x: m.encode(x).latent_dist.mode(),
             lambda m, z: m.decode(z).sample, shape)))
     med = {k: {s: statistics.median(v) for s, v in st.items()} for k, st in times.items()}

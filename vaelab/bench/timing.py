@@ -40,13 +40,17 @@ def matmul_peak_gflops(n: int | None = None, repeats: int = 5, device: str | tor
     return out
 
 
-def _stage(seconds: list[float], flops: int, frames: int, peak_gflops: float | None) -> dict:
+def _stage(seconds: list[float], flops: int | None, frames: int, peak_gflops: float | None) -> dict:
+    """Timing summary of one stage; ``flops`` None (not countable on the meta device) leaves the rates None."""
     med = statistics.median(seconds)
+    out = {"median_s": _r(med), "times_s": [_r(s) for s in seconds], "frames_per_s": _r(frames / med, 5),
+           "flops_per_frame": None, "gflops_per_frame": None, "achieved_gflops": None, "peak_ratio": None}
+    if flops is None:
+        return out
     achieved = flops / med / 1e9 if med > 0 else float("nan")
-    return {"median_s": _r(med), "times_s": [_r(s) for s in seconds], "frames_per_s": _r(frames / med, 5),
-            "flops_per_frame": int(round(flops / frames)), "gflops_per_frame": _r(flops / frames / 1e9, 5),
-            "achieved_gflops": _r(achieved, 5),
-            "peak_ratio": _r(achieved / peak_gflops, 4) if peak_gflops else None}
+    return out | {"flops_per_frame": int(round(flops / frames)), "gflops_per_frame": _r(flops / frames / 1e9, 5),
+                  "achieved_gflops": _r(achieved, 5),
+                  "peak_ratio": _r(achieved / peak_gflops, 4) if peak_gflops else None}
 
 
 def _time_pair(enc: Callable[[], Any], dec: Callable[[Any], Any], repeats: int,

@@ -96,23 +96,23 @@ class TextEmbedder(nn.Module):
         """(ids (B, L) long, valid (B, L) bool); a row without words (None, "", "!!") has no valid token."""
         rows = [hash_ids(c, self.vocab, self.max_tokens) if c else [] for c in captions]
         n = max([len(r) for r in rows] + [1])
-        ids = torch.zeros(len(rows), n, dtype=torch.long)
+        ids = torch.zeros(len(rows), n, dtype=torch.long, device="cpu")  # real ids even under a meta device context
         for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long, device="cpu")
         return ids, ids > 0
 
     def forward(self, captions: Sequence[Caption]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.pos.device
         ids, valid = self.tokenize(captions)
-        ids, valid = ids.to(device), valid.to(device)
-        empty = ~valid.any(1)
+        empty_cpu = ~valid.any(1)  # decided on the CPU ids: no device sync, and it works on the meta device
+        ids, valid, empty = ids.to(device), valid.to(device), empty_cpu.to(device)
         attend = valid.clone()
         attend[:, 0] |= empty  # keep softmax defined on rows without words; they are replaced below
         x = self.embed(ids) + self.pos[: ids.shape[1]]
         for block in self.blocks:
             x = block(x, attend)
         x = self.norm(x)
-        if empty.any():
+        if empty_cpu.any():
             null = torch.zeros_like(x[0])
             null[0] = self.null
             x = torch.where(empty[:, None, None], null, x)

@@ -68,10 +68,12 @@ import math
 import warnings
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import psnr_from_mse
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .latent import Latent
@@ -431,10 +433,10 @@ def inflate_from_sd(cv: CVVAE, sd_state: dict[str, torch.Tensor]) -> dict[str, l
 
 # --- the model ------------------------------------------------------------------------------------
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """PSNR in dB for [-1, 1] images over all but the leading dims (peak-to-peak 2, = the uint8 convention)."""
     mse = (a.float() - b.float()).pow(2).flatten(-3).mean(-1)
-    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
+    return psnr_from_mse(mse.detach().cpu(), data_range=2.0)
 
 
 class CVVAE(VAE):

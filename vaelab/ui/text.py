@@ -56,7 +56,7 @@ def card_md(card: ModelCard, stats: dict[str, float] | None = None, input_shape:
     if stats:
         md.append(f"  - encoder {_fmt_params(int(stats['encoder_params']))}, {stats['encoder_gflops']:.2f} GFLOPs; "
                   f"decoder {_fmt_params(int(stats['decoder_params']))}, {stats['decoder_gflops']:.2f} GFLOPs "
-                  f"(per {stats['size']}x{stats['size']} frame, counted with torch.utils.flop_counter)")
+                  f"(per {stats['size']}x{stats['size']} frame, counted with torch.utils.flop_counter on the meta device)")
     if input_shape:
         t, h, w = input_shape
         md.append(f"- **Latent for the current input** ({t}x{h}x{w}): {card.latent_shape(t, h, w)} "
