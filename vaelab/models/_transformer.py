@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Conv3d
-from .layout import from_time_sequences, time_sequences
+from .layout import from_time_sequences, time_sequences, to_channels_last
 
 # --- rotary position embeddings ---------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ class PatchEmbed3d(nn.Module):
         if h % self.patch or w % self.patch:
             raise ValueError(f"frame size {h}x{w} must be a multiple of the patch size {self.patch} "
                              "(reconstruct() pads for you)")
-        return self.proj(x_bcthw).permute(0, 2, 3, 4, 1)
+        return to_channels_last(self.proj(x_bcthw))
 
 
 class Unpatchify(nn.Module):
