@@ -5,7 +5,7 @@
 Writes per-model and per-probe seconds, the total, the torch thread count, the load average before and after
 and the CPU seconds this process used (these machines are shared: under load the wall time grows with the other
 jobs, the CPU time does not; on an idle machine wall ~ CPU / threads used)
-and whatever precision the engine offers (``engine.PRECISIONS`` when present, else fp32). Timing lives here, never
+and the precision the probes ran in (``--precision``, default auto). Timing lives here, never
 in a test.
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--repeat", type=int, default=1, help="runs; the report keeps the fastest per model")
     p.add_argument("--json", default="probe_timing.json")
+    p.add_argument("--precision", default="auto", help="auto|fp32|bf16|fp16 (the probes' precision)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = the engine's choice)")
     args = p.parse_args(argv)
 
     import torch
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from vaelab.analysis import probes
 
     engine.configure_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     size = args.size or probes.DEFAULT_SIZE
     frames = args.frames or probes.DEFAULT_FRAMES
     names = models.names() if args.models == "all" else args.models.split(",")
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             marks: list[tuple[str, float]] = []
             cpu0 = time.process_time()
             t = time.perf_counter()
-            probes.run_probes({n: m}, size, frames,
+            probes.run_probes({n: m}, size, frames, precision=args.precision,
                               progress=lambda _p, msg: marks.append((msg.split(": ")[-1], time.perf_counter())))
             marks.append(("end", time.perf_counter()))
             cpu = round(time.process_time() - cpu0, 3)
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite_cpu_s": round(sum(v["cpu_s"] for v in per_model.values()), 3),
         "model_load_s": round(load_s, 3), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_before": [round(v, 2) for v in load0], "load_average_after": [round(v, 2) for v in os.getloadavg()],
-        "precision": getattr(engine, "PRECISIONS", None) and "engine default" or "fp32 (no fast path on this branch)",
+        "precision": args.precision,
         "note": "one run_probes call per model (clips shared between probes coded once); probes_s from its "
                 "progress marks",
     }

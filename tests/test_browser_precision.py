@@ -43,3 +43,33 @@ def test_switching_precision_shows_what_ran(page, tmp_path):  # noqa: F811
     page.locator("#run").click()
     expect_error_toast(page, "fp16 runs only on a GPU")
     expect(table).to_contain_text("cpu bf16")
+
+
+def test_inside_the_model_precision_changes_what_ran(page, tmp_path):  # noqa: F811
+    """The Inside the model tab has its own Precision next to Device; its notes say which device and precision
+    the experiment ran in, and follow the choice; fp16 on a CPU is one clear line."""
+    from playwright.sync_api import expect
+
+    require_lab_weights("iv-vae")
+    choose_models(page, ["iv-vae"])
+    set_slider(page, "frames", 5)
+    set_slider(page, "size", 64)
+    choose_cpu(page)
+    page.locator("#precision input[value=fp32]").check()
+    run_and_wait(page)
+
+    page.get_by_role("tab", name="Inside the model").click()
+    page.locator("#inside-device input[value=cpu]").check()
+    notes = page.locator("#branch-notes")
+    page.locator("#inside-precision input[value=fp32]").check()
+    page.locator("#branch-run").click()
+    expect(notes).to_contain_text("ran on cpu fp32", timeout=180_000)
+    page.locator("#inside-precision input[value=bf16]").check()
+    page.locator("#branch-run").click()
+    expect(notes).to_contain_text("ran on cpu bf16", timeout=180_000)
+    expect(notes).not_to_contain_text("ran on cpu fp32")
+    page.screenshot(path=str(tmp_path / "inside_bf16.png"), full_page=True)
+    page.locator("#inside-precision input[value=fp16]").check()
+    page.locator("#branch-run").click()
+    expect_error_toast(page, "fp16 runs only on a GPU")
+    assert not page.js_errors, page.js_errors

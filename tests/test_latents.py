@@ -426,11 +426,14 @@ def _no_progress(*args, **kwargs):
 
 
 def _run_tab(*, clip_source=None, upload=None, example=None, frames=5, size=32, names=(), reference=True,
-             cap=500, seed=0, parallel=False, state=None):
+             cap=500, seed=0, parallel=False, state=None, device="cpu", precision="fp32"):
+    """The tab's handler; its {output name: value} in the order of ``tab_latents.OUTPUTS``."""
     from vaelab.ui import tab_latents as TL
 
-    return TL.latent_space(clip_source or TL.CLIP_FROM_HERE, upload, example, frames, size, list(names), reference,
-                           cap, seed, parallel, state, progress=_no_progress)
+    out = TL.latent_space(clip_source or TL.CLIP_FROM_HERE, upload, example, frames, size, list(names), reference,
+                          cap, seed, parallel, state, device, precision, progress=_no_progress)
+    assert list(out) == TL.OUTPUTS
+    return tuple(out.values())
 
 
 @pytest.fixture
@@ -557,24 +560,51 @@ def test_tab_internal_failure_is_a_short_message(tab_assets, monkeypatch, small_
 
 
 def test_tab_warm_records_its_outcome(monkeypatch):
-    from vaelab.ui import tab_latents as TL
+    """The UMAP warm-up state machine (``analysis.warmup``; the tab only shows its line)."""
+    from vaelab.analysis import warmup
 
     calls = []
-    monkeypatch.setattr(TL, "WARM", dict(state="not started", seconds={}, started=None, finished=None, error=None))
+    fresh = dict(state="not started", seconds={}, started=None, finished=None, error=None)
+    monkeypatch.setattr(warmup, "UMAP_WARM", dict(fresh))
     monkeypatch.setattr(L, "warm_umap", lambda **kw: calls.append(kw) or {"exact_s": 2.0, "nndescent_s": 5.0})
-    TL.warm()
-    assert TL.WARM["state"] == "done" and TL.WARM["seconds"] == {"exact_s": 2.0, "nndescent_s": 5.0}
+    warmup.warm_umap()
+    assert warmup.UMAP_WARM["state"] == "done" and warmup.UMAP_WARM["seconds"] == {"exact_s": 2.0, "nndescent_s": 5.0}
     assert calls == [{"parallel": True, "approximate": True}]
-    assert "at start-up (7 s); requests do not pay it" in TL.warm_text()
-    TL.warm()  # once per process
+    assert "at start-up (7 s); requests do not pay it" in warmup.umap_text() and not warmup.umap_running()
+    warmup.warm_umap()  # once per process
     assert len(calls) == 1
 
     def boom(**kw):
         raise RuntimeError("no numba")
 
-    monkeypatch.setattr(TL, "WARM", dict(state="not started", seconds={}, started=None, finished=None, error=None))
+    monkeypatch.setattr(warmup, "UMAP_WARM", dict(fresh))
     monkeypatch.setattr(L, "warm_umap", boom)
-    TL.warm()  # must not raise: it runs in a daemon thread
-    assert TL.WARM["state"] == "failed" and "no numba" in TL.warm_text()
-    monkeypatch.setattr(TL, "WARM", dict(TL.WARM, state="running", started=0.0))
-    assert "running in the background" in TL.warm_text()
+    warmup.warm_umap()  # must not raise: it runs in a daemon thread
+    assert warmup.UMAP_WARM["state"] == "failed" and "no numba" in warmup.umap_text()
+    monkeypatch.setattr(warmup, "UMAP_WARM", dict(warmup.UMAP_WARM, state="running", started=0.0))
+    assert "running in the background" in warmup.umap_text() and warmup.umap_running()
+
+
+def test_tab_precision_is_used_and_said(tab_assets, small_clip, monkeypatch):
+    """The tab's Precision reaches the encoders (autocast seen inside them), the status says which device and
+    precision ran, the cache keeps precisions apart, and fp16 on a CPU is one line before any work."""
+    from vaelab.engine import get_model
+
+    seen: list[tuple[bool, object]] = []
+    model = get_model("cv-vae", "lab", "cpu")
+    original = type(model).encode
+
+    def spy(self, *a, **k):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(type(model), "encode", spy)
+    status32, *_ = _run_tab(upload=str(small_clip), names=["cv-vae"], reference=False, precision="fp32")
+    assert seen and not any(on for on, _ in seen)
+    seen.clear()
+    status16, *_ = _run_tab(upload=str(small_clip), names=["cv-vae"], reference=False, precision="bf16")
+    assert seen and all(on and dt == torch.bfloat16 for on, dt in seen)
+    assert "**Ran on:** cpu fp32." in status32
+    assert "**Ran on:** cpu bf16 (autocast" in status16 and "(cached" not in status16
+    with pytest.raises(gr.Error, match="fp16 runs only on a GPU"):
+        _run_tab(upload=str(small_clip), names=["cv-vae"], precision="fp16")

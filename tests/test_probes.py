@@ -304,6 +304,7 @@ def test_cli_probe_writes_the_json_and_refuses_bad_settings(tmp_path):
 
     require_lab_weights("litevae")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("VAELAB_PRECISION", None)  # the default precision is what this test checks
     out = tmp_path / "probe.json"
     run = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae", "--frames", "5",
                           "--size", "32", "--probes", "spatial,flat,colour", "--json", str(out)],
@@ -314,9 +315,12 @@ def test_cli_probe_writes_the_json_and_refuses_bad_settings(tmp_path):
     assert set(m) >= {"spatial_mtf", "flat_field", "colour_chart"} and "receptive_field" not in m
     assert 0 < m["spatial_mtf"]["half_gain_freq"] <= 0.5 and "spatial_mtf" in j["conventions"]
     assert "litevae" in run.stdout and "half-gain" in run.stdout
+    assert (j["input"]["precision"], m["precision"], m["device"]) == ("fp32", "fp32", "cpu")  # the default
+    assert "cpu fp32" in run.stdout and "precision" in j["conventions"]
     for args, text in ((["--size", "40"], "multiple of 16"), (["--frames", "2"], "between 5 and 33"),
                        (["--models", "nope"], "unknown model"), (["--probes", "zz"], "unknown probe"),
-                       (["--weights", "sd-vae"], "NAME=SPEC")):
+                       (["--weights", "sd-vae"], "NAME=SPEC"), (["--precision", "fp16", "--device", "cpu"],
+                                                                 "fp16 runs only on a GPU")):
         bad = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae", *args],
                              capture_output=True, text=True, env=env, timeout=300)
         if args[0] == "--models":
@@ -324,3 +328,88 @@ def test_cli_probe_writes_the_json_and_refuses_bad_settings(tmp_path):
                                  env=env, timeout=300)
         assert bad.returncode == 2 and text in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+class _AutocastSpy(_Filter):
+    """Identity that records, at every encode and decode, whether autocast is on and in which format; with
+    ``overflow_in`` it returns inf from decode while autocast runs in that format (an fp16 overflow)."""
+
+    def __init__(self, overflow_in: torch.dtype | None = None):
+        super().__init__("spy")
+        self.seen: list[tuple[str, bool, torch.dtype]] = []
+        self.overflow_in = overflow_in
+
+    def _note(self, where: str) -> bool:
+        on, dt = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+        self.seen.append((where, on, dt))
+        return on and dt == self.overflow_in
+
+    def encode(self, x):
+        self._note("encode")
+        return x
+
+    def decode(self, z):
+        return z + float("inf") if self._note("decode") else z
+
+
+def test_probes_run_in_the_chosen_precision_and_record_it():
+    from vaelab.device import resolve_precision
+
+    spy = _AutocastSpy()
+    report = probes.run_probes({"spy": spy}, 32, 5, probes=("spatial", "receptive_field"), precision="bf16")
+    assert {w for w, *_ in spy.seen} == {"encode", "decode"}
+    assert all(on and dt == torch.bfloat16 for _, on, dt in spy.seen)  # every call, receptive-field latents too
+    j = report.to_json()
+    assert j["input"]["precision"] == "bf16" and "precision" in j["conventions"]
+    assert (j["models"]["spy"]["device"], j["models"]["spy"]["precision"]) == ("cpu", "bf16")
+    assert j["models"]["spy"]["precision_notes"] == []
+
+    spy.seen.clear()
+    j32 = probes.run_probes({"spy": spy}, 32, 5, probes=("spatial",), precision="fp32").to_json()
+    assert spy.seen and not any(on for _, on, _ in spy.seen)  # fp32: no autocast at all
+    assert j32["models"]["spy"]["precision"] == "fp32" and j32["input"]["precision"] == "fp32"
+    assert probes.run_probes({"spy": spy}, 32, 5, probes=("spatial",)).precision == "fp32"  # the default
+    auto = probes.run_probes({"spy": spy}, 32, 5, probes=("spatial",), precision="auto").to_json()
+    assert auto["models"]["spy"]["precision"] == resolve_precision("auto", "cpu") and auto["input"]["precision"] == "auto"
+
+    spy.seen.clear()
+    with pytest.raises(ValueError, match="fp16 runs only on a GPU"):
+        probes.run_probes({"spy": spy}, 32, 5, precision="fp16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        probes.run_probes({"spy": spy}, 32, 5, precision="fp8")
+    assert spy.seen == []  # refused before any model call
+    probes.code(spy, probes.grating(32, 2, 0, 1))  # outside run_probes: fp32
+    assert spy.seen and not any(on for _, on, _ in spy.seen)
+
+
+def test_an_fp16_overflow_is_recoded_in_fp32_and_noted():
+    """The fp16 guard of the probes' own encode/decode (CPU autocast in fp16 stands in for a GPU here)."""
+    spy = _AutocastSpy(overflow_in=torch.float16)
+    x = probes.grating(32, 3, 0, 1)
+    with probes._running("fp16") as run:
+        y, _ = probes.code(spy, x)
+    assert torch.isfinite(y).all() and torch.equal(y, x.clamp(-1, 1))
+    assert len(run.notes) == 1 and "recoded in fp32" in run.notes[0]
+    assert [on for w, on, _ in spy.seen] == [True, True, False, False]  # fp16 pass, then the fp32 rerun
+
+
+def test_fp32_probes_are_the_plain_float32_path_and_bf16_stays_close():
+    """fp32 codes exactly as model.decode(model.encode(.)) with no autocast; bf16 on a lab model moves the MTF
+    by at most 0.03 gain (bf16 keeps 8 mantissa bits; the norms and softmax stay fp32)."""
+    from vaelab.engine import get_model
+    from vaelab.models.base import pad_to_rule
+
+    require_lab_weights("litevae")
+    model = get_model("litevae", "lab", "cpu")
+    x = torch.cat([probes.grating(32, 3, 0, 1), probes.pan(32, 1, 0)], 0)
+    with torch.inference_mode():
+        xp, (t, h, w) = pad_to_rule(x, model.card.spatial_factor, model.card.frame_rule)
+        want = model.decode(model.encode(xp))[:, :, :t, :h, :w].clamp(-1, 1).float()
+        with probes._running("fp32"):
+            got, _ = probes.code(model, x)
+    assert torch.equal(got, want)
+    s32 = probes.run_probes({"litevae": model}, 32, 5, probes=("spatial",), precision="fp32").models["litevae"]
+    s16 = probes.run_probes({"litevae": model}, 32, 5, probes=("spatial",), precision="bf16").models["litevae"]
+    g32, g16 = np.asarray(s32["spatial_mtf"]["gain"]), np.asarray(s16["spatial_mtf"]["gain"])
+    assert not np.array_equal(g32, g16)  # bf16 did run
+    assert np.abs(g32 - g16).max() < 0.03, (g32, g16)

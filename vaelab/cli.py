@@ -313,7 +313,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if bad:
             raise ValueError(f"--weights for {', '.join(bad)}, which is not among --models")
         loaded = {n: get_model(n, weights.get(n, "lab"), args.device) for n in names}
-        report = probes.run_probes(loaded, size, frames, probes=chosen,
+        report = probes.run_probes(loaded, size, frames, probes=chosen, precision=args.precision,
                                    progress=lambda p, msg: print(f"[{100 * p:3.0f}%] {msg}", file=sys.stderr))
     except (ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
@@ -334,7 +334,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             parts.append(f"flat off-DC {m['flat_field']['off_dc_energy']:.3g}")
         if "colour_chart" in m:
             parts.append(f"chart dE00 {m['colour_chart']['delta_e_mean']:.2f}")
-        print("  ".join(parts + [f"{m['seconds']:.1f}s"]))
+        print("  ".join(parts + [f"{m['device']} {m['precision']}", f"{m['seconds']:.1f}s"]))
     return 0
 
 
@@ -449,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", action="append", default=[], metavar="NAME=SPEC",
                     help="probe a released checkpoint for NAME (a local file/folder or Hugging Face repo id)")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _precision_flag(pr, "what the models run in (the JSON records it per model)", default="fp32")
     pr.add_argument("--json", help="write the report here")
     pr.set_defaults(func=cmd_probe)
     return p

@@ -76,6 +76,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"  # what actually ran: fp32, bf16 or fp16
+    plan: dict[str, Any] = field(default_factory=dict)  # how the clip was cut (see run_model): chunks and tiles
 
 
 def _sync(device: torch.device) -> None:
@@ -170,6 +171,11 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
     tile, ``tiled_stream``); both are rounded down to multiples of the spatial factor. The result then
     carries ``extras["seam_score"]`` (1 = no seams). ``model_kwargs`` go to encode and decode (VideoVAE+'s
     ``caption``), ``decode_kwargs`` to decode only (IV-VAE's ``zero_branch``).
+
+    ``RunResult.plan`` records how the clip was cut, for figures that draw it: ``coding`` ("per frame", "streamed",
+    "windows", "one shot"), ``chunks`` ([first, end) input frames of each coded chunk; None for image models,
+    whose frames are independent), ``spatial_factor``, ``coded_size`` ([H, W] after padding: the frame the tiles
+    are laid on) and the rounded ``tile``/``overlap`` (None/0 without tiling).
 
     ``precision`` (``auto|fp32|bf16|fp16``; default: the model's ``precision`` from ``models.load``, else
     ``VAELAB_PRECISION``, else fp32) is resolved for the model's device (``vaelab.device``) and recorded in
@@ -291,8 +297,13 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
 
             extras = {"seam_score": score(recon), "seam_score_input": score(frames_thwc), "tile": tile,
                       "overlap": overlap}
+    coding = "per frame" if card.kind == "image" else "streamed" if streamed else "windows" if windowed else "one shot"
+    spans = [(min(a, t), min(b, t)) for a, b in chunks] if not windowed else chunks
+    plan = {"coding": coding, "chunks": [[a, b] for a, b in spans if b > a] if card.kind == "video" else None,
+            "spatial_factor": f, "coded_size": [-(-h // f) * f, -(-w // f) * f], "tile": tile,
+            "overlap": overlap if tile else 0}
     return RunResult(card.name, recon, card.latent_shape(t, h, w), card.compression(t, h, w), model.num_params(),
-                     enc_s, dec_s, str(device), notes, extras, prec)
+                     enc_s, dec_s, str(device), notes, extras, prec, plan)
 
 
 def _under(precision: str, device: torch.device, fn: Callable) -> Callable:

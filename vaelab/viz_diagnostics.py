@@ -286,14 +286,45 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return list(range(0, size - tile, tile - overlap)) + [size - tile]
 
 
+def grid_lines(height: int, width: int, *, latent_factor: int = 8, tile: int | None = None, overlap: int = 0,
+               coded: tuple[int, int] | None = None) -> dict[str, dict[str, list[int]]]:
+    """Where the coding grid of a ``height`` x ``width`` frame lies, in pixel indices: per axis ("x", "y") the
+    latent cell starts (every ``latent_factor`` px; none when a cell is under 2 px or there would be more than 64),
+    the tile starts (``streaming.tile_starts`` on the ``coded`` frame, the padded [H, W] the tiles were laid on;
+    default the frame itself) and the first pixel after each tile's end. Only lines inside the frame are kept."""
+    ch, cw = coded or (height, width)
+    out: dict[str, dict[str, list[int]]] = {}
+    for axis, size, limit in (("x", width, cw), ("y", height, ch)):
+        lines: dict[str, list[int]] = {"latent": [], "tile_start": [], "tile_end": []}
+        if latent_factor and latent_factor > 1 and max(height, width) // latent_factor <= 64:
+            lines["latent"] = list(range(latent_factor, size, latent_factor))
+        if tile:
+            starts = _tile_starts(limit, tile, overlap)
+            lines["tile_start"] = [a for a in starts[1:] if 0 < a < size]
+            lines["tile_end"] = [a + tile for a in starts[:-1] if 0 < a + tile < size]
+        out[axis] = lines
+    return out
+
+
+def chunk_caption(frame: int, chunks: list[tuple[int, int]] | None) -> str | None:
+    """"frame t: chunk i (frames a-b)" for the chunk ([first, end) frames) that coded ``frame``; None if none."""
+    where = next(((i, a, b) for i, (a, b) in enumerate(chunks or []) if a <= frame < b), None)
+    if where is None:
+        return None
+    i, a, b = where
+    return f"frame {frame}: chunk {i} (frames {a}-{b - 1})" if b - 1 > a else f"frame {frame}: chunk {i} (frame {a})"
+
+
 def grid_overlay(fig: go.Figure, height: int, width: int, *, latent_factor: int = 8, tile: int | None = None,
                  overlap: int = 0, frame: int | None = None, chunks: list[tuple[int, int]] | None = None,
-                 rows: list[int] | None = None, cols: list[int] | None = None) -> go.Figure:
+                 rows: list[int] | None = None, cols: list[int] | None = None,
+                 coded: tuple[int, int] | None = None) -> go.Figure:
     """Draw the grid that produced a heatmap over it: latent cells (every ``latent_factor`` px, faint), tile
     starts (solid) and ends (dotted; between them the blended overlap) as ``engine.run_model`` lays the
-    ``tile``/``overlap`` px tiles (``streaming.tile_starts``; pass the rounded values its notes report) and, with ``frame`` and ``chunks`` ([(first, end) ...] frames), the chunk the frame
-    was coded in, as a caption. ``rows``/``cols``: the subplots to draw on (default: every panel of ``fig``).
-    Works on ``viz.frame_panel`` figures (pixel coordinates, y down). Returns ``fig``."""
+    ``tile``/``overlap`` px tiles (``streaming.tile_starts`` on the ``coded`` frame; pass the run's ``plan``) and,
+    with ``frame`` and ``chunks`` ([(first, end) ...] frames), the chunk the frame was coded in, as a caption.
+    ``rows``/``cols``: the subplots to draw on (default: every panel of ``fig``). Works on ``viz.frame_panel`` and
+    ``viz.enlarged_frame`` figures (pixel coordinates, y down). Returns ``fig``."""
     targets = [(r, c) for r in (rows or [None]) for c in (cols or [None])]
     kw_all = [dict(row=r, col=c) if r is not None and c is not None else {} for r, c in targets]
 
@@ -303,26 +334,50 @@ def grid_overlay(fig: go.Figure, height: int, width: int, *, latent_factor: int 
     def hline(y: float, **style_kw) -> list[dict]:
         return [dict(type="line", y0=y, y1=y, x0=-0.5, x1=width - 0.5, line=style_kw)]
 
+    lines = grid_lines(height, width, latent_factor=latent_factor, tile=tile, overlap=overlap, coded=coded)
     shapes: list[dict] = []
-    if latent_factor and latent_factor > 1 and max(height, width) // latent_factor <= 64:
-        for x in range(latent_factor, width, latent_factor):
-            shapes += vline(x - 0.5, color="rgba(255,255,255,0.25)", width=1)
-        for y in range(latent_factor, height, latent_factor):
-            shapes += hline(y - 0.5, color="rgba(255,255,255,0.25)", width=1)
-    if tile:
-        for draw, limit in ((vline, width), (hline, height)):
-            starts = _tile_starts(limit, tile, overlap)
-            for a in starts[1:]:
-                shapes += draw(a - 0.5, color="rgba(0,255,255,0.9)", width=2)  # where a tile begins
-            for a in starts[:-1]:
-                shapes += draw(a + tile - 0.5, color="rgba(0,255,255,0.6)", width=1, dash="dot")  # where it ends
+    for draw, axis in ((vline, "x"), (hline, "y")):
+        for a in lines[axis]["latent"]:
+            shapes += draw(a - 0.5, color="rgba(255,255,255,0.25)", width=1)
+    for draw, axis in ((vline, "x"), (hline, "y")):
+        for a in lines[axis]["tile_start"]:
+            shapes += draw(a - 0.5, color="rgba(0,255,255,0.9)", width=2)  # where a tile begins
+        for a in lines[axis]["tile_end"]:
+            shapes += draw(a - 0.5, color="rgba(0,255,255,0.6)", width=1, dash="dot")  # where it ends
     for kw in kw_all:
         for s in shapes:
             fig.add_shape(**s, **kw)
-    if frame is not None and chunks:
-        where = next(((i, a, b) for i, (a, b) in enumerate(chunks) if a <= frame < b), None)
-        if where:
-            i, a, b = where
-            fig.add_annotation(text=f"frame {frame}: chunk {i} (frames {a}-{b - 1})", xref="paper", yref="paper",
-                               x=0, y=-0.02, showarrow=False, xanchor="left", yanchor="top", font=dict(size=12))
+        # pin the pixel extent: plotly sizes a go.Image from its source only once loaded, and until then
+        # lets the shapes decide the range (a 2 px wide view of nothing)
+        fig.update_xaxes(range=[-0.5, width - 0.5], autorange=False, **kw)
+        fig.update_yaxes(range=[height - 0.5, -0.5], autorange=False, **kw)
+    if frame is not None and (text := chunk_caption(frame, chunks)):
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=-0.02, showarrow=False, xanchor="left",
+                           yanchor="top", font=dict(size=12))
     return fig
+
+
+GRID_LATENT_RGB, GRID_TILE_RGB = (255, 255, 255), (0, 255, 255)
+
+
+def grid_overlay_rgb(image: np.ndarray, *, latent_factor: int = 8, tile: int | None = None, overlap: int = 0,
+                     coded: tuple[int, int] | None = None) -> np.ndarray:
+    """The same grid as :func:`grid_overlay`, drawn into a copy of an (H, W, 3) uint8 picture (a heatmap tile):
+    latent cell starts blended 25 % white, tile starts solid cyan, the first pixel after a tile's end dotted cyan."""
+    img = np.array(image, dtype=np.uint8, copy=True)
+    h, w = img.shape[:2]
+    lines = grid_lines(h, w, latent_factor=latent_factor, tile=tile, overlap=overlap, coded=coded)
+    lat = np.asarray(GRID_LATENT_RGB, np.float32)
+    for a in lines["x"]["latent"]:
+        img[:, a] = (0.75 * img[:, a] + 0.25 * lat).round().astype(np.uint8)
+    for a in lines["y"]["latent"]:
+        img[a, :] = (0.75 * img[a, :] + 0.25 * lat).round().astype(np.uint8)
+    for a in lines["x"]["tile_start"]:
+        img[:, a] = GRID_TILE_RGB
+    for a in lines["y"]["tile_start"]:
+        img[a, :] = GRID_TILE_RGB
+    for a in lines["x"]["tile_end"]:
+        img[::2, a] = GRID_TILE_RGB
+    for a in lines["y"]["tile_end"]:
+        img[a, ::2] = GRID_TILE_RGB
+    return img

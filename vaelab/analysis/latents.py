@@ -560,29 +560,39 @@ def _model_id(model: Any) -> tuple[str, str, str]:
 
 
 def analyse(frames_thwc: np.ndarray, video_models: list, image_reference: Any = None,
-            with_compatibility: bool = True) -> LatentReport:
+            with_compatibility: bool = True, precision: str = "fp32") -> LatentReport:
     """:func:`collect`, then :func:`distance_table`, :func:`channel_stats` and (with a reference and
     ``with_compatibility``) :func:`compatibility` for each video model, all on the full set.
 
+    ``precision`` (a resolved one: fp32, bf16 or fp16) is the autocast the encoders and decoders run under
+    (``vaelab.device.autocast``; fp32: none, the unchanged path); latents are read back as float32.
+
     Cached (LRU, 4 entries) per (clip hash, each model's name / device / weights digest, reference,
-    with_compatibility); a hit returns the stored results with ``cached=True``. The weights digest is
+    with_compatibility, precision); a hit returns the stored results with ``cached=True``. The weights digest is
     computed once per model object, so callers must not change a model's weights after its first call."""
     frames_thwc = np.asarray(frames_thwc)
     key = None
     if frames_thwc.dtype == np.uint8 and frames_thwc.ndim == 4:  # collect() explains anything else
         key = (clip_hash(frames_thwc), tuple(_model_id(m) for m in video_models),
-               _model_id(image_reference) if image_reference is not None else None, bool(with_compatibility))
+               _model_id(image_reference) if image_reference is not None else None, bool(with_compatibility),
+               precision)
         hit = _REPORT_CACHE.get(key)
         if hit is not None:
             return replace(hit, cached=True)
+    from ..device import autocast
+
+    first = next(iter(video_models), image_reference)
+    device = next(first.parameters()).device if first is not None else "cpu"
     t0 = time.perf_counter()
-    lset = collect(frames_thwc, video_models, image_reference)
+    with autocast(precision, device):
+        lset = collect(frames_thwc, video_models, image_reference)
     t1 = time.perf_counter()
     distances, stats = distance_table(lset), channel_stats(lset)
     t2 = time.perf_counter()
     compat = []
     if with_compatibility and image_reference is not None:
-        compat = [compatibility(frames_thwc, m, image_reference) for m in video_models]
+        with autocast(precision, device):
+            compat = [compatibility(frames_thwc, m, image_reference) for m in video_models]
     t3 = time.perf_counter()
     report = LatentReport(lset, distances, stats, compat,
                           {"collect": t1 - t0, "numbers": t2 - t1, "compatibility": t3 - t2})

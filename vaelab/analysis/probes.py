@@ -5,6 +5,8 @@ public contract (``model.encode`` / ``model.decode`` on the clip padded to ``mod
 cropped back: what ``VAE.reconstruct`` does) and measured against the ground truth. Nothing here draws;
 ``vaelab.viz_diagnostics`` turns the returned data into figures and ``ProbeReport.to_json`` is the ``vaelab probe``
 schema. Pixels are float in [-1, 1] shaped ``x_bcthw``; errors and changes are reported in 0-255 units.
+Models run in the precision ``run_probes`` is given (``auto|fp32|bf16|fp16``, resolved per model's device as
+``engine.run_model`` does; fp32 is the unchanged path with no autocast); every measurement is in float32/64.
 
 Measurements (see docs/DIAGNOSTICS.md for how to read them):
 
@@ -17,8 +19,10 @@ Measurements (see docs/DIAGNOSTICS.md for how to read them):
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +90,11 @@ CONVENTIONS = {
               "the cut until it stays below 1; frames_changed_before_cut = frames before the cut where it is >= 1",
     "frame_count": "the slow pan at 1, 4k and 4k+1 frames: frames after padding to the rule, latent frames, "
                    "per-frame PSNR",
+    "precision": "input.precision is what was asked (auto|fp32|bf16|fp16); each model's 'precision' is what ran "
+                 "on its 'device': fp32 = no autocast (the float32 path), bf16/fp16 = torch.autocast around encode "
+                 "and decode (weights, norm statistics and softmax in fp32; decoders marked fp16_decoder_upcast "
+                 "decode in fp32 under fp16; a batch with a non-finite fp16 output is recoded in fp32 and listed in "
+                 "'precision_notes'); outputs are cast to float32 before any measurement",
     "receptive_field": "change[i][j] = mean |output frame i with input frame j perturbed - unperturbed output "
                        "frame i| (0-255 units); the perturbation adds a fixed +-0.25 random pattern to frame j; "
                        "latent: noise of 0.5 x the latent's std added to latent index j along axis 2 (parts of a "
@@ -103,21 +112,84 @@ def _pixel_count(x_bcthw: torch.Tensor) -> int:
 _MEMO: dict[tuple[int, str], torch.Tensor] = {}  # (id(model), clip digest) -> reconstruction, within run_probes
 
 
-def code(model: Any, x_bcthw: torch.Tensor, batch: int = BATCH) -> tuple[torch.Tensor, None]:
-    """(B, 3, T, H, W) -> (reconstruction of the same shape, None), ``batch`` clips per model call. Clips that
-    several probes share (the slow pan is the motion, frame-count and receptive-field base) are coded once per
-    ``run_probes`` call."""
+@dataclass
+class _Run:
+    """The precision the current model runs in (resolved) and what had to fall back to fp32."""
+
+    precision: str = "fp32"
+    notes: list[str] = field(default_factory=list)
+
+
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("vaelab_probe_run", default=None)
+
+
+def _current() -> _Run:
+    """The run in progress (``run_probes``), or fp32 outside one."""
+    return _RUN.get() or _Run()
+
+
+@contextlib.contextmanager
+def _running(precision: str) -> Iterator[_Run]:
+    run = _Run(precision)
+    token = _RUN.set(run)
+    try:
+        yield run
+    finally:
+        _RUN.reset(token)
+
+
+def _device(model: Any) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+# Copied from vaelab.engine._decode_precision (the fp16 overflow guard, for the probes' direct decode calls)
+def _decode_precision(model: Any, precision: str) -> str:
+    return "fp32" if precision == "fp16" and getattr(model, "fp16_decoder_upcast", False) else precision
+
+
+def _encode(model: Any, x: torch.Tensor, precision: str | None = None) -> Latent:
+    """``model.encode`` under the current run's autocast (none for fp32)."""
+    from ..device import autocast
+
+    prec = precision or _current().precision
+    with autocast(prec, _device(model)):
+        return model.encode(x)
+
+
+def _decode(model: Any, z: Latent, precision: str | None = None) -> torch.Tensor:
+    """``model.decode`` under the current run's autocast (fp32 for fp16-upcast decoders); float32 out."""
+    from ..device import autocast
+
+    prec = _decode_precision(model, precision or _current().precision)
+    with autocast(prec, _device(model)):
+        return model.decode(z).float()
+
+
+def _code_batch(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """One batch through encode/decode in the run's precision, padded to the card's rule and cropped back; an
+    fp16 batch with a non-finite output is recoded in fp32 (and noted)."""
     card = model.card
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    xp, (t, h, w) = pad_to_rule(x, card.spatial_factor, card.frame_rule)
+    run = _current()
+    y = _decode(model, _encode(model, xp))
+    if run.precision == "fp16" and not bool(torch.isfinite(y).all()):
+        y = _decode(model, _encode(model, xp, "fp32"), "fp32")
+        run.notes.append(f"fp16 overflowed on a {tuple(x.shape)} batch: recoded in fp32")
+    return y[:, :, :t, :h, :w].clamp(-1, 1).float().cpu()
+
+
+def code(model: Any, x_bcthw: torch.Tensor, batch: int = BATCH) -> tuple[torch.Tensor, None]:
+    """(B, 3, T, H, W) -> (reconstruction of the same shape, None), ``batch`` clips per model call, in the current
+    ``run_probes`` precision (fp32 outside one). Clips that several probes share (the slow pan is the motion,
+    frame-count and receptive-field base) are coded once per ``run_probes`` call."""
+    device = _device(model)
     keys = [(id(model), clip_hash(x_bcthw[i:i + 1])) for i in range(x_bcthw.shape[0])] if _MEMO_ON else []
     todo = [i for i in range(x_bcthw.shape[0]) if not keys or keys[i] not in _MEMO]
     outs: dict[int, torch.Tensor] = {}
     with torch.inference_mode():
         for a in range(0, len(todo), batch):
             idx = todo[a:a + batch]
-            x = x_bcthw[idx].to(device)
-            xp, (t, h, w) = pad_to_rule(x, card.spatial_factor, card.frame_rule)
-            y = model.decode(model.encode(xp))[:, :, :t, :h, :w].clamp(-1, 1).float().cpu()
+            y = _code_batch(model, x_bcthw[idx].to(device))
             for k, i in enumerate(idx):
                 outs[i] = y[k:k + 1]
                 if keys:
@@ -469,19 +541,19 @@ def receptive_field_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
     y, _ = code(model, torch.cat(xs, 0))
     change = ((y[1:] - y[:1]).abs().mean(dim=(1, 3, 4)) * 127.5).T  # [i][j]: output i, perturbed input j
 
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = _device(model)
     xp, (t, h, w) = pad_to_rule(base.to(device), card.spatial_factor, card.frame_rule)
     with torch.inference_mode():
-        z = model.encode(xp)
-        y0 = model.decode(z)[:, :, :t, :h, :w].clamp(-1, 1).float().cpu()
+        z = _encode(model, xp)
+        y0 = _decode(model, z)[:, :, :t, :h, :w].clamp(-1, 1).float().cpu()
         slots = _latent_slots(z)
         variants = [_perturbed(z, parts, j, gen) for parts, j, _ in slots]
         outs = []
         if not z.has_parts:  # one batched decode per BATCH perturbed latents
             for a in range(0, len(variants), BATCH):
-                outs.append(model.decode(Latent.cat(variants[a:a + BATCH], dim=0)))
+                outs.append(_decode(model, Latent.cat(variants[a:a + BATCH], dim=0)))
         else:
-            outs = [model.decode(v) for v in variants]
+            outs = [_decode(model, v) for v in variants]
         cols = [(torch.cat(outs, 0)[:, :, :t, :h, :w].clamp(-1, 1).float().cpu() - y0).abs().mean(dim=(1, 3, 4))
                 * 127.5] if outs else []
     lat = cols[0].T if cols else torch.zeros(frames, 0)
@@ -505,10 +577,12 @@ class ProbeReport:
 
     size: int
     frames: int
+    precision: str = "fp32"  # what was asked (auto|fp32|bf16|fp16)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per model
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time of this process (shared machines)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model: device, precision, precision_notes
 
     def to_json(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -518,8 +592,8 @@ class ProbeReport:
 
         return {"models": {n: clean(m) | {"card": self.cards.get(n, {}), "seconds": round(self.seconds.get(n, 0), 3),
                                               "cpu_seconds": round(self.cpu_seconds.get(n, 0), 3)}
-                           for n, m in self.models.items()},
-                "input": {"size": self.size, "frames": self.frames},
+                           | self.ran.get(n, {}) for n, m in self.models.items()},
+                "input": {"size": self.size, "frames": self.frames, "precision": self.precision},
                 "conventions": dict(CONVENTIONS)}
 
 
@@ -540,15 +614,21 @@ def check_settings(size: int, frames: int) -> tuple[int, int]:
 
 def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: int = DEFAULT_FRAMES,
                probes: tuple[str, ...] = PROBES,
-               progress: Callable[[float, str], None] | None = None) -> ProbeReport:
-    """Every probe in ``probes`` on every model ({name: loaded model}); plain data (see ``ProbeReport``)."""
+               progress: Callable[[float, str], None] | None = None, precision: str = "fp32") -> ProbeReport:
+    """Every probe in ``probes`` on every model ({name: loaded model}) in ``precision`` (``auto|fp32|bf16|fp16``,
+    resolved per model's device; fp32, the default, is the float32 path with no autocast); plain data (see
+    ``ProbeReport``). A precision the device cannot run (fp16 on a CPU) raises ValueError before any work."""
     import time
+
+    from ..device import requested_precision, resolve_precision
 
     size, frames = check_settings(size, frames)
     unknown = [p for p in probes if p not in _RUNNERS]
     if unknown:
         raise ValueError(f"unknown probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}")
-    report = ProbeReport(size, frames)
+    asked = requested_precision(precision, default="fp32")
+    resolved = {name: resolve_precision(asked, _device(m), default="fp32") for name, m in named_models.items()}
+    report = ProbeReport(size, frames, asked)
     steps = len(named_models) * len(probes)
     done = 0
     global _MEMO_ON
@@ -557,13 +637,16 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
         for name, model in named_models.items():
             t0, c0 = time.perf_counter(), time.process_time()
             out: dict[str, Any] = {}
-            for p in probes:
-                if progress:
-                    progress(done / max(steps, 1), f"{name}: {p}")
-                key, fn = _RUNNERS[p]
-                out[key] = fn(model, size, frames)
-                done += 1
+            with _running(resolved[name]) as run:
+                for p in probes:
+                    if progress:
+                        progress(done / max(steps, 1), f"{name}: {p} ({run.precision})")
+                    key, fn = _RUNNERS[p]
+                    out[key] = fn(model, size, frames)
+                    done += 1
             report.models[name] = out
+            report.ran[name] = {"device": str(_device(model)), "precision": run.precision,
+                                "precision_notes": sorted(set(run.notes))}
             report.seconds[name] = time.perf_counter() - t0
             report.cpu_seconds[name] = time.process_time() - c0
             _MEMO.clear()
@@ -589,10 +672,12 @@ def pareto_front(rate: list[float], quality: list[float]) -> list[bool]:
     return on
 
 
-def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_models: dict[str, Any]) -> dict[str, Any]:
+def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_models: dict[str, Any],
+                    precision: str = "fp32") -> dict[str, Any]:
     """Per model on the user's clip (uint8 (T, H, W, 3) and each reconstruction): PSNR, SSIM, CIEDE2000, latent
     floats per pixel (actual encoder output on the padded clip, per input pixel) and, for quantised models
-    (``model.quantised``), bits per pixel (indices per frame x log2 codebook size, from ``model.diagnostics``); the Pareto front of PSNR against floats per pixel."""
+    (``model.quantised``), bits per pixel (indices per frame x log2 codebook size, from ``model.diagnostics``); the Pareto front of PSNR against floats per pixel.
+    ``precision`` (resolved: fp32, bf16 or fp16) is the autocast of the latent-size encode (only its shape is read)."""
     from .. import metrics
     from ..engine import to_tensor
 
@@ -600,10 +685,10 @@ def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_mod
     rows: dict[str, dict[str, Any]] = {}
     for name, model in named_models.items():
         rec = recons[name]
-        device = next(iter(model.parameters()), torch.empty(0)).device
+        device = _device(model)
         xp, _ = pad_to_rule(to_tensor(frames, device), model.card.spatial_factor, model.card.frame_rule)
         with torch.inference_mode():
-            z = model.encode(xp)
+            z = _encode(model, xp, precision)
         bpp = None
         if getattr(model, "quantised", False):  # a codebook: each index costs log2(codebook size) bits
             with torch.inference_mode():

@@ -122,7 +122,8 @@ class SwapResult:
         a, b = self.clips["A"], self.clips["B"]
         return {n: {"layout_to_A": layout_similarity(y, a), "layout_to_B": layout_similarity(y, b),
                     "structure_to_A": structure_distance(y, a), "structure_to_B": structure_distance(y, b),
-                    "dynamics_to_A": dynamics_distance(y, a), "dynamics_to_B": dynamics_distance(y, b)}
+                    "dynamics_to_A": dynamics_distance(y, a), "dynamics_to_B": dynamics_distance(y, b),
+                    "motion_to_A": motion_similarity(y, a), "motion_to_B": motion_similarity(y, b)}
                 for n, y in self.decodes.items()}
 
 
@@ -153,6 +154,32 @@ def layout_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float:
         return (g - g.mean()) / (g.std() + 1e-6)
 
     return float((layout(x_thwc) * layout(y_thwc)).mean())
+
+
+MOTION_FLOOR = 0.05  # grey levels: a clip whose pooled frame-to-frame change has less spread is still
+
+
+def _pooled_change(clip_thwc: np.ndarray, pool: int) -> np.ndarray:
+    """(T-1, H/pool, W/pool) frame-to-frame change of the luminance, in ``pool`` x ``pool`` block means."""
+    g = clip_thwc.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # (T, H, W)
+    p = pool if min(g.shape[1:]) >= pool else 1
+    h, w = g.shape[1] // p * p, g.shape[2] // p * p
+    g = g[:, :h, :w].reshape(len(g), h // p, p, w // p, p).mean((2, 4))
+    return np.diff(g, axis=0)
+
+
+def motion_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = STRUCTURE_POOL) -> float | None:
+    """Motion-transfer score: correlation (-1..1) of two clips' frame-to-frame luminance changes, in
+    ``pool`` x ``pool`` block means over every frame; None for one frame or when either clip is still.
+
+    The twin of :func:`layout_similarity` for what moves: where and when the picture changes, whatever it
+    shows. A structure-A + dynamics-B swap that carries B's motion correlates with B's change more than A's."""
+    if len(x_thwc) < 2:
+        return None
+    dx, dy = _pooled_change(x_thwc, pool), _pooled_change(y_thwc, pool)
+    if dx.std() < MOTION_FLOOR or dy.std() < MOTION_FLOOR:
+        return None
+    return float(((dx - dx.mean()) / dx.std() * (dy - dy.mean()) / dy.std()).mean())
 
 
 def dynamics_distance(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float | None:
@@ -331,5 +358,5 @@ def swap_pair(model, pair: AlignedPair) -> SwapResult:
 
 
 __all__ = ["AlignedPair", "LatentSizes", "SwapResult", "ROWS", "CLIPS", "LATENT_PARTS", "align_pair", "fit_frame",
-           "loop_to", "load_pair", "fit_fixed_input", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance",
+           "loop_to", "load_pair", "fit_fixed_input", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance", "motion_similarity",
            "DEFAULT_FRAMES", "MAX_FRAMES", "DEFAULT_SIZE", "MIN_SIZE", "MAX_SIZE", "MAX_WORK_CPU", "MAX_WORK_GPU"]

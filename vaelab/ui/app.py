@@ -3,20 +3,20 @@
 Endpoints (named after their functions, usable with gradio_client): ``/reconstruct``, ``/show_frame``
 (tab_reconstruct), ``/wavelets`` (tab_wavelets), ``/model_cards`` (tab_models), ``/swap``, ``/show_swap_frame``,
 ``/weights_status`` (tab_swap), ``/caption_effect``, ``/branch_ablation`` (tab_inside) and the Latent space
-tab's own (tab_latents). This file also holds start-up work (warm-up, workshop pre-computation) and launch.
+tab's own (tab_latents). This file also launches the server and starts the start-up work
+(``vaelab.analysis.warmup``: UMAP compilation, model warm-up, workshop pre-computation).
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
-import threading
-import time
 
 import gradio as gr
 
-from .. import limits, models, pipeline
-from ..engine import auto_device, configure_threads
+from .. import limits
+from ..analysis import warmup
+from ..engine import configure_threads
 from . import (
     security,
     tab_diagnostics,
@@ -72,43 +72,9 @@ def build_app() -> gr.Blocks:
 
 
 def precompute_examples(names: list[str] | None = None) -> int:
-    """Workshop mode: reconstruct every bundled example with every trained model at the default settings,
-    so those requests are answered from the result cache. Returns how many (example, model) pairs ran."""
-    names = names or models.names()
-    dev = str(auto_device("auto"))
-    done = 0
-    for ex in pipeline.example_names():
-        clip = pipeline.load_input(None, ex, frames=pipeline.DEFAULT_FRAMES, size=pipeline.DEFAULT_SIZE)
-        for name in names:
-            try:
-                pipeline.reconstruct_clip(clip.frames, [name], device=dev, fps=clip.fps, clip_notes=clip.notes,
-                                          caption=pipeline.example_caption(ex),  # what the page sends
-                                          precision=page_precision())
-                done += 1
-            except Exception as e:  # noqa: BLE001 - one failing model must not stop the others
-                log.warning("workshop pre-computation of %s on %s failed: %s", name, ex, e)
-    return done
-
-
-def _warm(workshop: bool = False) -> None:
-    """Load models and count FLOPs in the background so the first request doesn't pay for it; in workshop
-    mode also pre-compute the examples' results."""
-    from ..analysis.complexity import encoder_decoder_stats
-    from ..engine import get_model
-
-    for name in models.names():
-        try:
-            get_model(name, "lab", "auto")
-            if name in models.all_names():
-                with tab_models.COUNTING:
-                    encoder_decoder_stats(name)
-        except Exception as e:  # noqa: BLE001 - a missing weight file is reported when a user picks the model
-            log.warning("warm-up of %s failed: %s", name, e)
-    tab_models.model_cards()  # the remaining cards' parameter counts and the block diagrams
-    if workshop:
-        t0 = time.perf_counter()
-        n = precompute_examples()
-        log.warning("workshop mode: %d example results cached in %.0f s", n, time.perf_counter() - t0)
+    """Workshop mode: every bundled example with every trained model, at the precision the page sends
+    (``vaelab.analysis.warmup.precompute_examples``). Returns how many (example, model) pairs ran."""
+    return warmup.precompute_examples(names, precision=page_precision())
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **kwargs):
@@ -118,7 +84,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **
     from .. import lpips_fetch
 
     if workshop:  # a room of laptops: pay every load and every example before the first visitor arrives
-        _warm(workshop=True)
+        warmup.warm_models(workshop=True, precision=page_precision())
     demo = build_app()
     block = not kwargs.pop("prevent_thread_lock", False)
     result = demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_FILE_MB}mb",
@@ -128,9 +94,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workshop: bool = False, **
     # Background work starts once the server is up: Gradio checks that it answers within 3 s of starting,
     # and on a loaded machine a warm-up thread competing for the GIL made that check fail.
     lpips_fetch.start()  # once, in the background, only where the network may be used (see lpips_fetch)
-    threading.Thread(target=tab_latents.warm, daemon=True, name="vaelab-warm-latents").start()
-    if not workshop:
-        threading.Thread(target=_warm, daemon=True, name="vaelab-warm").start()
+    warmup.start(models_too=not workshop, precision=page_precision())
     if block:
         demo.block_thread()
     return result

@@ -13,12 +13,17 @@ import gradio as gr
 from .. import models, pipeline
 from .. import viz_diagnostics as vd
 from ..analysis import probes
+from ..device import resolve_precision
 from ..engine import auto_device, get_model
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs, clip_settings, device_choice
+from .outputs import keyed
+from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
+# Outputs of /run_diagnostics and /clip_diagnostics, in the order the API returns them.
+PROBE_OUTPUTS = ["spatial", "zone", "temporal", "flat", "colour", "motion", "frames", "rf", "summary", "report"]
+CLIP_OUTPUTS = ["rd", "mre", "cnotes"]
 # frames x pixels x models per request (the receptive field alone codes T + 1 clips of T frames)
 MAX_PROBE_WORK_CPU = 9 * 9 * 64 * 64
 MAX_PROBE_WORK_GPU = 9 * 33 * 256 * 256
@@ -102,35 +107,46 @@ def notes_md(report: probes.ProbeReport) -> str:
     rules = [f"- **{n}** ({m['frame_count']['rule']}): " + "; ".join(
         f"{c['frames']} → {c['padded_to']} frames, {c['latent_frames']} latent" for c in m["frame_count"]["cases"])
         for n, m in report.models.items()]
+    ran = sorted({f"{r['device']} {r['precision']}" for r in report.ran.values()})
+    fell_back = [f"{n}: {'; '.join(r['precision_notes'])}" for n, r in report.ran.items() if r["precision_notes"]]
     return "\n".join(rows) + "\n\n**Frame-count rules:**\n" + "\n".join(rules) + (
         f"\n\nProbes at {report.size} px, {report.frames} frames (receptive fields at "
-        f"{min(report.size, probes.RF_SIZE)} px). '+': the gain stays above 0.5 up to Nyquist.")
+        f"{min(report.size, probes.RF_SIZE)} px). '+': the gain stays above 0.5 up to Nyquist."
+        f"\n\n**Ran on:** {' / '.join(ran) or '—'} (asked {report.precision})"
+        + ("; " + "; ".join(fell_back) if fell_back else "") + ".")
 
 
 @zero_gpu
-def run_diagnostics(model_names, frames, size, device="auto", progress=gr.Progress()):
-    """The probe suite on each chosen model: eight figures, a summary table and the JSON report."""
+def run_diagnostics(model_names, frames, size, device="auto", precision="auto", progress=gr.Progress()):
+    """The probe suite on each chosen model in ``precision``: ``{output name: value}`` (:data:`PROBE_OUTPUTS`):
+    eight figures, a summary table (with the device and precision that ran) and the JSON report."""
     names = _check_models(model_names)
     with visitor_errors("The probe suite"):
         size, frames = probes.check_settings(size, frames)
         _cap(len(names) * frames * size * size, device, MAX_PROBE_WORK_CPU, MAX_PROBE_WORK_GPU,
              f"{len(names)} models x {frames} frames x {size}x{size} px")
         dev = auto_device(device)
+        resolve_precision(precision or "auto", dev)  # fp16 on a CPU: one line before any model loads
         loaded = {}
         for i, n in enumerate(names):
             progress(0.02 * i, desc=f"loading {n}")
             loaded[n] = get_model(n, "lab", dev)
-        report = probes.run_probes(loaded, size, frames, progress=lambda p, msg: progress(0.05 + 0.9 * p, desc=msg))
+        report = probes.run_probes(loaded, size, frames, precision=precision or "auto",
+                                   progress=lambda p, msg: progress(0.05 + 0.9 * p, desc=msg))
     path = _report_path()
     path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
     m = report.models
-    return (vd.spatial_mtf(m), vd.zone_plate(m), vd.temporal_mtf(m), vd.flat_field_spectra(m), vd.colour_chart(m),
-            vd.motion(m), vd.frame_count(m), vd.receptive_fields(m), notes_md(report), str(path))
+    return {"spatial": vd.spatial_mtf(m), "zone": vd.zone_plate(m), "temporal": vd.temporal_mtf(m),
+            "flat": vd.flat_field_spectra(m), "colour": vd.colour_chart(m), "motion": vd.motion(m),
+            "frames": vd.frame_count(m), "rf": vd.receptive_fields(m), "summary": notes_md(report),
+            "report": str(path)}
 
 
 @zero_gpu
-def clip_diagnostics(upload, example, model_names, frames, size, device="auto", progress=gr.Progress()):
-    """Rate-distortion (with the Pareto front) and motion-resolved error of each chosen model on a clip."""
+def clip_diagnostics(upload, example, model_names, frames, size, device="auto", precision="auto",
+                     progress=gr.Progress()):
+    """Rate-distortion (with the Pareto front) and motion-resolved error of each chosen model on a clip, in
+    ``precision``: ``{output name: value}`` (:data:`CLIP_OUTPUTS`); the notes say which device and precision ran."""
     names = _check_models(model_names)
     with visitor_errors("The clip diagnostics"):
         clip = pipeline.load_input(upload, example, frames=frames, size=size)
@@ -140,21 +156,24 @@ def clip_diagnostics(upload, example, model_names, frames, size, device="auto", 
         _cap(len(names) * t * h * w, device, MAX_CLIP_WORK_CPU, 50 * MAX_CLIP_WORK_CPU,
              f"{t} frames x {w}x{h} px x {len(names)} models")
         dev = str(auto_device(device))
+        prec = resolve_precision(precision or "auto", dev)
         comp = pipeline.reconstruct_clip(clip.frames, names, device=dev, with_lpips=False, fps=clip.fps,
-                                         clip_notes=clip.notes, progress=lambda p, msg: progress(0.8 * p, desc=msg))
+                                         clip_notes=clip.notes, progress=lambda p, msg: progress(0.8 * p, desc=msg),
+                                         precision=prec)
         recons = {n: r.run.recon for n, r in comp.results.items()}
         progress(0.85, desc="latent sizes")
-        rd = probes.rate_distortion(clip.frames, recons, {n: get_model(n, "lab", dev) for n in names})
+        rd = probes.rate_distortion(clip.frames, recons, {n: get_model(n, "lab", dev) for n in names}, precision=prec)
         mre = probes.motion_resolved_error(clip.frames, recons)
     rows = ["| model | floats/px | bits/px | PSNR dB | SSIM | ΔE00 | Pareto |", "|---|---|---|---|---|---|---|"]
     for n, r in rd["models"].items():
         bpp = "—" if r["bits_per_pixel"] is None else f"{r['bits_per_pixel']:.3f}"
         rows.append(f"| {n} | {r['floats_per_pixel']:.4f} | {bpp} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
                     f"{r['delta_e_mean']:.2f} | {'yes' if r['pareto'] else ''} |")
-    notes = "\n".join(rows)
+    ran = sorted({f"{r.run.device} {r.run.precision}" for r in comp.results.values()})
+    notes = "\n".join(rows) + f"\n\n**Ran on:** {' / '.join(ran)}."
     if clip.notes:
         notes = "**Input:** " + "; ".join(clip.notes) + ".\n\n" + notes
-    return vd.rate_distortion(rd), vd.motion_resolved(mre), notes
+    return {"rd": vd.rate_distortion(rd), "mre": vd.motion_resolved(mre), "cnotes": notes}
 
 
 def build() -> None:
@@ -172,16 +191,16 @@ def build() -> None:
         size = gr.Slider(probes.MIN_SIZE, probes.MAX_SIZE, value=probes.DEFAULT_SIZE, step=16,
                          label="Probe size (px, multiple of 16)", elem_id="diag-size")
         device = device_choice("diag-device")
+        precision = precision_choice("diag-precision")
     run = gr.Button("Run probes", variant="primary", elem_id="diag-run")
-    summary = gr.Markdown(elem_id="diag-notes")
-    report_file = gr.File(label="Probe report (JSON, as `vaelab probe` writes it)", elem_id="diag-json",
-                          interactive=False)
-    plots = []
+    c: dict = {"summary": gr.Markdown(elem_id="diag-notes"),
+               "report": gr.File(label="Probe report (JSON, as `vaelab probe` writes it)", elem_id="diag-json",
+                                 interactive=False)}
     for key, elem in (("spatial", "diag-spatial"), ("zone", "diag-zone"), ("temporal", "diag-temporal"),
                       ("flat", "diag-flat"), ("colour", "diag-colour"), ("motion", "diag-motion"),
                       ("frames", "diag-frame-count"), ("rf", "diag-rf")):
         gr.Markdown(HELP[key], elem_classes=["vaelab-small"])
-        plots.append(gr.Plot(elem_id=elem, show_label=False))
+        c[key] = gr.Plot(elem_id=elem, show_label=False)
     gr.Markdown("---\n" + HELP["clip"])
     examples = pipeline.example_names()
     with gr.Row():
@@ -191,11 +210,11 @@ def build() -> None:
                                            pipeline.MAX_SIZE, 64, prefix="diag-clip-")
             crun = gr.Button("Rate-distortion and motion error", variant="primary", elem_id="diag-clip-run")
         with gr.Column(scale=3):
-            rd_plot = gr.Plot(elem_id="diag-rd", show_label=False)
-            mre_plot = gr.Plot(elem_id="diag-mre", show_label=False)
-            cnotes = gr.Markdown(elem_id="diag-clip-notes")
+            c["rd"] = gr.Plot(elem_id="diag-rd", show_label=False)
+            c["mre"] = gr.Plot(elem_id="diag-mre", show_label=False)
+            c["cnotes"] = gr.Markdown(elem_id="diag-clip-notes")
 
-    run.click(compute(run_diagnostics), [chosen, frames, size, device], plots + [summary, report_file],
-              concurrency_limit=1, concurrency_id="compute")
-    crun.click(compute(clip_diagnostics), [upload, example, chosen, cframes, csize, device], [rd_plot, mre_plot, cnotes],
-               concurrency_limit=1, concurrency_id="compute")
+    run.click(compute(keyed(run_diagnostics, c)), [chosen, frames, size, device, precision],
+              [c[k] for k in PROBE_OUTPUTS], concurrency_limit=1, concurrency_id="compute")
+    crun.click(compute(keyed(clip_diagnostics, c)), [upload, example, chosen, cframes, csize, device, precision],
+               [c[k] for k in CLIP_OUTPUTS], concurrency_limit=1, concurrency_id="compute")

@@ -11,12 +11,13 @@ import numpy as np
 
 from .. import limits, models, pipeline, viz
 from ..analysis import ablations
+from ..device import resolve_precision
 from ..engine import auto_device, get_model
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
 from .outputs import keyed
-from .widgets import device_choice
+from .widgets import device_choice, precision_choice
 
 CAPTION_MODEL, BRANCH_MODEL = "videovae-plus", "iv-vae"
 MAX_CAPTION_CHARS = limits.MAX_CAPTION_CHARS
@@ -50,11 +51,23 @@ def _frames(state, frame=0) -> np.ndarray:
     return state.frames
 
 
-def _model(name: str, device: str):
+def _model(name: str, device: str, precision: str):
+    """The lab model on ``device`` and the precision it will run in; refusals (no weights, fp16 on a CPU) are one
+    line before any work."""
     if name not in models.names():
         raise gr.Error(f"The {name} lab weights are not installed ({models.lab_weights_path(name).name} is "
                        f"missing), so this experiment cannot run: VAE Lab never shows random-weight decodes.")
-    return get_model(name, "lab", auto_device(device))
+    dev = auto_device(device or "auto")
+    prec = resolve_precision(precision or "auto", dev)  # PrecisionError is a ValueError: one line
+    return get_model(name, "lab", dev), prec
+
+
+def ran_md(ab: ablations.Ablation, device: str | None) -> str:
+    """Which device and precision the experiment ran in (and what was asked, when it differs)."""
+    asked = (f" (asked {device})" if device not in ("auto", None, "") and not ab.device.startswith(str(device))
+             else "")
+    how = " (autocast: weights, norm statistics and softmax in fp32)" if ab.precision != "fp32" else ""
+    return f"- ran on {ab.device} {ab.precision}{asked}{how}"
 
 
 def _picture(ab: ablations.Ablation, frame) -> tuple[int, dict[str, np.ndarray]]:
@@ -71,33 +84,37 @@ def captions_for(example: str | None, upload: str | None = None) -> tuple[str, s
 
 
 @zero_gpu
-def caption_effect(state, caption, wrong, frame, device="auto", progress=gr.Progress()):
-    """VideoVAE+ with the right caption, none and a wrong one: PSNR curves, one frame of each, notes."""
+def caption_effect(state, caption, wrong, frame, device="auto", precision="auto", progress=gr.Progress()):
+    """VideoVAE+ with the right caption, none and a wrong one: PSNR curves, one frame of each, notes (which
+    device and precision ran)."""
     frames = _frames(state, frame)
     with visitor_errors("The caption experiment"):
-        progress(0.1, desc="videovae-plus: 3 reconstructions")
-        ab = ablations.caption_effect(_model(CAPTION_MODEL, device), frames, str(caption or "")[:MAX_CAPTION_CHARS],
-                                      str(wrong or "")[:MAX_CAPTION_CHARS])
+        model, prec = _model(CAPTION_MODEL, device, precision)
+        progress(0.1, desc=f"videovae-plus: 3 reconstructions ({prec})")
+        ab = ablations.caption_effect(model, frames, str(caption or "")[:MAX_CAPTION_CHARS],
+                                      str(wrong or "")[:MAX_CAPTION_CHARS], precision=prec)
     t, images = _picture(ab, frame)
     images["|right - none| x4"] = viz.amplified_difference(ab.variants["right caption"].recon[t],
                                                             ab.variants["no caption"].recon[t])
     curves = viz.per_frame_lines({k: v.psnr for k, v in ab.variants.items()}, "VideoVAE+: PSNR per frame")
-    notes = "\n".join(f"- {n}" for n in ab.notes)
+    notes = "\n".join([f"- {n}" for n in ab.notes] + [ran_md(ab, device)])
     return {"ccurves": curves, "cimages": viz.image_row(images, f"frame {t}"), "cnotes": notes}
 
 
 @zero_gpu
-def branch_ablation(state, frame, device="auto", progress=gr.Progress()):
-    """IV-VAE decoded with its full latent and with either branch zeroed: one frame, PSNR by group position."""
+def branch_ablation(state, frame, device="auto", precision="auto", progress=gr.Progress()):
+    """IV-VAE decoded with its full latent and with either branch zeroed: one frame, PSNR by group position,
+    notes (which device and precision ran)."""
     frames = _frames(state, frame)
     with visitor_errors("The branch experiment"):
-        progress(0.1, desc="iv-vae: 3 reconstructions")
-        ab = ablations.branch_ablation(_model(BRANCH_MODEL, device), frames)
+        model, prec = _model(BRANCH_MODEL, device, precision)
+        progress(0.1, desc=f"iv-vae: 3 reconstructions ({prec})")
+        ab = ablations.branch_ablation(model, frames, precision=prec)
     t, images = _picture(ab, frame)
     cats = list(next(iter(ab.by_position.values())))
     bars = viz.bars(cats, {k: [v[c] for c in cats] for k, v in ab.by_position.items()},
                     "IV-VAE: PSNR by position inside each 4-frame group", "PSNR (dB)")
-    notes = "\n".join(f"- {n}" for n in ab.notes)
+    notes = "\n".join([f"- {n}" for n in ab.notes] + [ran_md(ab, device)])
     return {"bimages": viz.image_row(images, f"frame {t}"), "bbars": bars, "bnotes": notes}
 
 
@@ -114,7 +131,9 @@ def build(state: gr.State, example: gr.Dropdown, upload: gr.File | None = None) 
     gr.Markdown("Two experiments that change one thing inside a trained model and decode the **Reconstruct** "
                 "tab's last input again (its frames and resolution; each experiment runs its model 3 times).")
     frame = gr.Slider(0, pipeline.MAX_FRAMES - 1, value=0, step=1, label="Frame to show", elem_id="inside-frame")
-    device = device_choice("inside-device")
+    with gr.Row():
+        device = device_choice("inside-device")
+        precision = precision_choice("inside-precision")
     gr.Markdown(CAPTION_HELP)
     examples = pipeline.example_names()
     right, wrong_default = captions_for(examples[0] if examples else None)
@@ -135,9 +154,10 @@ def build(state: gr.State, example: gr.Dropdown, upload: gr.File | None = None) 
     pickers = [example] + ([upload] if upload is not None else [])
     for src in pickers:
         src.change(captions_for, pickers, [caption, wrong], queue=False, api_name=False)
-    crun.click(compute(keyed(caption_effect, c)), [state, caption, wrong, frame, device],
+    crun.click(compute(keyed(caption_effect, c)), [state, caption, wrong, frame, device, precision],
                [c[k] for k in ("ccurves", "cimages", "cnotes")], api_name="caption_effect",
                concurrency_limit=1, concurrency_id="compute")
-    brun.click(compute(keyed(branch_ablation, c)), [state, frame, device], [c[k] for k in ("bimages", "bbars", "bnotes")],
+    brun.click(compute(keyed(branch_ablation, c)), [state, frame, device, precision],
+               [c[k] for k in ("bimages", "bbars", "bnotes")],
                api_name="branch_ablation", concurrency_limit=1, concurrency_id="compute")
     return frame

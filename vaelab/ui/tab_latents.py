@@ -7,7 +7,6 @@ plot) and ``/latent_patch`` (the input patch one plotted point comes from).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,14 @@ import pandas as pd
 from .. import limits, models, pipeline
 from .. import viz_latents as VL
 from ..analysis import latents as L
+from ..analysis import warmup
+from ..device import resolve_precision
 from ..engine import auto_device, get_model
 from .compute import compute
 from .errors import visitor_errors
 from .gpu import zero_gpu
-from .widgets import clip_inputs, clip_settings
+from .outputs import keyed
+from .widgets import clip_inputs, clip_settings, device_choice, precision_choice
 
 log = logging.getLogger("vaelab.ui.latents")
 
@@ -39,9 +41,6 @@ DEFAULT_SIZE, MAX_SIZE = limits.LATENTS.default_size, limits.LATENTS.max_size
 MAX_WORK_CPU, MAX_WORK_GPU = limits.LATENTS.work_cpu, limits.LATENTS.work_gpu
 COMPAT_HEADERS = ["model", "image decoder on the video latent (dB)", "video model's own decoder (dB)",
                   "image VAE on those frames (ceiling, dB)", "frames", "how / why not"]
-
-WARM: dict[str, Any] = {"state": "not started", "seconds": {}, "started": None, "finished": None, "error": None}
-_WARM_LOCK = threading.Lock()
 
 TEACH_MD = """
 ### How to read it
@@ -76,44 +75,6 @@ C dimensions, never on the 2D picture:
 Distances are only computed between latents with the same number of channels. Models with C = 8 (iv-vae,
 walt) get their own panel, and they are not compared with sd-vae (C = 4).
 """
-
-
-# --- warm-up --------------------------------------------------------------------------------------
-
-def warm() -> None:
-    """Compile UMAP's numba code once per process (run in a background thread by ``launch``), so a
-    visitor's first UMAP does not pay it; records the outcome in :data:`WARM` for the status line."""
-    with _WARM_LOCK:
-        if WARM["state"] in ("running", "done"):
-            return
-        WARM.update(state="running", started=time.time(), finished=None, error=None)
-    try:
-        seconds = L.warm_umap(parallel=True, approximate=True)
-    except Exception as e:  # noqa: BLE001 - a failed warm-up only means the first request pays compilation
-        log.warning("UMAP warm-up failed: %s", e)
-        with _WARM_LOCK:
-            WARM.update(state="failed", finished=time.time(), error=f"{type(e).__name__}: {e}")
-        return
-    with _WARM_LOCK:
-        WARM.update(state="done", seconds=seconds, finished=time.time())
-
-
-def warm_text() -> str:
-    """One line on UMAP's one-time numba compilation in this process."""
-    with _WARM_LOCK:
-        w = dict(WARM)
-    if w["state"] == "done":
-        return (f"UMAP's one-time numba compilation ran in the background at start-up "
-                f"({sum(w['seconds'].values()):.0f} s); requests do not pay it.")
-    if w["state"] == "running":
-        return (f"UMAP's one-time numba compilation has been running in the background for "
-                f"{time.time() - w['started']:.0f} s; a UMAP started before it ends waits for it.")
-    if w["state"] == "failed":
-        return f"UMAP warm-up failed ({w['error']}); the first UMAP in this process pays the compilation."
-    compiled = L.warm_status()
-    if compiled:
-        return "UMAP's numba code is compiled in this process."
-    return "UMAP warm-up was not started in this process: the first UMAP pays numba compilation (tens of seconds)."
 
 
 # --- choices --------------------------------------------------------------------------------------
@@ -175,20 +136,25 @@ def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
             + ". The numbers below use all of them.")
 
 
+# Outputs of /latent_space, in the order the API returns them (the view is a gr.State: not in the API).
+OUTPUTS = ["status", "umap", "pca", "table", "compat", "bars", "view"]
+
+
 @zero_gpu
 def latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
-                 parallel=False, state=None, progress=gr.Progress()):
+                 parallel=False, state=None, device="auto", precision="auto", progress=gr.Progress()):
     """Collect the clip's latents from each chosen video model (video and per-frame image latents) and
-    the sd-vae reference; returns the status text, UMAP and PCA scatter plots, the distance / channel
-    table, the decoder-compatibility table (an update, hidden when there is no row), the per-channel
-    bars and the view kept for thumbnails."""
+    the sd-vae reference on ``device`` in ``precision``; returns ``{output name: value}`` (:data:`OUTPUTS`):
+    the status text (which clip, device and precision ran), UMAP and PCA scatter plots, the distance /
+    channel table, the decoder-compatibility table (an update, hidden when there is no row), the
+    per-channel bars and the view kept for thumbnails."""
     with visitor_errors("The latent-space analysis", "try fewer frames, a lower resolution or fewer models"):
         return _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed,
-                             parallel, state, progress)
+                             parallel, state, device, precision, progress)
 
 
 def _latent_space(clip_source, upload, example, frames, size, model_names, use_reference, cap, seed, parallel,
-                  state, progress):
+                  state, device, precision, progress) -> dict[str, Any]:
     """:func:`latent_space`'s work; bad input raises ValueError (or the decoder's / loader's error)."""
     model_names = list(model_names or [])
     frames = _int(frames, "Frames", 1, MAX_FRAMES)
@@ -204,10 +170,11 @@ def _latent_space(clip_source, upload, example, frames, size, model_names, use_r
         raise ValueError(f"The image reference {REFERENCE} has no trained weights in this install.")
     if not model_names and not use_reference:
         raise ValueError("Select at least one video model, or the sd-vae image reference.")
+    dev = auto_device(device or "auto")
+    prec = resolve_precision(precision or "auto", dev)  # fp16 on a CPU: one line before any work
     progress(0.0, desc="decoding input")
     clip, clip_text, clip_notes = _choose_clip(clip_source, upload, example, frames, size, state)
     t, h, w, _ = clip.shape
-    dev = auto_device("auto")
     passes = 3 * len(model_names) + (1 if use_reference else 0)
     if t * h * w * passes > (MAX_WORK_GPU if dev.type == "cuda" else MAX_WORK_CPU):
         raise ValueError(f"This request is too heavy for {dev.type.upper()}: {t} frames x {w}x{h} px with "
@@ -217,11 +184,11 @@ def _latent_space(clip_source, upload, example, frames, size, model_names, use_r
     progress(0.05, desc="loading models")
     video_models = [get_model(n, "lab", dev) for n in model_names]
     reference = get_model(REFERENCE, "lab", dev) if use_reference else None
-    progress(0.1, desc="collecting latents and measuring them (all vectors)")
-    report = L.analyse(clip, video_models, reference)
+    progress(0.1, desc=f"collecting latents ({dev.type} {prec}) and measuring them (all vectors)")
+    report = L.analyse(clip, video_models, reference, precision=prec)
     sub = report.lset.subsample(cap, seed)
     progress(0.5, desc=f"UMAP of {len(sub):,} points" + (" (waiting for the start-up compilation)"
-                                                          if WARM["state"] == "running" else ""))
+                                                          if warmup.umap_running() else ""))
     t0 = time.perf_counter()
     umap_xy = L.embed(sub, "umap", seed=seed, parallel=bool(parallel))
     t1 = time.perf_counter()
@@ -243,8 +210,12 @@ def _latent_space(clip_source, upload, example, frames, size, model_names, use_r
         lines.append("**sd-vae's image latents on their own:** " + (
             "no video VAE ships trained weights yet, so there is nothing to compare them with (see above)."
             if not video_model_names() else "no video model selected."))
+    asked = (f" (asked {device})" if device not in ("auto", None, "") and not str(dev).startswith(str(device))
+             else "")
     lines += [
         f"**Clip:** {clip_text}.",
+        f"**Ran on:** {dev} {prec}{asked}" + (" (autocast: weights, norm statistics and softmax in fp32; latents "
+                                              "read back as fp32)" if prec != "fp32" else "") + ".",
         _counts_md(report, sub),
         f"**UMAP:** euclidean, n_neighbors {L.UMAP_PARAMS['n_neighbors']}, min_dist {L.UMAP_PARAMS['min_dist']}, "
         f"spectral init, {mode}; subsample seed {seed}. Channel groups are embedded separately.",
@@ -252,14 +223,14 @@ def _latent_space(clip_source, upload, example, frames, size, model_names, use_r
         + (f", decoder compatibility {s['compatibility']:.1f} s" if report.compatibility else "")
         + (" (cached: same clip and models as an earlier request)" if report.cached else "")
         + f"; UMAP {t1 - t0:.1f} s; PCA {t2 - t1:.2f} s (repeats with the same settings are cached). "
-        + warm_text(),
+        + warmup.umap_text(),
     ]
     notes = clip_notes + report.lset.notes
     if notes:
         lines.append("**Notes:** " + "; ".join(notes) + ".")
-    view = {"frames": clip, "set": sub}
-    compat = gr.update(value=_compat_rows(report.compatibility), visible=bool(report.compatibility))
-    return "\n\n".join(lines), umap_fig, pca_fig, table, compat, VL.channel_bars(report.stats), view
+    return {"status": "\n\n".join(lines), "umap": umap_fig, "pca": pca_fig, "table": table,
+            "compat": gr.update(value=_compat_rows(report.compatibility), visible=bool(report.compatibility)),
+            "bars": VL.channel_bars(report.stats), "view": {"frames": clip, "set": sub}}
 
 
 def latent_patch(view, point):
@@ -350,19 +321,21 @@ def build(state: gr.State) -> None:
                 seed = gr.Number(0, precision=0, minimum=0, label="Seed (subsample and UMAP)", elem_id="latent-seed")
                 parallel = gr.Checkbox(False, label="Parallel UMAP (faster on many cores, not reproducible)",
                                        elem_id="latent-parallel")
+            device = device_choice("latent-device")
+            precision = precision_choice("latent-precision")
             run = gr.Button("Show latent space", variant="primary", elem_id="latent-run")
             gr.Markdown(f"Limits: up to {MAX_FRAMES} frames, short side {pipeline.MIN_SIZE}-{MAX_SIZE} px, "
                         f"frames x pixels x encoder passes <= {MAX_WORK_CPU / 1e6:.0f} M on CPU (a video model "
                         f"counts 3 passes, the reference 1), {MIN_CAP:,}-{MAX_CAP:,} plotted points.",
                         elem_classes=["vaelab-small"])
         with gr.Column(scale=3):
-            status = gr.Markdown(elem_id="latent-status")
+            c: dict[str, Any] = {"view": view, "status": gr.Markdown(elem_id="latent-status")}
             gr.Markdown("**Reading it in one line:** filled dots = a video VAE coding the clip, open dots of the same "
                         "colour = that VAE coding each frame as an image, grey diamonds = sd-vae. Mixed clouds mean "
                         "compatible latents, separate islands incompatible ones (the guide is at the bottom).",
                         elem_classes=["vaelab-small"])
-            umap_plot = gr.Plot(label="UMAP", elem_id="latent-umap", show_label=False)
-            pca_plot = gr.Plot(label="PCA", elem_id="latent-pca", show_label=False)
+            c["umap"] = gr.Plot(label="UMAP", elem_id="latent-umap", show_label=False)
+            c["pca"] = gr.Plot(label="PCA", elem_id="latent-pca", show_label=False)
             with gr.Row():
                 point = gr.Number(None, precision=0, minimum=0, label="Point # (click a point, or type the "
                                   "number from its hover text)", elem_id="latent-point", scale=1)
@@ -371,18 +344,19 @@ def build(state: gr.State) -> None:
                 patch = gr.Image(label="Input patch of the point", elem_id="latent-patch", interactive=False,
                                  type="numpy", height=200, scale=1)
                 patch_caption = gr.Markdown(elem_id="latent-patch-caption")
-    table = gr.Dataframe(label="Distances and per-channel mean ± std (all vectors)", elem_id="latent-table",
-                         interactive=False)
-    compat = gr.Dataframe(label="Decoder compatibility: sd-vae's decoder on each video model's latent frames",
-                          elem_id="latent-compat", interactive=False)
-    bars = gr.Plot(label="Per-channel mean ± std", elem_id="latent-bars", show_label=False)
+    c["table"] = gr.Dataframe(label="Distances and per-channel mean ± std (all vectors)", elem_id="latent-table",
+                              interactive=False)
+    c["compat"] = gr.Dataframe(label="Decoder compatibility: sd-vae's decoder on each video model's latent frames",
+                               elem_id="latent-compat", interactive=False)
+    c["bars"] = gr.Plot(label="Per-channel mean ± std", elem_id="latent-bars", show_label=False)
     with gr.Accordion("How to read the latent space (filled / open dots, good and bad overlap, what the numbers "
                       "mean)", open=False):
         gr.Markdown(TEACH_MD, elem_id="latent-teach")
 
-    run.click(compute(latent_space),
-              [clip_source, upload, example, frames, size, chosen, use_reference, cap, seed, parallel, state],
-              [status, umap_plot, pca_plot, table, compat, bars, view],
+    run.click(compute(keyed(latent_space, c)),
+              [clip_source, upload, example, frames, size, chosen, use_reference, cap, seed, parallel, state, device,
+               precision],
+              [c[k] for k in OUTPUTS],
               concurrency_limit=1, concurrency_id="compute"
               ).then(None, None, None, js=CLICK_TO_PATCH_JS, api_visibility="private")
     show.click(latent_patch, [view, point], [patch, patch_caption], concurrency_limit=4)

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
 
 import gradio as gr
 import pandas as pd
 
 from .. import models, pipeline
+from ..analysis.warmup import COUNTING  # FLOP counts and shape traces never run at once (start-up included)
 from . import text
 
 log = logging.getLogger("vaelab.ui.models")
-# FLOP counting installs process-wide module hooks; a shape trace running at the same time in another thread
-# trips over them. Both run under this lock (start-up warm-up included: app._warm takes it too).
-COUNTING = threading.Lock()
 
 TABLE_HEADERS = ["model", "kind", "compression T×H×W", "channels", "params", "encoder GFLOPs / frame",
                  "decoder GFLOPs / frame", "held-out PSNR dB", "held-out SSIM", "training"]

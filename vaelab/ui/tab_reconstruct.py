@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import limits, metrics, models, pipeline, viz
+from .. import viz_diagnostics as vd
 from ..engine import auto_device
 from ..io import write_mp4
 from ..viz_video import clip_grid
@@ -227,10 +228,31 @@ def default_models(device: str = "auto") -> list[str]:
 
 @dataclass(frozen=True)
 class FrameView:
-    """What the frame panels show: which frame, which model is enlarged and which error map."""
+    """What the frame panels show: which frame, which model is enlarged, which error map, and whether the
+    heatmaps show the coding grid (latent cells, tiles, chunk) each run used."""
     index: int = 0
     enlarge: str | None = None
     error: str = "rgb"
+    grid: bool = False
+
+
+def grid_caption(res: pipeline.ModelResult, t: int) -> str:
+    """One line on how frame ``t`` was coded, from the run's plan: its chunk, or per frame; and the tiles."""
+    plan = res.run.plan or {}
+    chunk = vd.chunk_caption(t, plan.get("chunks")) if plan.get("coding") not in (None, "per frame") else None
+    how = {"streamed": "streamed", "windows": "window", "one shot": "one shot"}.get(plan.get("coding"), "")
+    what = (chunk.split(": ", 1)[1].replace("chunk", f"{how} chunk") if chunk else
+            "frames coded independently" if plan.get("coding") == "per frame" else "no coding plan recorded")
+    tiles = f"{plan['tile']} px tiles, overlap {plan['overlap']}" if plan.get("tile") else "no tiles"
+    return f"{what} · {tiles}"
+
+
+def _with_grid(img: np.ndarray, res: pipeline.ModelResult) -> np.ndarray:
+    plan = res.run.plan or {}
+    if not plan:
+        return img
+    return vd.grid_overlay_rgb(img, latent_factor=plan["spatial_factor"], tile=plan.get("tile"),
+                               overlap=plan.get("overlap", 0), coded=tuple(plan["coded_size"]))
 
 
 def _error_map(comp: pipeline.Comparison, name: str, t: int, kind: str) -> np.ndarray:
@@ -253,15 +275,31 @@ def frame_outputs(comp: pipeline.Comparison, view: FrameView) -> dict[str, Any]:
         psnr, ssim = r.metrics.psnr[t], r.metrics.ssim[t]
         tiles.append({"key": n, "image": r.run.recon[t], "title": n, "lines": [f"{psnr:.2f} dB · SSIM {ssim:.3f}"]})
         err = _error_map(comp, n, t, kind)
-        err_tiles.append({"key": n, "image": viz.heatmap_rgb(err, vrange), "title": n,
-                          "lines": [f"mean {err.mean():.1f} · max {err.max():.0f} {unit}"]})
+        heat = viz.heatmap_rgb(err, vrange)
+        lines = [f"mean {err.mean():.1f} · max {err.max():.0f} {unit}"]
+        if view.grid:
+            heat = _with_grid(heat, r)
+            lines.append(grid_caption(r, t))
+        err_tiles.append({"key": n, "image": heat, "title": n, "lines": lines})
     legend = viz.colourbar_html(f"{bar_title.replace('<br>', ' ')}: frame {t}, black = no error", vrange)
     err = _error_map(comp, big, t, kind)
     res = comp.results[big]
     enlarged = viz.enlarged_frame(comp.frames[t], res.run.recon[t], err, big, t, res.metrics.psnr[t],
                                   vrange=vrange, colorbar_title=bar_title, error_name=short)
+    if view.grid and (plan := res.run.plan):
+        vd.grid_overlay(enlarged, *comp.frames.shape[1:3], latent_factor=plan["spatial_factor"], tile=plan.get("tile"),
+                        overlap=plan.get("overlap", 0), coded=tuple(plan["coded_size"]), rows=[1], cols=[2, 3])
+        enlarged.add_annotation(text=f"{big}: {grid_caption(res, t)}", xref="paper", yref="paper", x=1, y=0,
+                                yshift=-4, showarrow=False, xanchor="right", yanchor="top", font=dict(size=12))
+        enlarged.update_layout(margin=dict(b=34))
+        legend += GRID_LEGEND
     return {"gallery": viz.tile_gallery_html(tiles, clickable=True),
             "errors": legend + viz.tile_gallery_html(err_tiles, clickable=True), "enlarged": enlarged}
+
+
+GRID_LEGEND = ('<div class="vaelab-small" id="rec-grid-legend" style="margin:-4px 0 8px">Coding grid of each run: '
+               'faint white = latent cells, solid cyan = where a tile begins, dotted cyan = where the tile before ends '
+               '(the blended overlap lies between); under each map, the chunk that coded this frame.</div>')
 
 
 def _curves(comp: pipeline.Comparison):
@@ -313,12 +351,15 @@ def reconstruct(upload, example, model_names, frames, size, device, tiling=False
 
 
 def reconstruct_page(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
-                     custom_model, custom_weights, caption, precision, shown, progress=gr.Progress()):
+                     custom_model, custom_weights, caption, precision, shown, grid=False, progress=gr.Progress()):
     """The page's Reconstruct: a refusal is a toast and a status line, and every result panel keeps what it
-    shows (Gradio would mark each output of a failed event "Error"); the button comes back either way."""
+    shows (Gradio would mark each output of a failed event "Error"); the button comes back either way. ``grid``:
+    the heatmaps' coding-grid toggle, kept across runs."""
     try:
         out = reconstruct(upload, example, model_names, frames, size, device, tiling, tile, overlap, chunk,
                           custom_model, custom_weights, caption, precision, progress=progress)
+        if grid:
+            out |= frame_outputs(out["state"], FrameView(0, next(iter(out["state"].results)), "rgb", True))
     except gr.Error as e:
         message = str(getattr(e, "message", e))
         gr.Warning(message)
@@ -386,14 +427,15 @@ def _reconstruct(upload, example, model_names, frames, size, device, tiling, til
     }
 
 
-def show_frame(state, index, enlarge=None, error_kind=None):
-    """The frame panels (galleries and the enlarged model) for one frame of the last result."""
+def show_frame(state, index, enlarge=None, error_kind=None, grid=False):
+    """The frame panels (galleries and the enlarged model) for one frame of the last result; ``grid`` draws each
+    run's coding grid (latent cells, tiles, the frame's chunk) over the heatmaps."""
     if not isinstance(state, pipeline.Comparison):
         return {}
     kind = ERROR_KINDS.get(error_kind, ERROR_BY_KEY["rgb"])[0]
     with visitor_errors("The frame view"):
         index = int(limits.number(index or 0, "Frame", 0, 1e9))
-    return frame_outputs(state, FrameView(index, enlarge, kind))
+    return frame_outputs(state, FrameView(index, enlarge, kind, bool(grid)))
 
 
 def caption_for_clip(upload, example) -> str:
@@ -494,6 +536,10 @@ def build(state: gr.State) -> Reconstruct:
                 error_kind = gr.Radio(list(ERROR_KINDS), value=next(iter(ERROR_KINDS)), label="Error map",
                                       elem_id="error-kind", info="Redraws at once. ΔE00: ~1 is just noticeable, "
                                                                  "2-5 noticeable at a glance, above 5 another colour.")
+                grid = gr.Checkbox(False, label="Show the coding grid (latent cells, tiles, the frame's chunk)",
+                                   elem_id="error-grid",
+                                   info="Drawn from each run's own plan: the tile size and overlap it used (after "
+                                        "rounding to its latent grid) and the chunk or window that coded this frame.")
                 c["errors"] = gr.HTML(elem_id="rec-errors")
             c["enlarge"] = gr.Radio([], label="Enlarge (input | model | error map, shared zoom)", elem_id="enlarge")
             c["enlarged"] = gr.Plot(elem_id="frame-plot", show_label=False)
@@ -510,18 +556,18 @@ def build(state: gr.State) -> Reconstruct:
                         queue=False, api_name=False)
     page_outputs = [c[k] for k in OUTPUTS] + [c["ran"], c["run"]]
     # compute(): the one process-wide compute slot, and a cancel that stops the work (ui/compute.py)
-    done = ev.then(compute(keyed(reconstruct_page, c)), inputs + [c["shown"]], page_outputs, api_name=False,
+    done = ev.then(compute(keyed(reconstruct_page, c)), inputs + [c["shown"], grid], page_outputs, api_name=False,
                    concurrency_limit=1, concurrency_id="compute", show_progress_on=[c["status"]])
     # the same computation for API clients, where a refusal is an error (this button is never shown)
     api = gr.Button(visible=False, elem_id="reconstruct-api")
     api.click(compute(keyed(reconstruct, c)), inputs, [c[k] for k in OUTPUTS], api_name="reconstruct",
               concurrency_limit=1, concurrency_id="compute")
-    frame_inputs = [state, c["frame"], c["enlarge"], error_kind]
+    frame_inputs = [state, c["frame"], c["enlarge"], error_kind, grid]
     frame_outputs_ = [c["gallery"], c["errors"], c["enlarged"]]
     # typed values and drags both arrive as .input; only the latest pending one is rendered
     c["frame"].input(keyed(show_frame, c), frame_inputs, frame_outputs_, concurrency_limit=4,
                      trigger_mode="always_last", api_name="show_frame")
-    for control in (c["enlarge"], error_kind):
+    for control in (c["enlarge"], error_kind, grid):
         control.input(keyed(show_frame, c), frame_inputs, frame_outputs_, concurrency_limit=4,
                       trigger_mode="always_last", api_name=False)
     for src in (upload, example):

@@ -107,15 +107,22 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
     lines += ["", "**Which clip does each decode resemble?** *Layout*: correlation of the time-averaged brightness "
               "pattern, colour and exposure removed (1 = same layout; higher = closer). *Picture*: mean absolute "
               f"difference (0-255) of the time-averaged frame in {swap_data.STRUCTURE_POOL}x{swap_data.STRUCTURE_POOL} "
-              "px blocks, colour included; *change*: of the frame-to-frame differences (what moves). Lower = closer.",
-              "", "| decode | layout vs A | layout vs B | picture vs A | picture vs B | change vs A | change vs B |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "px blocks, colour included; *change*: of the frame-to-frame differences (what moves). Lower = closer. "
+              "*Motion*: the motion-transfer score, correlation of the frame-to-frame brightness changes in the same "
+              "blocks (where and when the picture moves; 1 = same motion, higher = closer).",
+              "", "| decode | layout vs A | layout vs B | motion vs A | motion vs B | picture vs A | picture vs B "
+              "| change vs A | change vs B |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def fmt(v: float | None) -> str:
         return "n/a (1 frame)" if v is None else f"{v:.1f}"
 
+    def corr(v: float | None) -> str:
+        return "n/a (still)" if v is None else f"{v:.2f}"
+
     for name, d in res.distances().items():
         lines.append(f"| {name} | {d['layout_to_A']:.2f} | {d['layout_to_B']:.2f} | "
+                     f"{corr(d['motion_to_A'])} | {corr(d['motion_to_B'])} | "
                      f"{fmt(d['structure_to_A'])} | {fmt(d['structure_to_B'])} | "
                      f"{fmt(d['dynamics_to_A'])} | {fmt(d['dynamics_to_B'])} |")
     lines += ["", "**Did the swap change anything?** Mean absolute difference (0-255) of each swap to the two "
@@ -150,14 +157,19 @@ def verdicts(distances: dict[str, dict[str, float | None]]) -> list[str]:
             pic = "A" if d["structure_to_A"] <= d["structure_to_B"] else "B"
             parts.append(f"picture and colours closer to {pic} ({d['structure_to_A']:.1f} vs "
                          f"{d['structure_to_B']:.1f} levels)")
-        if d["dynamics_to_A"] is not None:
+        mot = None
+        if d.get("motion_to_A") is not None and d.get("motion_to_B") is not None:
+            mot = "A" if d["motion_to_A"] >= d["motion_to_B"] else "B"
+            parts.append(f"motion like {mot} ({d['motion_to_A']:.2f} vs {d['motion_to_B']:.2f} motion-transfer "
+                         "correlation to A / B)" + (" ✓" if mot == d_donor else f" ✗ (expected {d_donor})"))
+        elif d["dynamics_to_A"] is not None:
             mot = "A" if d["dynamics_to_A"] <= d["dynamics_to_B"] else "B"
             parts.append(f"frame-to-frame change closer to {mot} ({d['dynamics_to_A']:.1f} vs "
                          f"{d['dynamics_to_B']:.1f} levels)" + (" ✓" if mot == d_donor else
                                                                  f" ✗ (expected {d_donor})"))
         else:
             parts.append("motion not measurable (1 frame)")
-        ok = layout == s_donor and (d["dynamics_to_A"] is None or mot == d_donor)
+        ok = layout == s_donor and (mot is None or mot == d_donor)
         out.append(f"**{name}**: {'the swap worked' if ok else 'only partly a swap'}: " + "; ".join(parts) + ".")
     return out
 
