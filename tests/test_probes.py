@@ -344,11 +344,11 @@ class _AutocastSpy(_Filter):
         self.seen.append((where, on, dt))
         return on and dt == self.overflow_in
 
-    def encode(self, x):
+    def filter(self, x):
         self._note("encode")
         return x
 
-    def decode(self, z):
+    def unfilter(self, z):
         return z + float("inf") if self._note("decode") else z
 
 
