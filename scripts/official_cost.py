@@ -40,7 +40,7 @@ def point(name: str, frames: int, size: int, threads: int, dtype: str) -> dict:
         y = model.decode(z)
         t2 = time.perf_counter()
     return {"model": name, "frames": frames, "size": size, "dtype": dtype, "threads": threads,
-            "params": sum(p.numel() for p in model.parameters()), "latent": list(z.shape), "out": list(y.shape),
+            "params": sum(p.numel() for p in model.parameters()), "latent": list(z.main.shape), "out": list(y.shape),
             "encode_s": round(t1 - t0, 3), "decode_s": round(t2 - t1, 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 

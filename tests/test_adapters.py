@@ -88,7 +88,7 @@ def test_round_trip_through_save_pretrained_and_our_loader(saved, cls_name):
             y_ref = ref(x, sample_posterior=False).sample
         else:
             y_ref = ref.decode(ref.encode(x).latent_dist.mode()).sample
-    assert tuple(z.shape[1:]) == c.latent_shape(9, 32, 32)
+    assert tuple(z.main.shape[1:]) == c.latent_shape(9, 32, 32)
     assert y.shape == x.shape and torch.allclose(y, y_ref, atol=1e-5)
 
 
@@ -101,7 +101,7 @@ def test_frame_rule_padding_keeps_shape_and_latent_matches_card(saved, cls_name,
     assert y.shape == x.shape and torch.isfinite(y).all() and y.abs().max() <= 1
     with torch.no_grad():
         z = model.encode(pad_to_rule(x, model.card.spatial_factor, model.card.frame_rule)[0])
-    assert tuple(z.shape[1:]) == model.card.latent_shape(t, 30, 34)
+    assert tuple(z.main.shape[1:]) == model.card.latent_shape(t, 30, 34)
 
 
 def test_cogvideox_needs_1_plus_8k_frames_which_its_rule_says():

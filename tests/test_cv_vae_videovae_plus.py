@@ -15,6 +15,7 @@ from vaelab import models
 from vaelab.models._text import TextEmbedder, as_caption_list, hash_ids
 from vaelab.models.base import pad_to_rule
 from vaelab.models.cv_vae import CVVAE, inflate_from_sd
+from vaelab.models.latent import Latent
 from vaelab.models.videovae_plus import (
     RelativeTemporalAttention,
     TemporalConvLayer,
@@ -88,8 +89,9 @@ def test_reconstruct_shape_and_latent_shape(built, name, t, h, w):
     x_pad = pad_to_rule(x, 8, m.card.frame_rule)[0]
     with torch.no_grad():
         z = m.encode(x_pad)
-        assert tuple(z.shape[1:]) == m.card.latent_shape(t, h, w)
+        assert tuple(z.main.shape[1:]) == m.card.latent_shape(t, h, w)
         assert m.decode(z).shape == x_pad.shape
+        z = z.main
     if name == "cv-vae":
         assert z.shape[2] == 1 + math.ceil((t - 1) / 4)
     else:
@@ -128,8 +130,8 @@ def test_inflated_latent_of_frames_0_4_8_is_the_sd_latent(sd, cv_inflated):
     with torch.no_grad():
         z = cv_inflated.encode(x)
         z_sd = sd.encode(x[:, :, [0, 4, 8]])
-        assert z.shape == z_sd.shape
-        assert (z - z_sd).abs().max() <= 1e-4
+        assert z.main.shape == z_sd.main.shape
+        assert (z.main - z_sd.main).abs().max() <= 1e-4
         # and the inflated decoder decodes each latent like SD, holding it for its group of 4 frames
         y, y_sd = cv_inflated.decode(z_sd), sd.decode(z_sd)
     held = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2])
@@ -147,11 +149,11 @@ def test_encoder_is_causal(built):
     m = built["cv-vae"]  # random init: every temporal slice is live
     x = _clip(13, 16, 16, seed=4)
     with torch.no_grad():
-        z = m.encode(x)
+        z = m.encode(x).main
         for frame, first_changed in ((6, 2), (1, 1), (12, 3)):
             x2 = x.clone()
             x2[:, :, frame] += 0.5
-            z2 = m.encode(x2)
+            z2 = m.encode(x2).main
             assert torch.equal(z2[:, :, :first_changed], z[:, :, :first_changed]), frame
             assert (z2[:, :, first_changed] - z[:, :, first_changed]).abs().max() > 1e-4, frame
 
@@ -217,11 +219,11 @@ def test_encode_chunked_first_window_exact_and_smooth_input_close(built):
     with torch.no_grad():
         for speed in (0.0, 0.002, 0.02):
             x = _smooth_clip(33, speed=speed)
-            z, zc = m.encode(x), m.encode_chunked(x, window=16)
+            z, zc = m.encode(x).main, m.encode_chunked(x, window=16).main
             assert zc.shape == z.shape == (1, 4, 9, 2, 2)
             assert (zc[:, :, :5] - z[:, :, :5]).abs().max() <= 1e-6, "window 0 must equal one-shot (causal encoder)"
             errs[speed] = float((zc - z).norm() / z.norm())
-        y, yc = m.decode(z), m.decode_chunked(z, window=4)
+        y, yc = m.decode(Latent(z)), m.decode_chunked(Latent(z), window=4)
     # float32 rounding only (oneDNN's blocking depends on the window's length)
     assert errs[0.0] <= 1e-5, "a static clip is exact: the replicated first frame *is* the past"
     assert 1e-4 < errs[0.002] < 0.1 and errs[0.002] < errs[0.02], errs
@@ -249,14 +251,14 @@ def test_videovae_plus_image_mode_skips_the_temporal_path(built):
             assert calls[0] == 0, "image mode must not run any temporal layer"
             # image mode codes frames independently: a 4-frame image-mode pass = 4 one-frame passes
             z4 = m.encode(x, image=True)
-            assert torch.allclose(z4[:, :, 2:3], m.encode(x[:, :, 2:3]), atol=1e-5)
+            assert torch.allclose(z4.main[:, :, 2:3], m.encode(x[:, :, 2:3]).main, atol=1e-5)
             assert calls[0] == 0
             m.encode(x)
             assert calls[0] > 0, "the video path must use the temporal layers"
     finally:
         for h in hooks:
             h.remove()
-    assert z1.shape == (1, 4, 1, 2, 3) and y1.shape == (1, 3, 1, 16, 24) and r1.shape == (1, 3, 1, 16, 24)
+    assert z1.main.shape == (1, 4, 1, 2, 3) and y1.shape == (1, 3, 1, 16, 24) and r1.shape == (1, 3, 1, 16, 24)
     assert torch.allclose(r1, y1.clamp(-1, 1))
 
 
@@ -270,12 +272,12 @@ def test_videovae_plus_captions_change_the_output(built):
         assert torch.equal(m.decode(z, ""), y_none), "empty caption = no caption"
         for a, b in ((y_none, y_cat), (y_cat, y_dog), (y_none, y_dog)):
             assert (a - b).abs().max() > 1e-3
-        assert (m.encode(x, "a photo of a cat") - z).abs().max() > 1e-4, "the encoder is conditioned too"
+        assert (m.encode(x, "a photo of a cat").main - z.main).abs().max() > 1e-4, "the encoder is conditioned too"
         # per-sample captions in one batch = one call per sample
         x2 = torch.cat([x, x.flip(-1)])
-        zb = m.encode(x2, ["a cat", None])
-        assert torch.allclose(zb[:1], m.encode(x, "a cat"), atol=1e-5)
-        assert torch.allclose(zb[1:], m.encode(x.flip(-1)), atol=1e-5)
+        zb = m.encode(x2, ["a cat", None]).main
+        assert torch.allclose(zb[:1], m.encode(x, "a cat").main, atol=1e-5)
+        assert torch.allclose(zb[1:], m.encode(x.flip(-1)).main, atol=1e-5)
     with pytest.raises(ValueError, match="captions for a batch"):
         m.encode(x, ["a", "b", "c"])
 
@@ -322,5 +324,5 @@ def test_videovae_plus_independent_chunks(built):
         y = m.reconstruct(x)
         assert torch.allclose(m.reconstruct_chunked(x, chunk=16), y, atol=1e-5), "one chunk = one-shot"
         yc = m.reconstruct_chunked(x, chunk=8)
-        assert m.encode_chunked(x, chunk=8).shape == m.encode(x).shape
+        assert m.encode_chunked(x, chunk=8).main.shape == m.encode(x).main.shape
     assert yc.shape == y.shape and (yc - y).abs().max() > 1e-5, "chunks are coded without each other"

@@ -12,7 +12,8 @@ import torch
 
 from vaelab.models.base import pad_to_rule
 from vaelab.models.hvdm import HVDM, MODES, HVDMConfig
-from vaelab.models.vidtwin import TwinLatent, VidTwin, VidTwinConfig
+from vaelab.models.latent import Latent
+from vaelab.models.vidtwin import VidTwin, VidTwinConfig
 from vaelab.models.wavelets import BANDS_3D, idwt3
 
 VIDTWIN_TINY = {"width": 32, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "qformer_width": 16,
@@ -85,13 +86,13 @@ def test_vidtwin_reconstruct_shapes_and_latent_shapes(vidtwin, t, h, w):
     assert x_pad.shape[2] == t  # frame rule "any": frames never padded
     with torch.no_grad():
         z = vidtwin.encode(x_pad)
-    assert isinstance(z, TwinLatent)
+    assert isinstance(z, Latent) and z.names == vidtwin.latent_parts and z.main_name == "structure"
     hs, ws = math.ceil(h / 16), math.ceil(w / 16)
     assert {k: tuple(v.shape[1:]) for k, v in z.items()} == vidtwin.latent_shapes(t, h, w) == {
         "structure": (8, 4, hs, ws), "dynamics_h": (2, t, hs), "dynamics_w": (2, t, ws)}
-    assert tuple(z.shape[1:]) == vidtwin.card.latent_shape(t, h, w)  # .shape = the structure's
+    assert tuple(z.main.shape[1:]) == vidtwin.card.latent_shape(t, h, w)  # main = the structure
     assert z.token_grid == (2 * hs, 2 * ws)
-    assert z["structure"] is z.structure and z.frames == t
+    assert z["structure"] is z.main and z["dynamics_h"].shape[2] == z["dynamics_w"].shape[2] == t
 
 
 def test_vidtwin_odd_token_grid_direct_encode(vidtwin):
@@ -100,7 +101,7 @@ def test_vidtwin_odd_token_grid_direct_encode(vidtwin):
     with torch.no_grad():
         z = vidtwin.encode(x)
         y = vidtwin.decode(z)
-    assert z.token_grid == (3, 5) and z.structure.shape[-2:] == (2, 3)
+    assert z.token_grid == (3, 5) and z.main.shape[-2:] == (2, 3)
     assert y.shape == x.shape
     with pytest.raises(ValueError, match="multiple"):
         vidtwin.encode(_clip(4, 20, 20))
@@ -112,10 +113,9 @@ def test_vidtwin_swap_structure_and_dynamics(vidtwin):
     with torch.no_grad():
         za, zb = vidtwin.encode(xa), vidtwin.encode(xb)
         ya, yb = vidtwin.decode(za), vidtwin.decode(zb)
-        y_swap = vidtwin.decode(za.with_dynamics_from(zb))
-        y_parts = vidtwin.decode_parts(structure=za.structure, dynamics=(zb.dynamics_h, zb.dynamics_w))
-        y_dict = vidtwin.decode({"structure": za["structure"], "dynamics_h": zb["dynamics_h"],
-                                 "dynamics_w": zb["dynamics_w"]})
+        y_swap = vidtwin.decode(za.with_parts_from(zb, ("dynamics_h", "dynamics_w")))
+        y_parts = vidtwin.decode_parts(structure=za["structure"], dynamics=(zb["dynamics_h"], zb["dynamics_w"]))
+        y_dict = vidtwin.decode(zb.replace(structure=za["structure"]))
     assert y_swap.shape == xa.shape
     assert _differ(y_swap, ya) and _differ(y_swap, yb)
     assert torch.allclose(y_swap, y_parts, atol=1e-6) and torch.allclose(y_swap, y_dict, atol=1e-6)
@@ -143,9 +143,9 @@ def test_vidtwin_structure_only_and_dynamics_only(vidtwin):
         full = vidtwin.decode(z)
         s_only = vidtwin.decode_parts(structure=z)
         d_only = vidtwin.decode_parts(dynamics=z)
-        d_only_raw = vidtwin.decode_parts(dynamics=(z.dynamics_h, z.dynamics_w))
-        s_short = vidtwin.decode_parts(structure=z.structure, frames=5)
-        bare = vidtwin.decode(z.structure)  # bare tensor: structure-only at the nominal 16 frames
+        d_only_raw = vidtwin.decode_parts(dynamics=(z["dynamics_h"], z["dynamics_w"]))
+        s_short = vidtwin.decode_parts(structure=z.main, frames=5)
+        bare = vidtwin.decode_parts(structure=z.main)  # raw structure tensor: the nominal 16 frames
     for y in (s_only, d_only):
         assert y.shape == x.shape and torch.isfinite(y).all()
     assert _differ(s_only, d_only) and _differ(s_only, full) and _differ(d_only, full)
@@ -176,7 +176,7 @@ def test_vidtwin_two_input_sizes_same_weights(vidtwin):
             z = vidtwin.encode(x)
             y = vidtwin.decode(z)
         assert y.shape == x.shape and torch.isfinite(y).all()
-        assert z.structure.shape[2] == 4 and z.dynamics_h.shape[2] == t
+        assert z.main.shape[2] == 4 and z["dynamics_h"].shape[2] == t
 
 
 def test_vidtwin_chunks_are_independent():
@@ -188,17 +188,17 @@ def test_vidtwin_chunks_are_independent():
         z = m.encode(x)
         y = m.decode(z)
         first = m.decode(m.encode(x[:, :, :8]))
-        s_only = m.decode(z.structure)  # bare tensor: 2 chunks x 8 frames
+        s_only = m.decode_parts(structure=z.main)  # raw structure tensor: 2 chunks x 8 frames
     assert {k: tuple(v.shape[1:]) for k, v in z.items()} == m.latent_shapes(13, 16, 32) == {
         "structure": (8, 4, 1, 2), "dynamics_h": (2, 13, 1), "dynamics_w": (2, 13, 2)}
-    assert m.card.temporal_factor == 4 and tuple(z.shape[1:]) == m.card.latent_shape(13, 16, 32)
+    assert m.card.temporal_factor == 4 and tuple(z.main.shape[1:]) == m.card.latent_shape(13, 16, 32)
     assert y.shape == x.shape and torch.allclose(y[:, :, :8], first, atol=1e-5)
     assert s_only.shape == (1, 3, 16, 16, 32)
     att = m.qformer_attention(x)
     assert att.shape == (1, 4, 13) and torch.allclose(att.sum(-1), torch.ones(1, 4), atol=1e-5)
     assert att[:, :2, 8:].abs().max() == 0 and att[:, 2:, :8].abs().max() == 0  # block-diagonal
     with pytest.raises(ValueError, match="chunk"):
-        m.decode_parts(structure=z.structure[:, :, :2], dynamics=z)
+        m.decode_parts(structure=z.main[:, :, :2], dynamics=z)
     assert m.cross_reenact(x, x[:, :, :6]).shape == (1, 3, 6, 16, 32)  # 2 chunks vs 1: both cut to 6 frames
 
 
@@ -235,7 +235,7 @@ def test_hvdm_reconstruct_shapes_and_latent(hvdm, t, h, w):
     assert y.shape == x.shape and torch.isfinite(y).all() and y.abs().max() <= 1
     with torch.no_grad():
         z = hvdm.encode(pad_to_rule(x, 8, "any")[0])
-    assert tuple(z.shape[1:]) == hvdm.card.latent_shape(t, h, w) == (4, t, math.ceil(h / 8), math.ceil(w / 8))
+    assert tuple(z.main.shape[1:]) == hvdm.card.latent_shape(t, h, w) == (4, t, math.ceil(h / 8), math.ceil(w / 8))
 
 
 def test_hvdm_planes(hvdm):
@@ -264,7 +264,7 @@ def test_hvdm_latent_bounded_by_tanh(hvdm):
     with torch.no_grad():
         for mode in MODES:
             z = hvdm.encode(x, mode=mode)
-            assert z.abs().max() <= 1 and torch.isfinite(z).all()
+            assert z.main.abs().max() <= 1 and torch.isfinite(z.main).all()
 
 
 def test_hvdm_ablation_modes_differ(hvdm):
@@ -289,8 +289,8 @@ def test_hvdm_chunks_are_independent():
         y = m.decode(z)
         z_mid = m.encode(x[:, :, 4:8])
         y_mid = m.decode(z_mid)
-    assert z.shape == (1, 4, 10, 2, 2) and y.shape == x.shape
-    assert torch.allclose(z[:, :, 4:8], z_mid, atol=1e-6) and torch.allclose(y[:, :, 4:8], y_mid, atol=1e-5)
+    assert z.main.shape == (1, 4, 10, 2, 2) and y.shape == x.shape
+    assert torch.allclose(z.main[:, :, 4:8], z_mid.main, atol=1e-6) and torch.allclose(y[:, :, 4:8], y_mid, atol=1e-5)
 
 
 def test_hvdm_forward_losses_and_gradients():
@@ -320,7 +320,7 @@ def test_vidtwin_dynamics_dropout_drops_the_dynamics_embedding_per_clip(vidtwin)
         z = vidtwin.encode(x)
         mixed = vidtwin.decode_parts(z, z, dynamics_keep=torch.tensor([1.0, 0.0]))
         both = vidtwin.decode_parts(z, z)
-        s_only = vidtwin.decode_parts(z.structure, frames=8, token_grid=z.token_grid)
+        s_only = vidtwin.decode_parts(z.main, frames=8, token_grid=z.token_grid)
     assert torch.allclose(mixed[0], both[0], atol=1e-5) and torch.allclose(mixed[1], s_only[1], atol=1e-5)
     assert _differ(mixed[1], both[1])
     assert 0 < VidTwin().config["dynamics_dropout"] < 1

@@ -89,14 +89,12 @@ def test_collect_shapes_and_labels(built, name):
     # vectors are the latent at (t, y, x) with channels as features (checked against encode directly)
     with torch.inference_mode():
         xp, _ = pad_to_rule(_x(frames), sf, card.frame_rule)
-        z = model.encode(xp)
-        z = z.structure if hasattr(z, "structure") else z
+        z = model.encode(xp).main  # VidTwin: its structure part
         row = iv[(s.t[iv] == tl - 1) & (s.y[iv] == hl - 1) & (s.x[iv] == 0)][0]
         np.testing.assert_allclose(s.vectors[row], z[0, :, tl - 1, hl - 1, 0].numpy(), atol=2e-4, rtol=1e-3)
         # "image": frame 3 alone as a 1-frame clip (padded per the rule), latent frame 0
         x3, _ = pad_to_rule(_x(frames[3:4]), sf, card.frame_rule)
-        z3 = model.encode(x3)
-        z3 = z3.structure if hasattr(z3, "structure") else z3
+        z3 = model.encode(x3).main
         row = ii[(s.frame[ii] == 3) & (s.t[ii] == 0) & (s.y[ii] == 0) & (s.x[ii] == wl - 1)][0]
         np.testing.assert_allclose(s.vectors[row], z3[0, :, 0, 0, wl - 1].numpy(), atol=2e-4, rtol=1e-3)
 

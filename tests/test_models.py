@@ -39,9 +39,11 @@ def test_reconstruct_keeps_shape_and_latent_matches_card(built, name, t, h, w):
     assert y.shape == x.shape
     assert torch.isfinite(y).all() and y.abs().max() <= 1
     from vaelab.models.base import pad_to_rule
+    from vaelab.models.latent import Latent
 
     z = m.encode(pad_to_rule(x, m.card.spatial_factor, m.card.frame_rule)[0])
-    assert tuple(z.shape[1:]) == m.card.latent_shape(t, h, w)
+    assert isinstance(z, Latent) and z.names == (m.latent_parts or ("z",))  # one latent type for every family
+    assert tuple(z.main.shape[1:]) == m.card.latent_shape(t, h, w)
 
 
 def test_frame_rules():
@@ -88,7 +90,7 @@ def test_sd_vae_loads_diffusers_state_dict_and_matches_output(cfg):
         z_ref = ref.encode(x).latent_dist.mode()
         z = ours.encode_frames(x)
         out = ours.decode_frames(z)
-    assert (z - z_ref).abs().max() <= 1e-4
+    assert (z.main - z_ref).abs().max() <= 1e-4
     assert (out - ref_out).abs().max() <= 1e-4
 
 
@@ -165,7 +167,7 @@ def test_litevae_encoder_is_several_times_smaller_than_sd_vae_encoder(built):
         flops.append(fc.get_total_flops())
     assert p_sd / p_lite >= 3, (p_sd, p_lite)
     assert flops[1] / flops[0] >= 2, flops
-    assert lite.encode_frames(x).shape == sd.encode_frames(x).shape
+    assert lite.encode_frames(x).main.shape == sd.encode_frames(x).main.shape
 
 
 def test_litevae_pyramid_is_the_haar_transform(built):

@@ -44,7 +44,7 @@ def assert_same_as_diffusers(ours, ref, atol: float = 1e-4) -> None:
         out_ref = ref.decode(z_ref).sample
         z = ours.encode(x_bchw.transpose(0, 1).unsqueeze(0))  # the 2 images as a 2-frame clip (1, 3, 2, H, W)
         out = ours.decode(z)
-    z_bchw = z[0].transpose(0, 1)  # (1, C, T, h, w) -> (T, C, h, w)
+    z_bchw = z.main[0].transpose(0, 1)  # (1, C, T, h, w) -> (T, C, h, w)
     out_bchw = out[0].transpose(0, 1)
     assert (z_bchw - z_ref).abs().max() <= atol
     assert (out_bchw - out_ref).abs().max() <= atol
@@ -239,7 +239,7 @@ def test_vqgan_loads_a_taming_lightning_checkpoint(tmp_path):
         z = ours.encode(x)
         assert ours.reconstruct(x).shape == x.shape
     # the instance card follows the checkpoint (4x: 20 x 28 needs no padding), the family card stays 8x
-    assert tuple(z.shape[1:]) == ours.card.latent_shape(2, 20, 28) == (16, 2, 5, 7)
+    assert tuple(z.main.shape[1:]) == ours.card.latent_shape(2, 20, 28) == (16, 2, 5, 7)
     assert models.model_class("vqgan").card.spatial_factor == 8
 
 

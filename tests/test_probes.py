@@ -16,6 +16,7 @@ from torch import nn
 
 from vaelab.analysis import probes
 from vaelab.models.base import ModelCard, Paper
+from vaelab.models.latent import Latent
 
 SIZE, FRAMES = 64, 9
 ANALYTIC_TOL = 0.005  # |measured - analytic| gain (float32 pipeline; the probe's projection itself is exact)
@@ -34,9 +35,15 @@ class _Filter(nn.Module):
         self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # gives the probes a device
 
     def encode(self, x_bcthw):
-        return x_bcthw
+        return Latent(self.filter(x_bcthw))
 
     def decode(self, z):
+        return self.unfilter(z.main)
+
+    def filter(self, x_bcthw):
+        return x_bcthw
+
+    def unfilter(self, z):
         return z
 
 
@@ -47,11 +54,11 @@ class BoxPool(_Filter):
         super().__init__(f"box{f}", f)
         self.f = f
 
-    def encode(self, x):
+    def filter(self, x):
         b, c, t, h, w = x.shape
         return F.avg_pool2d(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w), self.f).reshape(b, t, c, h // self.f, w // self.f).permute(0, 2, 1, 3, 4)
 
-    def decode(self, z):
+    def unfilter(self, z):
         return z.repeat_interleave(self.f, -1).repeat_interleave(self.f, -2)
 
 
@@ -64,7 +71,7 @@ class GaussianBlur(_Filter):
         g = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float64) ** 2 / (2 * sigma ** 2))
         self.k, self.r = (g / g.sum()).float(), r
 
-    def encode(self, x):
+    def filter(self, x):
         b, c, t, h, w = x.shape
         y = x.permute(0, 2, 1, 3, 4).reshape(b * t * c, 1, h, w)
         y = F.conv2d(F.pad(y, (self.r, self.r, 0, 0), mode="circular"), self.k.view(1, 1, 1, -1))
@@ -132,7 +139,7 @@ class TimeMean(_Filter):
         super().__init__(f"mean-{back}-{ahead}")
         self.back, self.ahead = back, ahead
 
-    def encode(self, x):
+    def filter(self, x):
         t = x.shape[2]
         return torch.stack([x[:, :, max(0, i - self.back):min(t, i + self.ahead + 1)].mean(2) for i in range(t)], 2)
 
@@ -337,11 +344,11 @@ class _AutocastSpy(_Filter):
         self.seen.append((where, on, dt))
         return on and dt == self.overflow_in
 
-    def encode(self, x):
+    def filter(self, x):
         self._note("encode")
         return x
 
-    def decode(self, z):
+    def unfilter(self, z):
         return z + float("inf") if self._note("decode") else z
 
 

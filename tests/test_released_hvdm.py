@@ -23,6 +23,7 @@ from vaelab.models.hvdm import (
     is_released_state,
     released_config_from_state,
 )
+from vaelab.models.latent import Latent
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "hvdm"
 TOL = 1e-4
@@ -70,9 +71,9 @@ def test_full_size_parity_from_a_released_pth(released_pth):
     x = parity.parity_input()
     with torch.no_grad():
         z = model.encode(x)
-        assert z.shape == (1, 4, 16, 32, 32)
+        assert z.main.shape == (1, 4, 16, 32, 32)
         rec = model.decode(z)
-    ours = parity.summarise(z, rec)
+    ours = parity.summarise(z.main, rec)
     for k in ("latent_frames", "recon_frames"):
         assert (ours[k] - fx[k]).abs().max() <= TOL, k
     # every element, through per-frame float64 sums: within 1e-4 each, a frame's sum is within 1e-4 x its size
@@ -100,9 +101,9 @@ def test_other_clip_sizes_are_fitted_and_said(monkeypatch):
     x = torch.rand(1, 3, 20, 40, 56) * 2 - 1
     assert model.reconstruct(x).shape == x.shape
     assert seen == [(1, 3, 16, 256, 256)] * 2  # 20 frames -> two chunks, the second padded
-    assert model.encode(x).shape == (1, 4, 32, 32, 32)
+    assert model.encode(x).main.shape == (1, 4, 32, 32, 32)
     with pytest.raises(ValueError, match="chunks of 16"):
-        model.decode(torch.zeros(1, 4, 3, 32, 32))
+        model.decode(Latent(torch.zeros(1, 4, 3, 32, 32)))
     with pytest.raises(ValueError, match="exactly 16 x 256 x 256"):
         ReleasedHVDM._check(model, x)
     assert model.card.latent_shape(20, 40, 56) == (4, 32, 32, 32) and model.card.frame_rule == "16k"

@@ -18,6 +18,7 @@ import torch
 
 from vaelab import models
 from vaelab.models import iv_vae, official
+from vaelab.models.latent import Latent
 from vaelab.streaming import decode_streaming, encode_streaming
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "iv_vae"
@@ -52,8 +53,8 @@ def test_reference_file_loads_as_the_released_tree_and_matches_the_reference(mod
     assert any("posterior mean" in n for n in model.weights_notes)
     with torch.no_grad():
         z = model.encode(io["x"])
-        recon = model.decode(io["latent"])
-    assert maxdiff(z, io["latent"]) <= ATOL
+        recon = model.decode(Latent(io["latent"]))
+    assert maxdiff(z.main, io["latent"]) <= ATOL
     assert maxdiff(recon, io["recon"]) <= ATOL
     assert io["recon"].abs().max() > 0.1 and io["latent"].std() > 0.1  # the fixture is not degenerate
 
@@ -67,7 +68,7 @@ def test_latent_scale_and_shift_are_the_references(io):
     with torch.no_grad():
         z = m.encode(io["x"])
         recon = m.decode(z)
-    assert maxdiff(z, io["latent_scaled"]) <= ATOL
+    assert maxdiff(z.main, io["latent_scaled"]) <= ATOL
     assert maxdiff(recon, io["recon"]) <= ATOL  # decode undoes exactly what encode applied
     assert maxdiff(io["latent_scaled"], io["latent"]) > 0.1
 
@@ -76,8 +77,8 @@ def test_latent_scale_and_shift_are_the_references(io):
 def test_streaming_equals_one_shot_and_the_reference(model, io, chunk):
     with torch.no_grad():
         z = encode_streaming(model, io["x"], chunk)
-        recon = decode_streaming(model, io["latent"], chunk)
-    assert maxdiff(z, io["latent"]) <= ATOL
+        recon = decode_streaming(model, Latent(io["latent"]), chunk)
+    assert maxdiff(z.main, io["latent"]) <= ATOL
     assert maxdiff(recon, io["recon"]) <= ATOL
 
 
@@ -88,9 +89,9 @@ def test_engine_path_and_branch_decoding_work_with_the_released_tree(model, io):
     res = run_model(model, np.ascontiguousarray(clip[:7]), chunk_latents=1)  # 7 frames: padded to 9, cropped
     assert res.recon.shape == clip[:7].shape
     with torch.no_grad():
-        full = model.decode(io["latent"])
-        no_kf = model.decode(io["latent"], zero_branch="keyframe")
-        kf, tp = model.decode_heads(io["latent"])
+        full = model.decode(Latent(io["latent"]))
+        no_kf = model.decode(Latent(io["latent"]), zero_branch="keyframe")
+        kf, tp = model.decode_heads(Latent(io["latent"]))
     assert model.latent_branches == ("keyframe", "temporal")  # the Inside-the-model branch ablation offers it
     assert maxdiff(no_kf, full) > 1e-3
     assert kf.shape == tp.shape == full.shape
@@ -166,7 +167,7 @@ def test_folder_with_one_checkpoint_and_folder_with_several(tmp_path, io):
     (one / "ivvae_tiny.pth").write_bytes(PTH.read_bytes())
     m = models.load("iv-vae", weights=str(one), device="cpu")
     with torch.no_grad():
-        assert maxdiff(m.encode(io["x"]), io["latent"]) <= ATOL
+        assert maxdiff(m.encode(io["x"]).main, io["latent"]) <= ATOL
     (one / "ivvae_other.pth").write_bytes(PTH.read_bytes())
     with pytest.raises(models.WeightsError, match="holds 2 checkpoints .*ivvae_other.pth.*: name the file"):
         models.load("iv-vae", weights=str(one), device="cpu")
@@ -190,7 +191,7 @@ def test_hub_repo_and_file_offline(tmp_path, monkeypatch, io):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     m = models.load("iv-vae", weights="acme/iv-vae:ivvae_tiny.pth", device="cpu")
     with torch.no_grad():
-        assert maxdiff(m.decode(io["latent"]), io["recon"]) <= ATOL
+        assert maxdiff(m.decode(Latent(io["latent"])), io["recon"]) <= ATOL
 
 
 def test_card_and_support_say_what_loads():

@@ -16,6 +16,7 @@ import torch
 
 from vaelab import models
 from vaelab.models import litevae, official
+from vaelab.models.latent import Latent
 
 FIX = Path(__file__).parent / "fixtures" / "official" / "litevae"
 CKPT = FIX / "olitevae_tiny.ckpt"
@@ -43,8 +44,8 @@ def test_lightning_checkpoint_loads_and_matches_the_reference(model, io):
     assert "community reimplementation" in model.card.weights and "NOT released by the LiteVAE authors" in model.card.weights
     x = io["x"].unsqueeze(2)  # (B, 3, H, W) images -> (B, 3, 1, H, W) one-frame clips
     with torch.no_grad():
-        z = model.encode(x)[:, :, 0]
-        recon = model.decode(io["latent"].unsqueeze(2))[:, :, 0]
+        z = model.encode(x).main[:, :, 0]
+        recon = model.decode(Latent(io["latent"].unsqueeze(2)))[:, :, 0]
     assert maxdiff(z, io["latent"]) <= ATOL
     assert maxdiff(recon, io["recon"]) <= ATOL
     assert io["latent"].std() > 0.1 and io["recon"].std() > 0.1
@@ -53,7 +54,7 @@ def test_lightning_checkpoint_loads_and_matches_the_reference(model, io):
 def test_frames_of_a_clip_are_coded_independently(model, io):
     clip = torch.stack([io["x"][0], io["x"][1], io["x"][0]], 1)[None]  # (1, 3, 3, H, W)
     with torch.no_grad():
-        z = model.encode(clip)
+        z = model.encode(clip).main
     assert maxdiff(z[0, :, 0], io["latent"][0]) <= ATOL and maxdiff(z[0, :, 1], io["latent"][1]) <= ATOL
 
 
@@ -98,7 +99,7 @@ def test_safetensors_state_dict_loads_too(tmp_path, io):
     save_file({k: v.contiguous() for k, v in raw.items()}, str(tmp_path / "olitevae.safetensors"))
     m = models.load("litevae", weights=str(tmp_path / "olitevae.safetensors"), device="cpu")
     with torch.no_grad():
-        assert maxdiff(m.decode(io["latent"].unsqueeze(2))[:, :, 0], io["recon"]) <= ATOL
+        assert maxdiff(m.decode(Latent(io["latent"].unsqueeze(2)))[:, :, 0], io["recon"]) <= ATOL
 
 
 def test_engine_path_works_with_the_released_tree(model):

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from vaelab import models
 from vaelab.models import official
+from vaelab.models.latent import Latent
 from vaelab.models.videovae_plus import (
     RELEASED_CONFIGS,
     ReleasedVideoVAEPlus,
@@ -63,13 +64,13 @@ def test_reduced_reference_parity_from_a_lightning_ckpt(tmp_path, variant):
     assert isinstance(model, ReleasedVideoVAEPlus)
     kw = {"text_embeddings": fx["text_embeddings"], "text_mask": fx["text_mask"]} if variant == "text" else {}
     with torch.no_grad():
-        z = model.encode(fx["input"], **kw)
+        z = model.encode(fx["input"], **kw).main
         assert z.shape == fx["latent"].shape
         assert (z - fx["latent"]).abs().max() <= TOL
-        assert (model.decode(fx["latent"], **kw) - fx["recon"]).abs().max() <= TOL
+        assert (model.decode(Latent(fx["latent"]), **kw) - fx["recon"]).abs().max() <= TOL
     if variant == "text":  # the caption really steers it: without embeddings the output differs
         with torch.no_grad():
-            assert (model.encode(fx["input"]) - fx["latent"]).abs().max() > 1e-3
+            assert (model.encode(fx["input"]).main - fx["latent"]).abs().max() > 1e-3
         assert any("flan-t5-large" in n for n in model.weights_notes)
 
 
@@ -79,7 +80,7 @@ def test_image_mode_parity_and_community_safetensors(tmp_path):
     model = models.load("videovae-plus", weights=str(tmp_path / "sota-4z.safetensors"), device="cpu")
     with torch.no_grad():
         zi = model.encode(fx["input"][:, :, :1])  # 1 frame: the reference's mask_temporal path
-        assert (zi - fx["image_latent"]).abs().max() <= TOL
+        assert (zi.main - fx["image_latent"]).abs().max() <= TOL
         assert (model.decode(zi, image=True) - fx["image_recon"]).abs().max() <= TOL
         x = fx["input"][:, :, :6, :28, :20]  # any clip: padded to 4k frames / 8 px and cropped back
         assert model.reconstruct(x).shape == x.shape
@@ -112,7 +113,7 @@ def test_text_variant_caption_without_t5_is_one_clear_line(tmp_path):
     assert "\n" not in str(e.value)
     assert not models.base.reads_captions(model)  # views offer no caption box until model.text is set
     model.text = lambda caps: (torch.zeros(len(caps), 3, 1024), torch.ones(len(caps), 3))
-    assert models.base.reads_captions(model) and model.encode(x, caption="a dog").shape == (1, 8, 1, 4, 4)
+    assert models.base.reads_captions(model) and model.encode(x, caption="a dog").main.shape == (1, 8, 1, 4, 4)
 
 
 def test_mismatched_checkpoint_gets_one_line_naming_the_keys(tmp_path):

@@ -53,8 +53,8 @@ def model() -> ReleasedVidTwin:
 def outputs(m: ReleasedVidTwin, x: torch.Tensor) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         z = m.encode(x)
-        return {"structure_bfhwc": z.structure.permute(0, 2, 3, 4, 1),  # ours (B,C,F,H,W); reference B F H W C
-                "dynamics_x": z.dynamics_w, "dynamics_y": z.dynamics_h,  # reference x = per column, y = per row
+        return {"structure_bfhwc": z["structure"].permute(0, 2, 3, 4, 1),  # ours (B,C,F,H,W); reference B F H W C
+                "dynamics_x": z["dynamics_w"], "dynamics_y": z["dynamics_h"],  # reference x = per column, y = per row
                 "recon": m.decode(z), "recon_structure_only": m.decode_parts(structure=z)}
 
 
@@ -201,7 +201,7 @@ def test_any_clip_runs_through_encode_decode_and_the_reconstruct_view(model):
     y = model.reconstruct(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
     z = model.encode(x)  # resampled to 20x20, 5 frames padded to two chunks of 4
-    assert z.frame_size == (17, 30) and z.structure.shape[2] == 2 * model.arch.num_queries
+    assert z.frame_size == (17, 30) and z.main.shape[2] == 2 * model.arch.num_queries
     assert {k: tuple(v.shape[1:]) for k, v in z.items()} == model.card.latent_shapes(5, 17, 30)
     assert model.decode(z).shape == (1, 3, 8, 17, 30)
     with pytest.raises(ValueError, match=r"4k frames of 20x20 px") as e:

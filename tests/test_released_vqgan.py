@@ -95,7 +95,7 @@ def test_released_layout_checkpoint_matches_the_reference(tmp_path, name):
     with torch.no_grad():
         h = model.quant_conv(model.encoder(x))
         idx = model.encode_indices(x_bcthw)[:, 0]
-        z_q = model.encode(x_bcthw)[:, :, 0]
+        z_q = model.encode(x_bcthw).main[:, :, 0]
         recon = model.decode(model.encode(x_bcthw))[:, :, 0]
     assert (h - ref["h"]).abs().max() <= TOL
     assert torch.equal(idx, ref["indices"].long())

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from vaelab.models._causal import CausalConv3d, cache_numel, is_streaming, streaming
 from vaelab.models.base import pad_to_rule
 from vaelab.models.iv_vae import IVVAE, GroupCausalConv3d
+from vaelab.models.latent import Latent
 from vaelab.models.walt import WALTTokenizer
 from vaelab.streaming import (
     decode_streaming,
@@ -80,7 +81,7 @@ def test_reconstruct_shape_and_latent_shape_formula(built, name, t, h, w):
     assert x_pad.shape[2] == 1 + 4 * math.ceil((t - 1) / 4)
     with torch.no_grad():
         z = m.encode(x_pad)
-        assert tuple(z.shape[1:]) == m.card.latent_shape(t, h, w) == (8, 1 + math.ceil((t - 1) / 4),
+        assert tuple(z.main.shape[1:]) == m.card.latent_shape(t, h, w) == (8, 1 + math.ceil((t - 1) / 4),
                                                                        math.ceil(h / 8), math.ceil(w / 8))
         assert m.decode(z).shape == x_pad.shape
 
@@ -114,7 +115,7 @@ def test_encoder_is_causal_between_groups(built64, name, t):
     x2[:, :, t] += 0.5
     with torch.no_grad():
         z, z2 = m.encode(x), m.encode(x2)
-    assert _first_changed(z, z2) == math.ceil(t / 4)
+    assert _first_changed(z.main, z2.main) == math.ceil(t / 4)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -124,9 +125,9 @@ def test_decoder_is_causal_between_groups(built64, name, j):
     m = built64[name]
     with torch.no_grad():
         z = m.encode(_clip(17, 16, 16, dtype=torch.float64))
-        z2 = z.clone()
+        z2 = z.main.clone()
         z2[:, :, j] += 0.5
-        assert _first_changed(m.decode(z), m.decode(z2)) == 4 * j - 3
+        assert _first_changed(m.decode(z), m.decode(z.with_main(z2))) == 4 * j - 3
 
 
 def test_causal_conv_vs_group_causal_conv():
@@ -151,15 +152,15 @@ def test_image_is_the_first_frame_of_a_video(built64, name):
     x = _clip(9, 16, 24, dtype=torch.float64)
     with torch.no_grad():
         z = m.encode(x)
-        assert torch.allclose(m.encode(x[:, :, :1]), z[:, :, :1], atol=1e-10, rtol=0)
-        assert torch.allclose(m.decode(z[:, :, :1]), m.decode(z)[:, :, :1], atol=1e-10, rtol=0)
+        assert torch.allclose(m.encode(x[:, :, :1]).main, z.main[:, :, :1], atol=1e-10, rtol=0)
+        assert torch.allclose(m.decode(z.time_slice(0, 1)), m.decode(z)[:, :, :1], atol=1e-10, rtol=0)
 
 
 def test_walt_image_equals_first_frame_in_float32(built):
     m = built["walt"]
     x = _clip(17, 32, 32)
     with torch.no_grad():
-        assert (m.encode(x[:, :, :1]) - m.encode(x)[:, :, :1]).abs().max() <= 1e-5
+        assert (m.encode(x[:, :, :1]).main - m.encode(x).main[:, :, :1]).abs().max() <= 1e-5
 
 
 # --- streaming ------------------------------------------------------------------------------------
@@ -174,8 +175,8 @@ def test_streaming_equals_one_shot(built64, name, chunk):
         y = m.decode(z)
     zs = encode_streaming(m, x, chunk)
     ys = decode_streaming(m, z, chunk)
-    assert zs.shape == z.shape and ys.shape == y.shape
-    assert (zs - z).abs().max() <= 1e-5 and (ys - y).abs().max() <= 1e-5
+    assert zs.main.shape == z.main.shape and ys.shape == y.shape
+    assert (zs.main - z.main).abs().max() <= 1e-5 and (ys - y).abs().max() <= 1e-5
     assert not is_streaming(m), "caches must be released after streaming"
 
 
@@ -186,7 +187,7 @@ def test_streaming_float32_close(built, name):
     with torch.no_grad():
         z = m.encode(x)
         y = m.decode(z)
-    assert (encode_streaming(m, x, 1) - z).abs().max() <= 1e-4
+    assert (encode_streaming(m, x, 1).main - z.main).abs().max() <= 1e-4
     assert (decode_streaming(m, z, 2) - y).abs().max() <= 1e-4
 
 
@@ -276,8 +277,10 @@ def test_tiled_model_overlap_reduces_seams(built, name):
     with torch.no_grad():
         z = m.encode(x)
         y = m.decode(z)
-        y0, y1 = tiled(m.decode, z, 2, 0), tiled(m.decode, z, 2, 1)
-        z0, z1 = tiled(m.encode, x, 16, 0), tiled(m.encode, x, 16, 8)
+        dec, enc = (lambda t: m.decode(Latent(t))), (lambda t: m.encode(t).main)  # tiles are tensors
+        y0, y1 = tiled(dec, z.main, 2, 0), tiled(dec, z.main, 2, 1)
+        z0, z1 = tiled(enc, x, 16, 0), tiled(enc, x, 16, 8)
+        z = z.main
     assert y0.shape == y1.shape == y.shape and z0.shape == z1.shape == z.shape
     assert (y1 - y).abs().mean() < (y0 - y).abs().mean()
     assert (z1 - z).abs().mean() < (z0 - z).abs().mean()

@@ -19,6 +19,7 @@ from .device import auto_device, autocast, resolve_precision
 from .limits import check_cancelled
 from .metrics import psnr_per_frame
 from .models import VAE
+from .models.latent import Latent
 
 __all__ = ["RunResult", "auto_device", "configure_threads", "get_model", "run_model", "to_tensor", "to_uint8"]
 
@@ -117,17 +118,31 @@ def _coders(model: VAE, streamed: bool, tile: int | None, overlap: int, model_kw
         enc, dec = _under(precision, device, enc), _under(_decode_precision(model, precision), device, dec)
     if not tile:
         return enc, dec, None, 0, None
+    if model.latent_parts:
+        return enc, dec, None, 0, f"tiling off: {model.card.name}'s latent parts are not all spatial maps"
     from .streaming import tiled, tiled_stream
 
     f = model.card.spatial_factor
     tile, overlap = max(f, tile // f * f), max(0, overlap // f * f)
     overlap = min(overlap, tile - f)
+    # tiles blend tensors: the encoder's tiles are the latents' main tensors, the decoder's are tiles of z.main
+    chunk: list[Latent] = []  # the latent being decoded (its metadata travels with every tile)
+    enc_main = lambda x: enc(x).main  # noqa: E731
+    dec_main = lambda m: dec(chunk[0].with_main(m))  # noqa: E731
     if streamed:  # fresh per-tile caches for this run (each tile streams as its own causal clip)
-        encode = tiled_stream(enc, model.encoder, tile, overlap)
-        decode = tiled_stream(dec, model.decoder, tile // f, overlap // f)
+        enc_tiles = tiled_stream(enc_main, model.encoder, tile, overlap)
+        dec_tiles = tiled_stream(dec_main, model.decoder, tile // f, overlap // f)
     else:
-        encode = lambda x: tiled(enc, x, tile, overlap)  # noqa: E731
-        decode = lambda z: tiled(dec, z, tile // f, overlap // f)  # noqa: E731
+        enc_tiles = lambda x: tiled(enc_main, x, tile, overlap)  # noqa: E731
+        dec_tiles = lambda m: tiled(dec_main, m, tile // f, overlap // f)  # noqa: E731
+
+    def encode(x: torch.Tensor) -> Latent:
+        return Latent(enc_tiles(x))
+
+    def decode(z: Latent) -> torch.Tensor:
+        chunk[:] = [z]
+        return dec_tiles(z.main)
+
     note = (f"tiled: {tile} px tiles, {overlap} px overlap, linear blending (encoder and decoder)"
             + ("; every tile streams on its own layer caches" if streamed else ""))
     return encode, decode, tile, overlap, note
@@ -231,14 +246,14 @@ def run_model(model: VAE, frames_thwc: np.ndarray, frame_batch: int = 8, chunk_l
                     enc_s += time.perf_counter() - t0
                     if progress:
                         progress(0.5 * (i + 1) / len(chunks))
-            z = torch.cat(zs, 2)
-            lat = latent_chunks(z.shape[2], chunk_latents)
+            z = Latent.cat(zs)
+            lat = latent_chunks(z.main.shape[2], chunk_latents)
             with streaming(model):
                 for i, (a, b) in enumerate(lat):
                     check_cancelled()
                     _sync(device)
                     t0 = time.perf_counter()
-                    y = decode(z[:, :, a:b])
+                    y = decode(z.time_slice(a, b))
                     _sync(device)
                     dec_s += time.perf_counter() - t0
                     overflow = overflow or (prec == "fp16" and not bool(torch.isfinite(y).all()))

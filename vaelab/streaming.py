@@ -20,6 +20,11 @@ a decoder, any model's) on overlapping tiles and blends the overlaps with linear
 diffusers / HunyuanVideo recipe. Tiles see zero padding where the full frame had content, so
 without overlap the tile borders show as seams; ``seam_score`` measures them.
 
+Tiles are spatial maps, so they take and give tensors: a tiled encoder is
+``Latent(tiled(lambda x: model.encode(x).main, x, ...))``, a tiled decoder tiles ``z.main`` and wraps each
+tile with ``z.with_main``; a latent with parts (``model.latent_parts``: VidTwin's axis-averaged dynamics)
+has no spatial tiles.
+
 Both at once. ``tiled_stream(model.encode_chunk, model.encoder, tile, overlap)`` gives every tile
 its own streaming caches (:class:`TileStreams`), so a causal model streams in time *and* tiles in
 space: the result equals the tiled one-shot result to float rounding (each tile is its own causal
@@ -34,6 +39,7 @@ import torch
 from torch import nn
 
 from .models._causal import Streamable, check_frames, streaming
+from .models.latent import Latent
 
 __all__ = ["frame_chunks", "latent_chunks", "iter_encode_streaming", "iter_decode_streaming", "encode_streaming",
            "decode_streaming", "tile_starts", "tiled", "seam_score", "streaming", "TileStreams", "tiled_stream"]
@@ -63,8 +69,8 @@ def latent_chunks(t_latent: int, chunk_latents: int = 1) -> list[tuple[int, int]
     return [(0, 1)] + [(s, min(s + chunk_latents, t_latent)) for s in range(1, t_latent, chunk_latents)]
 
 
-def iter_encode_streaming(model: Any, x_bcthw: torch.Tensor, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
-    """Yield latent chunks (B, C, n, H/8, W/8) of a (B, 3, 1 + 4k, H, W) clip, first chunk = frame 0 alone."""
+def iter_encode_streaming(model: Any, x_bcthw: torch.Tensor, chunk_latents: int = 1) -> Iterator[Latent]:
+    """Yield latent chunks (main (B, C, n, H/8, W/8)) of a (B, 3, 1 + 4k, H, W) clip, first chunk = frame 0 alone."""
     _check_causal(model)
     bounds = frame_chunks(x_bcthw.shape[2], chunk_latents)
     with streaming(model):
@@ -74,24 +80,24 @@ def iter_encode_streaming(model: Any, x_bcthw: torch.Tensor, chunk_latents: int 
             yield z
 
 
-def iter_decode_streaming(model: Any, z: torch.Tensor, chunk_latents: int = 1, **decode_kwargs: Any
+def iter_decode_streaming(model: Any, z: Latent, chunk_latents: int = 1, **decode_kwargs: Any
                           ) -> Iterator[torch.Tensor]:
     """Yield frame chunks (B, 3, 4n or 1, H, W) of the decoded clip, first chunk = frame 0 from latent 0 alone."""
     _check_causal(model)
-    bounds = latent_chunks(z.shape[2], chunk_latents)
+    bounds = latent_chunks(z.main.shape[2], chunk_latents)
     with streaming(model):
         for a, b in bounds:
             with torch.no_grad():
-                y = model.decode_chunk(z[:, :, a:b], **decode_kwargs)
+                y = model.decode_chunk(z.time_slice(a, b), **decode_kwargs)
             yield y
 
 
-def encode_streaming(model: Any, x_bcthw: torch.Tensor, chunk_latents: int = 1) -> torch.Tensor:
+def encode_streaming(model: Any, x_bcthw: torch.Tensor, chunk_latents: int = 1) -> Latent:
     """Chunked causal encode; equals ``model.encode(x)`` (to float rounding) with memory O(chunk)."""
-    return torch.cat(list(iter_encode_streaming(model, x_bcthw, chunk_latents)), 2)
+    return Latent.cat(list(iter_encode_streaming(model, x_bcthw, chunk_latents)))
 
 
-def decode_streaming(model: Any, z: torch.Tensor, chunk_latents: int = 1, **decode_kwargs: Any) -> torch.Tensor:
+def decode_streaming(model: Any, z: Latent, chunk_latents: int = 1, **decode_kwargs: Any) -> torch.Tensor:
     """Chunked causal decode; equals ``model.decode(z)`` (to float rounding)."""
     return torch.cat(list(iter_decode_streaming(model, z, chunk_latents, **decode_kwargs)), 2)
 

@@ -18,9 +18,9 @@ Collection (:func:`collect`), for a uint8 clip (T, H, W, 3):
                   of which are kept (its video latent also has n_q slots per chunk).
 * ``"reference"`` the image model (sd-vae) on every frame.
 
-One vector per latent position with the channels as features, (N, C). VidTwin's latent is a
-:class:`~vaelab.models.vidtwin.TwinLatent`; only its ``structure`` part (d_S, n_q per chunk, H/16, W/16)
-is used: the dynamics are per row / per column profiles, not per position, so they are not vectors of
+One vector per latent position with the channels as features, (N, C), taken from the latent's main
+tensor (:class:`~vaelab.models.latent.Latent` ``.main``). For VidTwin that is its ``structure`` part
+(d_S, n_q per chunk, H/16, W/16): the dynamics are per row / per column profiles, not per position, so they are not vectors of
 the same kind. Latents are raw posterior means (no ``scaling_factor``).
 
 Channel groups. Distances and embeddings only make sense between vectors with the same channel count
@@ -47,6 +47,7 @@ import torch
 
 from ..cache import LRU, clip_hash
 from ..metrics.latent import frechet_distance, sliced_wasserstein, vector_stats
+from ..models.latent import Latent
 
 SOURCES = ("video", "image", "reference")
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "n_components": 2}
@@ -184,18 +185,7 @@ def concat(sets: list[LatentSet]) -> LatentSet:
 
 # --- collection ----------------------------------------------------------------------------------
 
-def _as_main_latent(z: Any) -> torch.Tensor:
-    """The (B, C, T', h, w) tensor to take vectors from: VidTwin's TwinLatent -> its structure part."""
-    if isinstance(z, torch.Tensor):
-        return z
-    if hasattr(z, "structure"):
-        return z.structure
-    if isinstance(z, dict) and "structure" in z:
-        return z["structure"]
-    raise TypeError(f"cannot take latent vectors from {type(z).__name__}")
-
-
-def _video_latent(model: Any, x_bcthw: torch.Tensor) -> torch.Tensor:
+def _video_latent(model: Any, x_bcthw: torch.Tensor) -> Latent:
     """Latent of a clip padded to the model's rule (streamed for causal models: same result, bounded memory)."""
     from ..engine import _model_lock
     from ..models.base import pad_to_rule
@@ -207,7 +197,7 @@ def _video_latent(model: Any, x_bcthw: torch.Tensor) -> torch.Tensor:
             from ..streaming import encode_streaming
 
             return encode_streaming(model, x_pad, chunk_latents=4)
-        return _as_main_latent(model.encode(x_pad))
+        return model.encode(x_pad)
 
 
 def _frame_of_latent(card: Any, t_lat: int, n_frames: int, chunk: int | None = None, n_q: int | None = None
@@ -245,7 +235,7 @@ def _rows(z: torch.Tensor, name: str, source: str, spatial: int, h: int, w: int,
 def _video_rows(model: Any, x: torch.Tensor) -> LatentSet:
     card = model.card
     t, h, w = x.shape[2:]
-    z = _video_latent(model, x)
+    z = _video_latent(model, x).main  # (1, C, T', h', w')
     frame = _frame_of_latent(card, z.shape[2], t, getattr(card, "chunk_frames", None), getattr(card, "num_queries", None))
     return _rows(z, card.name, "video", card.spatial_factor, h, w, np.arange(z.shape[2]), frame)
 
@@ -262,7 +252,7 @@ def _image_rows(model: Any, x: torch.Tensor, source: str) -> LatentSet:
         xb = x[0, :, a:a + _IMAGE_BATCH].transpose(0, 1).unsqueeze(2)  # (b, 3, 1, H, W)
         xb, _ = pad_to_rule(xb, card.spatial_factor, "any" if card.kind == "image" else card.frame_rule)
         with _model_lock(model):
-            z = _as_main_latent(model.encode(xb))  # (b, C, T1, h', w')
+            z = model.encode(xb).main  # (b, C, T1, h', w')
         if card.frame_rule == "4k":
             z = z[:, :, :1]  # the padded still clip: keep latent frame 0
         for i in range(z.shape[0]):
@@ -294,7 +284,8 @@ def collect(frames_thwc: np.ndarray, video_models: list, image_reference: Any = 
         parts += [_video_rows(model, x), _image_rows(model, x, "image")]
         names.append((card.name, str(getattr(model, "weights_source", ""))))
         if model.latent_parts:
-            notes.append(f"{card.name}: structure latent only (TwinLatent.structure); dynamics not included")
+            notes.append(f"{card.name}: main latent only ({model.latent_parts[0]}); "
+                         f"{', '.join(model.latent_parts[1:])} not included")
     if image_reference is not None:
         card = image_reference.card
         if card.kind != "image":
@@ -503,12 +494,12 @@ def compatibility(frames_thwc: np.ndarray, video_model: Any, image_model: Any) -
                                                f"{icard.name} {icard.spatial_factor}x)"}
     z = _video_latent(video_model, x)
     tf = card.temporal_factor
-    lat = [j for j in range(z.shape[2]) if j * tf < t]
+    lat = [j for j in range(z.main.shape[2]) if j * tf < t]
     idx = [j * tf for j in lat]
-    zi = z[:, :, lat].to(next(image_model.parameters()).device)
+    zi = Latent(z.main[:, :, lat].to(next(image_model.parameters()).device))
     with _model_lock(image_model):
         img = to_uint8(image_model.decode(zi)[:, :, :, :h, :w])
-        xi, _ = pad_to_rule(to_tensor(frames_thwc[idx], zi.device), icard.spatial_factor, "any")
+        xi, _ = pad_to_rule(to_tensor(frames_thwc[idx], zi.main.device), icard.spatial_factor, "any")
         ceiling = to_uint8(image_model.reconstruct(xi)[:, :, :, :h, :w])
     with _model_lock(video_model):
         video = to_uint8(video_model.decode(z)[:, :, idx, :h, :w])

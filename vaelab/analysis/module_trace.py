@@ -43,7 +43,7 @@ def _first_tensor(out) -> torch.Tensor | None:
         for o in out.values():
             if (t := _first_tensor(o)) is not None:
                 return t
-    for attr in ("mean", "z", "main", "sample", "structure"):  # latent / distribution objects
+    for attr in ("mean", "z", "main", "sample"):  # latent / distribution objects
         if isinstance(getattr(out, attr, None), torch.Tensor):
             return getattr(out, attr)
     return None
@@ -115,5 +115,5 @@ def trace(name: str, size: int = TRACE_SIZE) -> Trace:
         for path in _shown([c for c in part if c in info], leaves):
             kind, params, shape, _ = info[path]
             blocks.append(Block(path, kind, params, shape, st))
-    return Trace(name, tuple(x.shape[1:]), tuple(_first_tensor(z).shape[1:]), tuple(_first_tensor(y).shape[1:]),
+    return Trace(name, tuple(x.shape[1:]), tuple(z.main.shape[1:]), tuple(_first_tensor(y).shape[1:]),
                  tuple(blocks))

@@ -32,6 +32,7 @@ import torch
 from ..cache import clip_hash
 from ..metrics import psnr_from_mse
 from ..models.base import pad_frames_to_rule, pad_to_rule
+from ..models.latent import Latent
 
 PROBES = ("spatial", "temporal", "flat", "colour", "motion", "frame_count", "receptive_field")
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 32, 256, 64
@@ -146,7 +147,7 @@ def _decode_precision(model: Any, precision: str) -> str:
     return "fp32" if precision == "fp16" and getattr(model, "fp16_decoder_upcast", False) else precision
 
 
-def _encode(model: Any, x: torch.Tensor, precision: str | None = None) -> Any:
+def _encode(model: Any, x: torch.Tensor, precision: str | None = None) -> Latent:
     """``model.encode`` under the current run's autocast (none for fp32)."""
     from ..device import autocast
 
@@ -155,7 +156,7 @@ def _encode(model: Any, x: torch.Tensor, precision: str | None = None) -> Any:
         return model.encode(x)
 
 
-def _decode(model: Any, z: Any, precision: str | None = None) -> torch.Tensor:
+def _decode(model: Any, z: Latent, precision: str | None = None) -> torch.Tensor:
     """``model.decode`` under the current run's autocast (fp32 for fp16-upcast decoders); float32 out."""
     from ..device import autocast
 
@@ -502,36 +503,25 @@ def frame_count_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
     return {"rule": card.frame_rule, "cases": cases}
 
 
-def _latent_slots(z: Any) -> list[tuple[list[str], int, str]]:
-    """Where a 'latent frame' is: index j along axis 2 of the latent (each part of a dict-like latent; parts with
-    the same length on that axis together). Returns (parts, j, label); parts == [""] for a plain tensor."""
-    if isinstance(z, torch.Tensor):
-        return [([""], j, str(j)) for j in range(z.shape[2])]
+def _latent_slots(z: Latent) -> list[tuple[list[str], int, str]]:
+    """Where a 'latent frame' is: index j along axis 2 of the latent (each part of a latent with parts; parts with
+    the same length on that axis together). Returns (parts, j, label); the label is just j for a one-part latent."""
+    if not z.has_parts:
+        return [([z.main_name], j, str(j)) for j in range(z.main.shape[2])]
     groups: dict[int, list[str]] = {}
     for key, v in z.items():
         groups.setdefault(v.shape[2], []).append(key)
     return [(keys, j, f"{'+'.join(keys)}[{j}]") for length, keys in groups.items() for j in range(length)]
 
 
-def _perturbed(z: Any, parts: list[str], j: int, gen: torch.Generator) -> Any:
-    import copy
-
+def _perturbed(z: Latent, parts: list[str], j: int, gen: torch.Generator) -> Latent:
     def bump(v: torch.Tensor) -> torch.Tensor:
         v = v.clone()
         noise = torch.randn(v[:, :, j].shape, generator=gen).to(v.device, v.dtype)
         v[:, :, j] = v[:, :, j] + 0.5 * v.float().std().to(v.dtype) * noise
         return v
 
-    if parts == [""]:
-        return bump(z)
-    out = copy.copy(z)
-    import dataclasses
-
-    if dataclasses.is_dataclass(z):
-        return dataclasses.replace(z, **{k: bump(z[k]) for k in parts})
-    for k in parts:
-        out[k] = bump(z[k])
-    return out
+    return z.replace(**{k: bump(z[k]) for k in parts})
 
 
 def receptive_field_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
@@ -559,9 +549,9 @@ def receptive_field_probe(model: Any, size: int, frames: int) -> dict[str, Any]:
         slots = _latent_slots(z)
         variants = [_perturbed(z, parts, j, gen) for parts, j, _ in slots]
         outs = []
-        if isinstance(z, torch.Tensor):  # one batched decode per BATCH perturbed latents
+        if not z.has_parts:  # one batched decode per BATCH perturbed latents
             for a in range(0, len(variants), BATCH):
-                outs.append(_decode(model, torch.cat(variants[a:a + BATCH], 0)))
+                outs.append(_decode(model, Latent.cat(variants[a:a + BATCH], dim=0)))
         else:
             outs = [_decode(model, v) for v in variants]
         cols = [(torch.cat(outs, 0)[:, :, :t, :h, :w].clamp(-1, 1).float().cpu() - y0).abs().mean(dim=(1, 3, 4))
@@ -673,13 +663,6 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
 # --------------------------------------------------------------------------- views on the user's clip
 
 
-def _latent_numel(z: Any) -> int:
-    """Latent values per clip: a tensor's per-item size, or the sum over a structured latent's parts."""
-    if isinstance(z, torch.Tensor):
-        return int(z[0].numel())
-    return int(sum(v[0].numel() for _, v in z.items()))
-
-
 def pareto_front(rate: list[float], quality: list[float]) -> list[bool]:
     """True where no other point has rate <= and quality >= with one strictly better (lower rate is better)."""
     on = []
@@ -714,7 +697,7 @@ def rate_distortion(frames: np.ndarray, recons: dict[str, np.ndarray], named_mod
                 per_frame = float(np.sum(cb["counts"])) / cb["frames"]
                 bpp = per_frame * math.log2(cb["n_embed"]) / (h * w)
         colour = metrics.colour_stats(frames, rec)
-        rows[name] = {"floats_per_pixel": _r(_latent_numel(z) / (t * h * w), 5), "bits_per_pixel": _r(bpp, 5),
+        rows[name] = {"floats_per_pixel": _r(z.numel() / (t * h * w), 5), "bits_per_pixel": _r(bpp, 5),
                       "psnr": _r(float(metrics.psnr_per_frame(frames, rec).mean()), 3),
                       "ssim": _r(float(metrics.ssim_per_frame(frames, rec).mean()), 4),
                       "delta_e_mean": _r(float(colour["delta_e_mean"]), 3)}

@@ -95,8 +95,7 @@ def _probe(name: str, size: int, frames: int, weights: str, threads: int, stages
                 result["encode"], z = _measure_rss(lambda: model.encode(x))
             if "decode" in stages:
                 if z is None:  # decode-only probe: a latent of the right shape, without an encoder pass
-                    t = x.shape[2]
-                    z = torch.randn(1, *model.card.latent_shape(t, x.shape[3], x.shape[4]))
+                    z = model.sample_latent(*x.shape[2:])
                 result["decode"], _ = _measure_rss(lambda: model.decode(z))
     result["reset_supported"] = _reset_hwm()
     return result

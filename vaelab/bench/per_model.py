@@ -35,7 +35,7 @@ def _precision_variants(name: str, model: VAE, x: torch.Tensor, y_fp32: torch.Te
 
         def dec(z, dtype=dtype, upcast=upcast):
             if upcast:
-                return model.decode(z.float())
+                return model.decode(z.to(torch.float32))
             with torch.autocast("cuda", dtype=dtype):
                 return model.decode(z)
 
@@ -80,7 +80,7 @@ def bench_model(name: str, size: int = 128, frames: int = 8, repeats: int = 3, w
         result: dict[str, Any] = {
             "name": name, "weights": used, "notes": notes, "device": str(dev), "dtype": "float32",
             "threads": torch.get_num_threads() if dev.type == "cpu" else None,
-            "input_shape": list(x.shape), "latent_shape": list(z.shape), "params": model.num_params(),
+            "input_shape": list(x.shape), "latent_shape": list(z.main.shape), "params": model.num_params(),
             "matmul_peak_gflops": peak["gflops"], "flops_counted_on": flops_method,
             "encode": _stage(te, flops_enc, t_in, peak["gflops"]),
             "decode": _stage(td, flops_dec, t_in, peak["gflops"]),

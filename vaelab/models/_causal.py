@@ -39,6 +39,8 @@ from torch import nn
 
 from ._blocks import Conv3d, DiagonalGaussian
 from .base import VAE, pad_to_rule
+from .latent import Latent
+from .layout import depth_to_time, upsample_nearest_2x
 
 # --- the streaming cache ------------------------------------------------------------------------
 
@@ -202,12 +204,6 @@ class CausalDownsample(nn.Module):
         return self.conv(x)
 
 
-def depth_to_time(x: torch.Tensor, r: int = 2) -> torch.Tensor:
-    """(B, r*C, T, H, W) -> (B, C, r*T, H, W): channel block i becomes sub-frame i of every frame."""
-    b, rc, t, h, w = x.shape
-    return x.view(b, r, rc // r, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, rc // r, r * t, h, w)
-
-
 class CausalUpsample(Streamable):
     """Inverse of :class:`CausalDownsample`: time 1 + k -> 1 + 2k (depth-to-time), space H -> 2H.
 
@@ -238,9 +234,7 @@ class CausalUpsample(Streamable):
                 x = x[:, :, 1:]
             self._store(True)
         if self.conv is not None:
-            b, c, t, h, w = x.shape
-            x = x[:, :, :, :, None, :, None].expand(b, c, t, h, 2, w, 2).reshape(b, c, t, 2 * h, 2 * w)
-            x = self.conv(x)
+            x = self.conv(upsample_nearest_2x(x))
         return x
 
 
@@ -255,7 +249,7 @@ def check_frames(t: int, rule: str = "1+4k") -> None:
 class CausalVideoVAE(VAE):
     """What the causal video families share: 1 + 4k frame check, Gaussian posterior, KL-weighted forward.
 
-    Subclasses implement ``moments(x) -> (B, 2C, T', H', W')`` and ``decode_chunk(z) -> x``.
+    Subclasses implement ``moments(x) -> (B, 2C, T', H', W')`` and ``decode_chunk(z: Latent) -> x``.
     ``encode_chunk`` / ``decode_chunk`` skip the frame check so streaming.py can feed frame 0
     alone and then 4n-frame chunks inside ``with streaming(model)``.
     """
@@ -263,7 +257,7 @@ class CausalVideoVAE(VAE):
     def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def decode_chunk(self, z: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def decode_chunk(self, z: Latent, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def posterior(self, x_bcthw: torch.Tensor) -> DiagonalGaussian:
@@ -273,23 +267,23 @@ class CausalVideoVAE(VAE):
     def streams_causally(self) -> bool:
         return True
 
-    def encode_chunk(self, x_bcthw: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_bcthw).mode()
+    def encode_chunk(self, x_bcthw: torch.Tensor) -> Latent:
+        return Latent(self.posterior(x_bcthw).mode())
 
-    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
         """(B, 3, 1 + 4k, H, W), H and W multiples of 8 -> (B, C, 1 + k, H/8, W/8), the posterior mean."""
         check_frames(x_bcthw.shape[2], self.card.frame_rule)
         return self.encode_chunk(x_bcthw)
 
-    def decode(self, z: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        """(B, C, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w)."""
+    def decode(self, z: Latent, **kwargs: Any) -> torch.Tensor:
+        """main (B, C, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w)."""
         return self.decode_chunk(z, **kwargs)
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training: pads to 1 + 4k frames / multiples of 8 if needed, samples z, returns the KL (weighted)."""
         x_pad, (t, h, w) = pad_to_rule(x_bcthw, self.card.spatial_factor, self.card.frame_rule)
         post = self.posterior(x_pad)
-        recon = self.decode_chunk(post.sample())[:, :, :t, :h, :w]
+        recon = self.decode_chunk(Latent(post.sample()))[:, :, :t, :h, :w]
         # KL summed over (C, T', H', W') per clip, divided by the clip's pixel count: the same per-pixel
         # normalisation as the image families, so a given kl_weight means the same thing across the lab.
         tp, hp, wp = x_pad.shape[2:]

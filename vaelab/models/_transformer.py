@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Conv3d
+from .layout import from_time_sequences, time_sequences, to_channels_last
 
 # --- rotary position embeddings ---------------------------------------------------------------------
 
@@ -156,10 +157,10 @@ class FactorisedBlock(nn.Module):
 
     def _time(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h, w, d = x.shape
-        seq = self.norm_t(x).permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
+        seq = time_sequences(self.norm_t(x))
         pos = torch.arange(t, device=x.device)
         out = self.attn_t(seq, q_pos=pos, k_pos=pos, causal=self.causal_time)
-        return x + out.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4)
+        return x + from_time_sequences(out, b, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._space(self._time(x)) if self.order == "time-space" else self._time(self._space(x))
@@ -195,7 +196,7 @@ class PatchEmbed3d(nn.Module):
         if h % self.patch or w % self.patch:
             raise ValueError(f"frame size {h}x{w} must be a multiple of the patch size {self.patch} "
                              "(reconstruct() pads for you)")
-        return self.proj(x_bcthw).permute(0, 2, 3, 4, 1)
+        return to_channels_last(self.proj(x_bcthw))
 
 
 class Unpatchify(nn.Module):
@@ -222,16 +223,6 @@ class Unpatchify(nn.Module):
 def fixed_chunks(t: int, size: int) -> list[tuple[int, int]]:
     """[start, end) frame ranges of consecutive chunks of ``size`` frames (the last one may be shorter)."""
     return [(a, min(a + size, t)) for a in range(0, max(t, 1), size)]
-
-
-def to_channels_first(tokens: torch.Tensor) -> torch.Tensor:
-    """(B, T, h, w, D) -> (B, D, T, h, w)."""
-    return tokens.permute(0, 4, 1, 2, 3)
-
-
-def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """(B, D, T, h, w) -> (B, T, h, w, D)."""
-    return x.permute(0, 2, 3, 4, 1)
 
 
 def centre_crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """What every VAE Lab model shares: its card, the (B, 3, T, H, W) contract, padding rules.
 
 Every family subclasses :class:`VAE`. Pixels are float in [-1, 1], shaped ``x_bcthw``.
-``encode`` returns the latent the family's paper would hand to a generator, ``decode``
+``encode`` returns the latent the family's paper would hand to a generator, as a
+:class:`~vaelab.models.latent.Latent` for every family, ``decode`` takes that type back and
 inverts it, and ``reconstruct`` pads the input to the family's frame/size rule, runs
 both and crops back, so callers never have to know the rule.
 """
@@ -21,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .latent import Latent
+from .layout import fold_time, unfold_time
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,8 @@ class VAE(nn.Module):
         """Training starts from ``parent`` (a loaded ``self.parent`` model), as the family's paper does."""
         raise NotImplementedError(f"{self.card.name} does not start from another model")
 
-    def zero_branch(self, z: torch.Tensor, branch: str | None) -> torch.Tensor:
-        """``z`` with the channels of one of ``latent_branches`` set to zero (None: unchanged)."""
+    def zero_branch(self, z: Latent, branch: str | None) -> Latent:
+        """``z`` with the main tensor's channels of one of ``latent_branches`` set to zero (None: unchanged)."""
         raise ValueError(f"{self.card.name} has no latent branches")
 
     def compatibility_with(self, x_bcthw: torch.Tensor, image_model: VAE | None) -> dict[str, Any] | None:
@@ -166,11 +169,18 @@ class VAE(nn.Module):
         return {}
 
     # --- the public contract -------------------------------------------------------
-    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
+        """(B, 3, T, H, W) in [-1, 1], padded to the card's rule -> the family's :class:`Latent`."""
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: Latent) -> torch.Tensor:
+        """A :class:`Latent` from ``encode`` (or one built like it) -> (B, 3, T, H, W)."""
         raise NotImplementedError
+
+    def sample_latent(self, t: int, h: int, w: int, batch: int = 1) -> Latent:
+        """Standard-normal values in the shape of every latent part for a t x h x w clip: what a decode-only
+        probe feeds ``decode`` without running the encoder."""
+        return Latent(torch.randn(batch, *self.card.latent_shape(t, h, w)))
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -188,29 +198,20 @@ class VAE(nn.Module):
 class ImageVAE(VAE):
     """An image VAE sees a video as T independent frames: fold T into the batch."""
 
-    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, x_bchw: torch.Tensor) -> Latent:
+        """(N, 3, H, W) -> a Latent with main (N, C, h, w)."""
         raise NotImplementedError
 
-    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
+    def decode_frames(self, z: Latent) -> torch.Tensor:
+        """A Latent with main (N, C, h, w) -> (N, 3, H, W)."""
         raise NotImplementedError
 
-    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
         b, _, t, _, _ = x_bcthw.shape
         z = self.encode_frames(fold_time(x_bcthw))
-        return unfold_time(z, b, t)
+        return z.with_main(unfold_time(z.main, b, t))
 
-    def decode(self, z_bcthw: torch.Tensor) -> torch.Tensor:
-        b, _, t, _, _ = z_bcthw.shape
-        return unfold_time(self.decode_frames(fold_time(z_bcthw)), b, t)
+    def decode(self, z: Latent) -> torch.Tensor:
+        b, _, t, _, _ = z.main.shape
+        return unfold_time(self.decode_frames(z.with_main(fold_time(z.main))), b, t)
 
-
-def fold_time(x_bcthw: torch.Tensor) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B*T, C, H, W)."""
-    b, c, t, h, w = x_bcthw.shape
-    return x_bcthw.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-
-
-def unfold_time(x_nchw: torch.Tensor, b: int, t: int) -> torch.Tensor:
-    """(B*T, C, H, W) -> (B, C, T, H, W)."""
-    _, c, h, w = x_nchw.shape
-    return x_nchw.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)

@@ -72,13 +72,22 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from ..metrics import psnr_from_mse
 from ._blocks import Attention, Conv3d, DiagonalGaussian, _groups
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .config import ModelConfig
+from .latent import Latent
+from .layout import (
+    depth_to_time,
+    from_time_sequences,
+    per_frame,
+    time_sequences,
+    to_channels_first,
+    to_channels_last,
+    upsample_nearest_2x,
+)
 from .sd_vae import convert_legacy_attention
 
 
@@ -143,13 +152,6 @@ CARD = ModelCard(
 
 
 # --- layers ------------------------------------------------------------------------------------------
-
-def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2D module to every frame: (B, C, T, H, W) -> (B, C', T, H', W')."""
-    b, c, t, h, w = x.shape
-    y = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
-    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
-
 
 class GroupNorm3D(nn.GroupNorm):
     """GroupNorm on (B, C, T, H, W): statistics per frame (``over_time=False``, = SD's GroupNorm on
@@ -220,12 +222,6 @@ class Downsample3D(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1)))
 
 
-def depth_to_time(x: torch.Tensor, r: int = 2) -> torch.Tensor:
-    """(B, r*C, T, H, W) -> (B, C, r*T, H, W): channel block i becomes sub-frame i of every frame."""
-    b, rc, t, h, w = x.shape
-    return x.view(b, r, rc // r, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, rc // r, r * t, h, w)
-
-
 class Upsample3D(nn.Module):
     """Nearest x2 in space, then a symmetric 3x3x3 conv; with ``time`` the conv emits 2C channels that become two
     sub-frames per frame and the first frame is dropped: 1 + k -> 1 + 2k (k -> 2k - 1 in general)."""
@@ -236,9 +232,7 @@ class Upsample3D(nn.Module):
         self.conv = Conv3dT(channels, channels * (2 if time else 1), 3, causal=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        x = x[:, :, :, :, None, :, None].expand(b, c, t, h, 2, w, 2).reshape(b, c, t, 2 * h, 2 * w)
-        x = self.conv(x)
+        x = self.conv(upsample_nearest_2x(x))
         return depth_to_time(x)[:, :, 1:] if self.time else x
 
 
@@ -278,10 +272,10 @@ class TemporalAttention(nn.Module):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The attention output without the residual: (B, C, T, H, W) -> (B, C, T, H, W)."""
         b, c, t, h, w = x.shape
-        seq = self.norm(rearrange(x, "b c t h w -> (b h w) t c"))
+        seq = self.norm(time_sequences(to_channels_last(x)))  # (B*h*w, T, C)
         out = F.scaled_dot_product_attention(self.to_q(seq), self.to_k(seq), self.to_v(seq))
         out = self.to_out[1](self.to_out[0](out))
-        return rearrange(out, "(b h w) t c -> b c t h w", b=b, h=h, w=w)
+        return to_channels_first(from_time_sequences(out, b, h, w))
 
 
 class MidBlock3D(nn.Module):
@@ -549,10 +543,10 @@ class CVVAE(VAE):
             sd.to(device=ref.device, dtype=ref.dtype)
         return sd
 
-    def decode_with_image_decoder(self, z: torch.Tensor) -> torch.Tensor:
-        """Each latent frame through the frozen image decoder: (B, C, T', h, w) -> (B, 3, T', 8h, 8w)."""
-        sd = self._image_vae_on(z)
-        return per_frame(sd.decode_frames, z)
+    def decode_with_image_decoder(self, z: Latent) -> torch.Tensor:
+        """Each latent frame through the frozen image decoder: main (B, C, T', h, w) -> (B, 3, T', 8h, 8w)."""
+        sd = self._image_vae_on(z.main)
+        return per_frame(lambda f: sd.decode_frames(Latent(f)), z.main)
 
     # --- VAE contract ---------------------------------------------------------------------------------
     @staticmethod
@@ -614,14 +608,14 @@ class CVVAE(VAE):
                     for i, cols in enumerate(rows)]
         return torch.cat(stitched, 3)
 
-    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
         """(B, 3, 1 + 4k, H, W) -> posterior mean (B, 4, 1 + k, H/8, W/8)."""
-        return self.posterior(x_bcthw).mode()
+        return Latent(self.posterior(x_bcthw).mode())
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w) with the 3D decoder."""
+    def decode(self, z: Latent) -> torch.Tensor:
+        """main (B, 4, 1 + k, h, w) -> (B, 3, 1 + 4k, 8h, 8w) with the 3D decoder."""
         chunk = self.config["frames_per_chunk"]
-        return self._chunked(self.decoder, self.post_quant_conv(z), chunk // 4 if chunk else None, 8.0)
+        return self._chunked(self.decoder, self.post_quant_conv(z.main), chunk // 4 if chunk else None, 8.0)
 
     def compat_targets(self, x_pad: torch.Tensor, t_lat: int,
                        mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -648,12 +642,12 @@ class CVVAE(VAE):
         attached) "compat" = compat_weight * L1(image_decoder(z), matching input frames)."""
         x_pad, (t, h, w) = pad_to_rule(x_bcthw, 8, "1+4k")
         post = self.posterior(x_pad)
-        z = post.sample()
+        z = Latent(post.sample())
         recon = self.decode(z)[:, :, :t, :h, :w]
         tp, hp, wp = x_pad.shape[2:]
         losses = {"kl": self.config["kl_weight"] * post.kl().mean() / (3 * tp * hp * wp)}
         if self.image_vae is not None and self.config["compat_weight"] > 0:
-            target, _ = self.compat_targets(x_pad, z.shape[2])
+            target, _ = self.compat_targets(x_pad, z.main.shape[2])
             img = self.decode_with_image_decoder(z)
             losses["compat"] = self.config["compat_weight"] * (img - target).abs().mean()
         elif self.training and self.config["compat_weight"] > 0 and not self._warned:
@@ -674,11 +668,11 @@ class CVVAE(VAE):
         """
         x_pad, (t, h, w) = pad_to_rule(x_bcthw, 8, "1+4k")
         z = self.encode(x_pad)
-        frames = [4 * j for j in range(z.shape[2]) if 4 * j < t]
+        frames = [4 * j for j in range(z.main.shape[2]) if 4 * j < t]
         target = x_pad[:, :, frames, :h, :w]
-        img = self.decode_with_image_decoder(z[:, :, :len(frames)])[:, :, :, :h, :w].clamp(-1, 1)
+        img = self.decode_with_image_decoder(z.time_slice(0, len(frames)))[:, :, :, :h, :w].clamp(-1, 1)
         video = self.decode(z)[:, :, frames, :h, :w].clamp(-1, 1)
-        sd = self._image_vae_on(z)
+        sd = self._image_vae_on(z.main)
         ceiling = per_frame(lambda f: sd.decode_frames(sd.encode_frames(f)), x_pad[:, :, frames])[:, :, :, :h, :w]
         per = _psnr(img.transpose(1, 2), target.transpose(1, 2))  # (B, F)
         return {
@@ -690,7 +684,7 @@ class CVVAE(VAE):
         }
 
     # --- the paper's 16 + 1 chunking (approximate; see the module docstring) --------------------------
-    def encode_chunked(self, x_bcthw: torch.Tensor, window: int = 16) -> torch.Tensor:
+    def encode_chunked(self, x_bcthw: torch.Tensor, window: int = 16) -> Latent:
         """Encode windows ``x[window*n : window*(n+1) + 1]`` independently; drop the first latent of later windows.
 
         Same shape as ``encode(x)``. Window 0 (latents 0 .. window/4) equals one-shot exactly; later
@@ -703,18 +697,18 @@ class CVVAE(VAE):
         out = []
         for n, s in enumerate(range(0, max(t - 1, 1), window)):
             z = self.encode(x_bcthw[:, :, s:s + window + 1])
-            out.append(z if n == 0 else z[:, :, 1:])
-        return torch.cat(out, 2)
+            out.append(z if n == 0 else z.time_slice(1, None))
+        return Latent.cat(out)
 
-    def decode_chunked(self, z: torch.Tensor, window: int = 4) -> torch.Tensor:
+    def decode_chunked(self, z: Latent, window: int = 4) -> torch.Tensor:
         """Decode latent windows ``z[window*n : window*(n+1) + 1]`` independently; drop the first frame of later
         windows. Same shape as ``decode(z)``; approximate everywhere (the decoder is not causal)."""
         if window < 1:
             raise ValueError("window must be >= 1")
-        tl = z.shape[2]
+        tl = z.main.shape[2]
         out = []
         for n, s in enumerate(range(0, max(tl - 1, 1), window)):
-            y = self.decode(z[:, :, s:s + window + 1])
+            y = self.decode(z.time_slice(s, s + window + 1))
             out.append(y if n == 0 else y[:, :, 1:])
         return torch.cat(out, 2)
 

@@ -39,6 +39,7 @@ import torch
 
 from . import families
 from .base import VAE, ModelCard, Paper, WeightsError
+from .latent import Latent
 from .weights import load_weights, read_checkpoint
 
 ENV = "VAELAB_EXTRA_MODELS"
@@ -243,19 +244,20 @@ class DiffusersVAE(VAE):
         return self._vae
 
     # --- the contract ------------------------------------------------------------------------------------
-    def encode(self, x_bcthw: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) already padded to the frame/size rule -> raw latent (B, C, T', H/s, W/s)."""
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
+        """(B, 3, T, H, W) already padded to the frame/size rule -> raw latent, main (B, C, T', H/s, W/s)."""
         if self.class_name == "AutoencoderVidTok" and self.card.causal:
             # as VidTok's forward: t - 1 copies of frame 0 in front (its decoder drops them again)
             tc = self.card.temporal_factor
             x_bcthw = torch.cat([x_bcthw[:, :, :1].expand(-1, -1, tc - 1, -1, -1), x_bcthw], 2)
         out = self._vae.encode(x_bcthw)
         if hasattr(out, "latent_dist"):
-            return out.latent_dist.mode()
-        return out[0]  # VidTok FSQ: (quantised latent, indices)
+            return Latent(out.latent_dist.mode())
+        return Latent(out[0])  # VidTok FSQ: (quantised latent, indices)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latent (B, C, T', h, w) -> pixels (B, 3, T, H, W) in about [-1, 1]."""
+    def decode(self, z: Latent) -> torch.Tensor:
+        """Raw latent, main (B, C, T', h, w) -> pixels (B, 3, T, H, W) in about [-1, 1]."""
+        z = z.main
         kwargs = {}
         if self.class_name == "AutoencoderKLLTXVideo" and self.full_config.get("timestep_conditioning"):
             # the LTX pipeline's default decode_timestep is 0 (a clean latent)
@@ -280,7 +282,8 @@ class DiffusersVAE(VAE):
         return (1.0 if scale is None else float(scale)), float(self.full_config.get("shift_factor") or 0.0)
 
     def normalize_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latent (B, C, T', h, w) -> the latent the family's diffusion model works with (see module doc)."""
+        """Raw latent tensor (B, C, T', h, w) (a Latent's ``main``) -> the one the family's diffusion model works
+        with (see module doc)."""
         scale, shift = self._scale_shift()
         if self.spec.normalisation == "scale":
             return (z - shift) * scale

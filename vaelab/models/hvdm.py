@@ -74,6 +74,8 @@ from ._blocks import Conv3d, _groups
 from ._transformer import Attention, FeedForward, PatchEmbed3d, STTransformer, Unpatchify, fixed_chunks, grid_positions
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .config import ModelConfig
+from .latent import Latent
+from .layout import from_time_sequences, time_sequences, to_channels_first, to_channels_last
 from .wavelets import BANDS_3D, dwt3
 
 MODES = ("fused", "triplane", "wavelet")
@@ -188,13 +190,10 @@ class FusionLayer(nn.Module):
     def forward(self, q: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         b, t, h, w, d = q.shape
 
-        def along_t(x: torch.Tensor) -> torch.Tensor:
-            return x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
-
         pos = torch.arange(t, device=q.device)
-        out = self.attn_t(along_t(self.norm_qt(q)), along_t(self.norm_kt(low)), along_t(self.norm_vt(high)),
-                          q_pos=pos, k_pos=pos)
-        q = q + out.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4)
+        out = self.attn_t(time_sequences(self.norm_qt(q)), time_sequences(self.norm_kt(low)),
+                          time_sequences(self.norm_vt(high)), q_pos=pos, k_pos=pos)
+        q = q + from_time_sequences(out, b, h, w)
         pos = grid_positions(h, w, q.device)
         out = self.attn_s(self.norm_qs(q).reshape(b * t, h * w, d), self.norm_ks(low).reshape(b * t, h * w, d),
                           self.norm_vs(high).reshape(b * t, h * w, d), q_pos=pos, k_pos=pos)
@@ -212,7 +211,7 @@ class HVDMDecoder(nn.Module):
         self.to_pixels = Unpatchify(dim, patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        tokens = self.post_quant(z.permute(0, 2, 3, 4, 1))
+        tokens = self.post_quant(to_channels_last(z))
         return 2 * torch.sigmoid(self.to_pixels(self.transformer(tokens))) - 1
 
     @property
@@ -250,7 +249,7 @@ class HVDMEncoder(nn.Module):
     def planes(self, x_bcthw: torch.Tensor) -> dict[str, torch.Tensor]:
         v = self.transformer(self.patch_embed(x_bcthw))
         b, t, h, w, d = v.shape
-        hw = self.pool_t(v.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)).reshape(b, h, w, d)
+        hw = self.pool_t(time_sequences(v)).reshape(b, h, w, d)
         tw = self.pool_h(v.permute(0, 1, 3, 2, 4).reshape(b * t * w, h, d)).reshape(b, t, w, d)
         th = self.pool_w(v.reshape(b * t * h, w, d)).reshape(b, t, h, d)
         return {"hw": hw.permute(0, 3, 1, 2), "tw": tw.permute(0, 3, 1, 2), "th": th.permute(0, 3, 1, 2)}
@@ -268,7 +267,7 @@ class HVDMEncoder(nn.Module):
         bands = wavelet_bands(x_bcthw)
         low = self.low_stack(bands["LLL"])
         high = self.high_stack(torch.cat([bands[k] for k in HIGH_BANDS], 1))
-        return tuple(f.repeat_interleave(2, dim=2)[:, :, :t].permute(0, 2, 3, 4, 1) for f in (low, high))
+        return tuple(to_channels_last(f.repeat_interleave(2, dim=2)[:, :, :t]) for f in (low, high))
 
     def fused_volume(self, x_bcthw: torch.Tensor, mode: str) -> torch.Tensor:
         _check_mode(mode)
@@ -289,7 +288,7 @@ class HVDMEncoder(nn.Module):
 
     def forward(self, x_bcthw: torch.Tensor, mode: str = "fused") -> torch.Tensor:
         """(B, 3, T, H, W) -> z (B, C, T, H/p, W/p) in (-1, 1)."""
-        return torch.tanh(self.quant(self.fused_volume(x_bcthw, mode))).permute(0, 4, 1, 2, 3)
+        return to_channels_first(torch.tanh(self.quant(self.fused_volume(x_bcthw, mode))))
 
 
 def wavelet_bands(x_bcthw: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -345,18 +344,19 @@ class HVDM(VAE):
         return self.encoder.wavelet_features(x_bcthw)
 
     # --- the VAE contract ---------------------------------------------------------------------------
-    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> Latent:
         """z (B, 4, T, H/8, W/8) in (-1, 1). H and W must be multiples of 8 (``reconstruct`` pads).
         ``mode`` overrides ``config["mode"]`` ("fused" | "triplane" | "wavelet": the other branch zeroed).
         Chunks of ``chunk_frames`` frames are encoded independently and concatenated in time."""
         mode = self._mode(mode)
         chunks = fixed_chunks(x_bcthw.shape[2], self.config["chunk_frames"])
         zs = [self.encoder(x_bcthw[:, :, a:b], mode) for a, b in chunks]
-        return torch.cat(zs, 2) if len(zs) > 1 else zs[0]
+        return Latent(torch.cat(zs, 2) if len(zs) > 1 else zs[0])
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, 4, T, h, w) -> (B, 3, T, 8h, 8w), chunk by chunk as ``encode``."""
-        xs = [self.decoder(z[:, :, a:b]) for a, b in fixed_chunks(z.shape[2], self.config["chunk_frames"])]
+    def decode(self, z: Latent) -> torch.Tensor:
+        """main (B, 4, T, h, w) -> (B, 3, T, 8h, 8w), chunk by chunk as ``encode``."""
+        z_bcthw = z.main
+        xs = [self.decoder(z_bcthw[:, :, a:b]) for a, b in fixed_chunks(z_bcthw.shape[2], self.config["chunk_frames"])]
         return torch.cat(xs, 2) if len(xs) > 1 else xs[0]
 
     @torch.no_grad()
@@ -374,7 +374,7 @@ class HVDM(VAE):
         z = self.encode(x_bcthw, mode)
         recon = self.decode(z)
         return recon, {"wavelet3d": self.config["wavelet3d_weight"] * self.wavelet_loss(x_bcthw, recon),
-                       "_latent_abs_mean": z.detach().abs().mean()}
+                       "_latent_abs_mean": z.main.detach().abs().mean()}
 
 
 __all__ = ["ReleasedHVDM", "HVDM", "HVDMEncoder", "HVDMDecoder", "wavelet_bands", "CARD", "HVDMConfig", "MODES",
@@ -661,6 +661,7 @@ class ReleasedHVDM(VAE):
         tok = self.encoder.to_patch_embedding(rearrange(x_bcthw, "b c f (h p1) (w p2) -> b (f h w) (p1 p2 c)",
                                                         p1=self.released.patch, p2=self.released.patch))
         v = rearrange(self.encoder(tok, x_bcthw.shape[2], g, g), "b (t h w) c -> b c t h w", h=g, w=g)
+        # the three axis poolings side by side, as the reference (the first is vaelab.models.layout.time_sequences)
         hw = rearrange(self._pool(rearrange(v, "b c t h w -> (b h w) t c"), "xy"), "(b h w) c -> b c h w", b=b, h=g)
         tw = rearrange(self._pool(rearrange(v, "b c t h w -> (b t w) h c"), "yt"), "(b t w) c -> b c t w", b=b, w=g)
         th = rearrange(self._pool(rearrange(v, "b c t h w -> (b t h) w c"), "xt"), "(b t h) c -> b c t h", b=b, h=g)
@@ -721,26 +722,28 @@ class ReleasedHVDM(VAE):
         t2 = -(-t // f) * f
         return F.pad(x_bcthw, (0, 0, 0, 0, 0, t2 - t), mode="replicate") if t2 != t else x_bcthw
 
-    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+    def encode(self, x_bcthw: torch.Tensor, mode: str | None = None) -> Latent:
         """z (B, 4, 16k, 32, 32) in (-1, 1); clips that are not 16 x 256 x 256 are fitted first (``ADAPT_NOTE``)."""
         x = self.fit_clip(x_bcthw)
         f = self.released.frames
-        return torch.cat([self.encode_fixed(x[:, :, s:s + f], mode or "fused") for s in range(0, x.shape[2], f)], 2)
+        return Latent(torch.cat([self.encode_fixed(x[:, :, s:s + f], mode or "fused")
+                                 for s in range(0, x.shape[2], f)], 2))
 
-    def decode(self, z: torch.Tensor, out_size: tuple[int, int, int] | None = None) -> torch.Tensor:
-        """z (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time; ``out_size`` (T, H, W):
+    def decode(self, z: Latent, out_size: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """main (B, 4, 16k, 32, 32) -> (B, 3, 16k, 256, 256), 16 latent frames at a time; ``out_size`` (T, H, W):
         the fitted clip's own size, frames cropped and pixels resized back (bilinear, antialiased)."""
         f = self.released.frames
-        if z.shape[2] % f:
-            raise ValueError(f"the released HVDM decodes chunks of {f} latent frames, got {z.shape[2]}")
-        y = torch.cat([self.decode_fixed(z[:, :, s:s + f]) for s in range(0, z.shape[2], f)], 2)
+        z_bcthw = z.main
+        if z_bcthw.shape[2] % f:
+            raise ValueError(f"the released HVDM decodes chunks of {f} latent frames, got {z_bcthw.shape[2]}")
+        y = torch.cat([self.decode_fixed(z_bcthw[:, :, s:s + f]) for s in range(0, z_bcthw.shape[2], f)], 2)
         if out_size is None:
             return y
         t, h, w = out_size
         y = y[:, :, :t]
         if (h, w) != tuple(y.shape[3:]):
             y = rearrange(F.interpolate(rearrange(y, "b c t h w -> (b t) c h w"), size=(h, w), mode="bilinear",
-                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=z.shape[0])
+                                        align_corners=False, antialias=True), "(b t) c h w -> b c t h w", b=z_bcthw.shape[0])
         return y
 
     @torch.no_grad()

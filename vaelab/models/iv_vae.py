@@ -56,16 +56,18 @@ import copy
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Conv3d
-from ._causal import CausalVideoVAE, RMSNorm, Streamable, depth_to_time
+from ._causal import CausalVideoVAE, RMSNorm, Streamable
 from .base import ModelCard, Paper
 from .config import ModelConfig
+from .latent import Latent
+from .layout import depth_to_time, per_frame
 
 
 @dataclass(frozen=True)
@@ -115,13 +117,6 @@ CARD = ModelCard(
 )
 
 BRANCHES = ("keyframe", "temporal")
-
-
-def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2D module to every frame: (B, C, T, H, W) -> (B, C', T, H', W')."""
-    b, c, t, h, w = x.shape
-    y = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
-    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
 
 
 class GroupCausalConv3d(Streamable):
@@ -435,26 +430,26 @@ class IVVAE(CausalVideoVAE):
     def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         return self.encoder(x_bcthw)
 
-    def zero_branch(self, z: torch.Tensor, branch: str | None) -> torch.Tensor:
+    def zero_branch(self, z: Latent, branch: str | None) -> Latent:
         """z with the keyframe (channels :z/2) or temporal (z/2:) half set to 0; ``None`` returns z."""
         if branch is None:
             return z
         if branch not in BRANCHES:
             raise ValueError(f"zero_branch must be one of {BRANCHES} or None, got {branch!r}")
-        half = z.shape[1] // 2
-        z = z.clone()
+        half = z.main.shape[1] // 2
+        main = z.main.clone()
         if branch == "keyframe":
-            z[:, :half] = 0
+            main[:, :half] = 0
         else:
-            z[:, half:] = 0
-        return z
+            main[:, half:] = 0
+        return z.with_main(main)
 
-    def decode_chunk(self, z: torch.Tensor, zero_branch: str | None = None, **kwargs: Any) -> torch.Tensor:
-        return self.decoder(self.zero_branch(z, zero_branch))
+    def decode_chunk(self, z: Latent, zero_branch: str | None = None, **kwargs: Any) -> torch.Tensor:
+        return self.decoder(self.zero_branch(z, zero_branch).main)
 
-    def decode_heads(self, z: torch.Tensor, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_heads(self, z: Latent, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Both RGB heads for every frame, before selection: (keyframe RGB, temporal RGB), each (B, 3, 1 + 4k, H, W)."""
-        return tuple(self.decoder.heads(self.zero_branch(z, zero_branch)).chunk(2, 1))  # type: ignore[return-value]
+        return tuple(self.decoder.heads(self.zero_branch(z, zero_branch).main).chunk(2, 1))  # type: ignore[return-value]
 
 
 # --- the released architecture (ali-vilab/iv-vae models/vae3d.py, MIT) ------------------------------
@@ -761,20 +756,22 @@ class ReleasedIVVAE(CausalVideoVAE):
         (m_kf, lv_kf), (m_tp, lv_tp) = (p.chunk(2, 1) for p in h.chunk(2, 1))
         return torch.cat([m_kf, m_tp, lv_kf, lv_tp], 1)
 
-    def encode_chunk(self, x_bcthw: torch.Tensor) -> torch.Tensor:
-        return self.released.scale_factor * (self.posterior(x_bcthw).mode() - self.released.shift_factor)
+    def encode_chunk(self, x_bcthw: torch.Tensor) -> Latent:
+        return Latent(self.released.scale_factor * (self.posterior(x_bcthw).mode() - self.released.shift_factor))
 
-    def zero_branch(self, z: torch.Tensor, branch: str | None) -> torch.Tensor:
+    def zero_branch(self, z: Latent, branch: str | None) -> Latent:
         """The *unscaled* latent with one half set to 0 (see :meth:`IVVAE.zero_branch`)."""
         return IVVAE.zero_branch(self, z, branch)  # type: ignore[arg-type]
 
-    def _unscale(self, z: torch.Tensor, zero_branch: str | None) -> torch.Tensor:
-        return self.zero_branch(z / self.released.scale_factor + self.released.shift_factor, zero_branch)
+    def _unscale(self, z: Latent, zero_branch: str | None) -> torch.Tensor:
+        """(B, z_dim, T', h, w): the decoder's input, one half zeroed if asked."""
+        return self.zero_branch(z.with_main(z.main / self.released.scale_factor + self.released.shift_factor),
+                                zero_branch).main
 
-    def decode_chunk(self, z: torch.Tensor, zero_branch: str | None = None, **kwargs: Any) -> torch.Tensor:
+    def decode_chunk(self, z: Latent, zero_branch: str | None = None, **kwargs: Any) -> torch.Tensor:
         return self.decoder(self.conv2(self._unscale(z, zero_branch)))
 
-    def decode_heads(self, z: torch.Tensor, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_heads(self, z: Latent, zero_branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return tuple(self.decoder.heads(self.conv2(self._unscale(z, zero_branch))).chunk(2, 1))  # type: ignore[return-value]
 
 

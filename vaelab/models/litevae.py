@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, ResnetBlock2D
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .config import ModelConfig
+from .latent import Latent
+from .layout import fold_time, unfold_time
 from .wavelets import dwt2_multilevel
 
 
@@ -190,16 +192,16 @@ class LiteVAE(ImageVAE):
     def posterior(self, x_bchw: torch.Tensor) -> DiagonalGaussian:
         return DiagonalGaussian(self.encoder(x_bchw))
 
-    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_bchw).mode()
+    def encode_frames(self, x_bchw: torch.Tensor) -> Latent:
+        return Latent(self.posterior(x_bchw).mode())
 
-    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z_bchw)
+    def decode_frames(self, z: Latent) -> torch.Tensor:
+        return self.decoder(z.main)
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b, _, t, h, w = x_bcthw.shape
         post = self.posterior(fold_time(x_bcthw))
-        recon = unfold_time(self.decode_frames(post.sample()), b, t)
+        recon = unfold_time(self.decode_frames(Latent(post.sample())), b, t)
         return recon, {"kl": self.config["kl_weight"] * post.kl().mean() / (3 * h * w)}
 
 
@@ -424,16 +426,16 @@ class ReleasedLiteVAE(ImageVAE):
         h = self.encoder(x_bchw)
         return DiagonalGaussian(self.quantizer.quant_conv(h) if self.released.use_quant else h)
 
-    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_bchw).mode()
+    def encode_frames(self, x_bchw: torch.Tensor) -> Latent:
+        return Latent(self.posterior(x_bchw).mode())
 
-    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.quantizer.post_quant_conv(z_bchw) if self.released.use_quant else z_bchw)
+    def decode_frames(self, z: Latent) -> torch.Tensor:
+        return self.decoder(self.quantizer.post_quant_conv(z.main) if self.released.use_quant else z.main)
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b, _, t, h, w = x_bcthw.shape
         post = self.posterior(fold_time(x_bcthw))
-        return unfold_time(self.decode_frames(post.sample()), b, t), {"kl": post.kl().mean() / (3 * h * w)}
+        return unfold_time(self.decode_frames(Latent(post.sample())), b, t), {"kl": post.kl().mean() / (3 * h * w)}
 
 
 _TRAINING_ONLY = ("loss.", "encoder_ema.", "decoder_ema.", "quantizer_ema.", "model_ema.")

@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from ._blocks import Decoder, DiagonalGaussian, Encoder
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .config import ModelConfig
+from .latent import Latent
+from .layout import fold_time, unfold_time
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,16 @@ class AutoencoderKL(ImageVAE):
     def posterior(self, x_bchw: torch.Tensor) -> DiagonalGaussian:
         return DiagonalGaussian(self.quant_conv(self.encoder(x_bchw)))
 
-    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_bchw).mode()
+    def encode_frames(self, x_bchw: torch.Tensor) -> Latent:
+        return Latent(self.posterior(x_bchw).mode())
 
-    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.post_quant_conv(z_bchw))
+    def decode_frames(self, z: Latent) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(z.main))
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b, _, t, _, _ = x_bcthw.shape
         post = self.posterior(fold_time(x_bcthw))
-        recon = unfold_time(self.decode_frames(post.sample()), b, t)
+        recon = unfold_time(self.decode_frames(Latent(post.sample())), b, t)
         # LDM sums the KL over (C, H, W) and averages over the batch; the pixel loss is a per-pixel mean, so
         # normalise the KL by the pixel count to keep the paper's 1e-6 weight meaningful at our scale.
         kl = post.kl().mean() / (3 * x_bcthw.shape[-2] * x_bcthw.shape[-1])

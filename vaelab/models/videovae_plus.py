@@ -71,7 +71,18 @@ from ._blocks import Conv3d, DiagonalGaussian, Downsample2D, Upsample2D, _groups
 from ._text import Caption, TextEmbedder, as_caption_list
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .config import ModelConfig
-from .cv_vae import GroupNorm3D, SpatialAttention, per_frame
+from .cv_vae import GroupNorm3D, SpatialAttention
+from .latent import Latent
+from .layout import (
+    fold_time,
+    from_time_sequences,
+    per_frame,
+    time_sequences,
+    to_channels_first,
+    to_channels_last,
+    unfold_time,
+    upsample_nearest_2x,
+)
 
 
 @dataclass(frozen=True)
@@ -211,7 +222,7 @@ class RelativeTemporalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
-        seq = self.norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))
+        seq = self.norm(time_sequences(to_channels_last(x)))  # (B*h*w, T, C)
         q, k, v = self.qkv(seq).view(-1, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (N, h, T, d)
         pos = torch.arange(t, device=x.device)
         rel = (pos[None, :] - pos[:, None]).clamp(-self.max_relative, self.max_relative) + self.max_relative
@@ -220,7 +231,7 @@ class RelativeTemporalAttention(nn.Module):
         attn = logits.float().softmax(-1).to(v.dtype)  # softmax in float32 under autocast (no-op in fp32)
         out = attn @ v + torch.einsum("nhij,ijd->nhid", attn, rv)
         out = self.proj_out(out.transpose(1, 2).reshape(-1, t, c))
-        return x + out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+        return x + to_channels_first(from_time_sequences(out, b, h, w))
 
 
 class CaptionCrossAttention(nn.Module):
@@ -500,23 +511,23 @@ class VideoVAEPlus(VAE):
 
     # --- VAE contract ---------------------------------------------------------------------------------
     def encode(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None,
-               image: bool | None = None) -> torch.Tensor:
+               image: bool | None = None) -> Latent:
         """(B, 3, 4k, H, W) -> (B, 4, k, H/8, W/8); a 1-frame input (or ``image=True``) uses image mode:
         (B, 3, 1, H, W) -> (B, 4, 1, H/8, W/8) through the spatial path only. Posterior means."""
         image = x_bcthw.shape[2] == 1 if image is None else image
         if image and x_bcthw.shape[2] != 1:
             b, t = x_bcthw.shape[0], x_bcthw.shape[2]
             z = self.encode(_fold(x_bcthw), _repeat_caps(caption, b, t), image=True)
-            return _unfold(z, b, t)
-        return self._encode(x_bcthw, self.context(caption, x_bcthw.shape[0]), image, sample=False)[0]
+            return z.with_main(_unfold(z.main, b, t))
+        return Latent(self._encode(x_bcthw, self.context(caption, x_bcthw.shape[0]), image, sample=False)[0])
 
-    def decode(self, z: torch.Tensor, caption: Caption | Sequence[Caption] = None, image: bool = False) -> torch.Tensor:
-        """(B, 4, k, h, w) -> (B, 3, 4k, 8h, 8w); ``image=True``: every latent frame is an image latent
+    def decode(self, z: Latent, caption: Caption | Sequence[Caption] = None, image: bool = False) -> torch.Tensor:
+        """main (B, 4, k, h, w) -> (B, 3, 4k, 8h, 8w); ``image=True``: every latent frame is an image latent
         (B, 4, T, h, w) -> (B, 3, T, 8h, 8w) through the spatial decoder only."""
-        if image and z.shape[2] != 1:
-            b, t = z.shape[0], z.shape[2]
-            return _unfold(self.decode(_fold(z), _repeat_caps(caption, b, t), image=True), b, t)
-        return self._decode(z, self.context(caption, z.shape[0]), image)
+        b, _, t = z.main.shape[:3]
+        if image and t != 1:
+            return _unfold(self.decode(z.with_main(_fold(z.main)), _repeat_caps(caption, b, t), image=True), b, t)
+        return self._decode(z.main, self.context(caption, b), image)
 
     @torch.no_grad()
     def reconstruct(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None) -> torch.Tensor:
@@ -552,21 +563,21 @@ class VideoVAEPlus(VAE):
 
     # --- independent chunks (the repo's inference script) -------------------------------------------------
     def encode_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16, caption: Caption | Sequence[Caption] = None
-                       ) -> torch.Tensor:
+                       ) -> Latent:
         """Encode non-overlapping chunks of ``chunk`` frames (a multiple of 4) independently and concatenate."""
         if chunk < 4 or chunk % 4:
             raise ValueError(f"chunk must be a positive multiple of 4, got {chunk}")
         self._check(x_bcthw, image=False)
-        return torch.cat([self.encode(x_bcthw[:, :, s:s + chunk], caption, image=False)
-                          for s in range(0, x_bcthw.shape[2], chunk)], 2)
+        return Latent.cat([self.encode(x_bcthw[:, :, s:s + chunk], caption, image=False)
+                           for s in range(0, x_bcthw.shape[2], chunk)])
 
-    def decode_chunked(self, z: torch.Tensor, chunk_latents: int = 4, caption: Caption | Sequence[Caption] = None
+    def decode_chunked(self, z: Latent, chunk_latents: int = 4, caption: Caption | Sequence[Caption] = None
                        ) -> torch.Tensor:
         """Decode non-overlapping chunks of ``chunk_latents`` latent frames independently and concatenate."""
         if chunk_latents < 1:
             raise ValueError("chunk_latents must be >= 1")
-        return torch.cat([self.decode(z[:, :, s:s + chunk_latents], caption)
-                          for s in range(0, z.shape[2], chunk_latents)], 2)
+        return torch.cat([self.decode(z.time_slice(s, s + chunk_latents), caption)
+                          for s in range(0, z.main.shape[2], chunk_latents)], 2)
 
     @torch.no_grad()
     def reconstruct_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16,
@@ -578,14 +589,13 @@ class VideoVAEPlus(VAE):
 
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B*T, C, 1, H, W): every frame an image."""
-    b, c, t, h, w = x.shape
-    return x.transpose(1, 2).reshape(b * t, c, 1, h, w)
+    """(B, C, T, H, W) -> (B*T, C, 1, H, W): every frame an image (a one-frame clip)."""
+    return fold_time(x).unsqueeze(2)
 
 
 def _unfold(x: torch.Tensor, b: int, t: int) -> torch.Tensor:
     """(B*T, C, 1, H, W) -> (B, C, T, H, W)."""
-    return x.reshape(b, t, *x.shape[1:2], *x.shape[3:]).transpose(1, 2)
+    return unfold_time(x.squeeze(2), b, t)
 
 
 def _repeat_caps(caption: Caption | Sequence[Caption], b: int, t: int) -> list[Caption]:
@@ -896,10 +906,7 @@ class RDecoder2plus1D(nn.Module):
         for level in reversed(self.up):
             h = _blocks_with_attention(level, h, ctx, temporal)
             if hasattr(level, "upsample"):
-                t = h.shape[2]
-                h = rearrange(F.interpolate(rearrange(h, "b c t h w -> b (c t) h w"), scale_factor=2.0,
-                                            mode="nearest"), "b (c t) h w -> b c t h w", t=t)
-                h = level.upsample.conv(h)
+                h = level.upsample.conv(upsample_nearest_2x(h))
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -1044,7 +1051,7 @@ class ReleasedVideoVAEPlus(VAE):
                              f"{t}x{h}x{w}; use reconstruct() (it pads and crops)")
 
     def encode(self, x_bcthw: torch.Tensor, caption: Caption | Sequence[Caption] = None, image: bool | None = None,
-               text_embeddings: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+               text_embeddings: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> Latent:
         """(B, 3, 4k, H, W) -> (B, C, k, H/8, W/8) posterior modes; 1 frame: (B, e, 1, H/8, W/8) image mode."""
         image = x_bcthw.shape[2] == 1 if image is None else image
         self._check(x_bcthw, image)
@@ -1054,12 +1061,13 @@ class ReleasedVideoVAEPlus(VAE):
             h = self.quant_conv(h)
         z = h.chunk(2, dim=1)[0]
         if image:
-            return z
-        return self.encoder_temporal(z, ctx).chunk(2, dim=1)[0]
+            return Latent(z)
+        return Latent(self.encoder_temporal(z, ctx).chunk(2, dim=1)[0])
 
-    def decode(self, z: torch.Tensor, caption: Caption | Sequence[Caption] = None, image: bool = False,
+    def decode(self, z: Latent, caption: Caption | Sequence[Caption] = None, image: bool = False,
                text_embeddings: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, k, h, w) -> (B, 3, 4k, 8h, 8w); ``image=True``: (B, e, 1, h, w) -> (B, 3, 1, 8h, 8w)."""
+        """main (B, C, k, h, w) -> (B, 3, 4k, 8h, 8w); ``image=True``: (B, e, 1, h, w) -> (B, 3, 1, 8h, 8w)."""
+        z = z.main
         ctx = self.context(caption, z.shape[0], text_embeddings, text_mask)
         if not image:
             z = self.decoder_temporal(z, ctx)
@@ -1078,17 +1086,17 @@ class ReleasedVideoVAEPlus(VAE):
         raise NotImplementedError("released checkpoints are for inference here; train the lab videovae-plus instead")
 
     def encode_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16, caption: Caption | Sequence[Caption] = None
-                       ) -> torch.Tensor:
+                       ) -> Latent:
         """Independent chunks of ``chunk`` frames, as the reference's inference_video.py (no overlap, no cache)."""
         if chunk < 4 or chunk % 4:
             raise ValueError(f"chunk must be a positive multiple of 4, got {chunk}")
-        return torch.cat([self.encode(x_bcthw[:, :, s:s + chunk], caption, image=False)
-                          for s in range(0, x_bcthw.shape[2], chunk)], 2)
+        return Latent.cat([self.encode(x_bcthw[:, :, s:s + chunk], caption, image=False)
+                           for s in range(0, x_bcthw.shape[2], chunk)])
 
-    def decode_chunked(self, z: torch.Tensor, chunk_latents: int = 4, caption: Caption | Sequence[Caption] = None
+    def decode_chunked(self, z: Latent, chunk_latents: int = 4, caption: Caption | Sequence[Caption] = None
                        ) -> torch.Tensor:
-        return torch.cat([self.decode(z[:, :, s:s + chunk_latents], caption)
-                          for s in range(0, z.shape[2], max(1, chunk_latents))], 2)
+        return torch.cat([self.decode(z.time_slice(s, s + chunk_latents), caption)
+                          for s in range(0, z.main.shape[2], max(1, chunk_latents))], 2)
 
     @torch.no_grad()
     def reconstruct_chunked(self, x_bcthw: torch.Tensor, chunk: int = 16,

@@ -34,16 +34,15 @@ Shapes (lab config: patch 8, width 96, n_q 4, d_S = 8, d_D = 2, for a 16 x 64 x 
 
 768 latent values for 196,608 input values (0.39 %). Both parts are diagonal Gaussians (KL).
 
-The latent. ``encode(x)`` returns a :class:`TwinLatent` with ``structure`` (B, d_S, n_q, h_S, w_S),
-``dynamics_h`` (B, d_D, T, h_D) (averaged over the width: one value per frame and *row*) and
-``dynamics_w`` (B, d_D, T, w_D) (averaged over the height: one value per frame and *column*),
-plus the encoder's token grid. It also reads like a dict (``z["structure"]``). The card's single
-``latent_shape`` reports the structure latent (d_S, n_q, H/16, W/16) -- the video-shaped part a
-generator would see as "the" latent; ``latent_shapes(t, h, w)`` gives all three and the card's
-``compression`` counts all three. ``TwinLatent.shape`` is the structure's shape, for code that
-only wants "the latent's shape".
+The latent. ``encode(x)`` returns the lab's one :class:`~vaelab.models.latent.Latent` type: its main
+tensor is ``structure`` (B, d_S, n_q, h_S, w_S), its further parts ``dynamics_h`` (B, d_D, T, h_D)
+(averaged over the width: one value per frame and *row*) and ``dynamics_w`` (B, d_D, T, w_D)
+(averaged over the height: one value per frame and *column*), and it carries the encoder's token
+grid (``z["structure"] is z.main``). The card's single ``latent_shape`` reports the structure latent
+(d_S, n_q, H/16, W/16) -- the video-shaped part a generator would see as "the" latent;
+``latent_shapes(t, h, w)`` gives all three and the card's ``compression`` counts all three.
 
-Swaps. ``decode_parts(structure=zA, dynamics=zB)`` (either a :class:`TwinLatent` or the raw tensors;
+Swaps. ``decode_parts(structure=zA, dynamics=zB)`` (either a :class:`Latent` or the raw tensors;
 dynamics as ``(z_D_h, z_D_w)``) decodes A's structure with B's dynamics; ``cross_reenact(xA, xB)``
 does the padding, encoding and cropping for two clips. The parts must come from clips of the same
 (padded) frame size and have as many chunks (the frame *count* may differ inside that: the output
@@ -76,7 +75,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +95,8 @@ from ._transformer import (
 )
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .config import ModelConfig
+from .latent import Latent
+from .layout import fold_time, per_frame, time_sequences, to_channels_first, to_channels_last, unfold_time
 
 
 @dataclass(frozen=True)
@@ -198,61 +199,16 @@ CARD = VidTwinCard(
 )
 
 
-@dataclass
-class TwinLatent:
-    """VidTwin's latent. Reads like a dict with keys ``structure``, ``dynamics_h``, ``dynamics_w``.
+PARTS = ("structure", "dynamics_h", "dynamics_w")  # the latent's parts; structure is its main tensor
+DYNAMICS = PARTS[1:]
 
-    structure   (B, d_S, n_q, h_S, w_S)  Q-Former summaries, one map per query slot
-    dynamics_h  (B, d_D, T, h_D)         per frame and row (averaged over the width)
-    dynamics_w  (B, d_D, T, w_D)         per frame and column (averaged over the height)
-    token_grid  (h, w) of the encoder's patch grid (the decoder's output grid; h_S = ceil(h/2))
-    """
 
-    structure: torch.Tensor
-    dynamics_h: torch.Tensor
-    dynamics_w: torch.Tensor
-    token_grid: tuple[int, int] | None = None
-    frame_size: tuple[int, int] | None = None  # released VidTwin only: the (H, W) it resampled from (decode goes back)
-
-    KEYS = ("structure", "dynamics_h", "dynamics_w")
-
-    @property
-    def shape(self) -> torch.Size:
-        """The structure latent's shape (what the card's ``latent_shape`` describes)."""
-        return self.structure.shape
-
-    @property
-    def dynamics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.dynamics_h, self.dynamics_w
-
-    @property
-    def frames(self) -> int:
-        return self.dynamics_h.shape[2]
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if key not in self.KEYS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> tuple[str, ...]:
-        return self.KEYS
-
-    def items(self) -> Iterator[tuple[str, torch.Tensor]]:
-        return ((k, getattr(self, k)) for k in self.KEYS)
-
-    def numel(self) -> int:
-        """Latent values per clip (batch element)."""
-        return sum(v[0].numel() for _, v in self.items())
-
-    def to(self, *args: Any, **kwargs: Any) -> TwinLatent:
-        return dataclasses.replace(self, **{k: v.to(*args, **kwargs) for k, v in self.items()})
-
-    def with_dynamics_from(self, other: TwinLatent) -> TwinLatent:
-        """This clip's structure with ``other``'s dynamics (the swap; decode it with ``model.decode``)."""
-        return dataclasses.replace(self, dynamics_h=other.dynamics_h, dynamics_w=other.dynamics_w)
-
-    def with_structure_from(self, other: TwinLatent) -> TwinLatent:
-        return dataclasses.replace(self, structure=other.structure)
+def twin_latent(structure: torch.Tensor, dynamics_h: torch.Tensor, dynamics_w: torch.Tensor,
+                token_grid: tuple[int, int] | None = None) -> Latent:
+    """VidTwin's :class:`Latent`: main = structure (B, d_S, n_q, h_S, w_S), then dynamics_h (B, d_D, T, h_D)
+    (per frame and row) and dynamics_w (B, d_D, T, w_D) (per frame and column), and the encoder's token grid."""
+    return Latent(structure, {"dynamics_h": dynamics_h, "dynamics_w": dynamics_w}, main_name="structure",
+                  token_grid=token_grid)
 
 
 class QFormerLayer(nn.Module):
@@ -323,18 +279,14 @@ class VidTwinEncoder(nn.Module):
     def structure(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2 d_S, n_q, h_S, w_S) and the Q-Former's last cross-attention (B*h*w, n_q, T)."""
         b, t, h, w, d = tokens.shape
-        seq = tokens.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
-        q, probs = self.qformer(seq)  # (B*h*w, n_q, wq), (B*h*w, n_q, T)
-        nq, wq = q.shape[1:]
-        maps = q.reshape(b, h, w, nq, wq).permute(0, 3, 4, 1, 2).reshape(b * nq, wq, h, w)
-        moments = self.structure_down(maps)
-        return moments.reshape(b, nq, *moments.shape[1:]).transpose(1, 2), probs
+        q, probs = self.qformer(time_sequences(tokens))  # (B*h*w, n_q, wq), (B*h*w, n_q, T)
+        nq = q.shape[1]
+        maps = rearrange(q, "(b h w) q c -> (b q) c h w", b=b, h=h, w=w)
+        return unfold_time(self.structure_down(maps), b, nq), probs
 
     def dynamics(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2 d_D, T, h_D) (averaged over the width) and (B, 2 d_D, T, w_D) (averaged over the height)."""
-        b, t, h, w, d = tokens.shape
-        f = self.dynamics_down(tokens.permute(0, 1, 4, 2, 3).reshape(b * t, d, h, w))
-        f = f.reshape(b, t, d, *f.shape[-2:]).transpose(1, 2)  # (B, D, T, h_D, w_D)
+        f = per_frame(self.dynamics_down, to_channels_first(tokens))  # (B, D, T, h_D, w_D)
         return self.dynamics_head(f.mean(dim=-1)), self.dynamics_head(f.mean(dim=-2))
 
 
@@ -368,7 +320,7 @@ class VidTwinDecoder(nn.Module):
     def embed_structure(self, z_s: torch.Tensor, t: int, grid: tuple[int, int]) -> torch.Tensor:
         """(B, d_S, n_q, h_S, w_S) -> v_S (B, T, h, w, D): up-sample and embed each slot, mix n_q slots to T frames."""
         b, _, nq, hs, ws = z_s.shape
-        maps = self.structure_up(z_s.transpose(1, 2).reshape(b * nq, -1, hs, ws))
+        maps = self.structure_up(fold_time(z_s))  # (B*n_q, wq, 2 h_S, 2 w_S): one map per query slot
         maps = centre_crop(maps, *grid)  # (B*n_q, wq, h, w)
         slots = self.structure_embed(maps.reshape(b, nq, -1, *grid).permute(0, 3, 4, 1, 2))  # (B, h, w, n_q, D)
         mix = self.slot_to_frame(fourier_time(t, 16, z_s.device).to(z_s.dtype))  # (T, n_q + 1)
@@ -397,7 +349,7 @@ class VidTwin(VAE):
 
     card = CARD
     config_class = VidTwinConfig
-    latent_parts = TwinLatent.KEYS
+    latent_parts = PARTS
 
     def __init__(self, config: VidTwinConfig | dict[str, Any] | None = None):
         cfg = VidTwinConfig.from_dict(config)
@@ -425,10 +377,15 @@ class VidTwin(VAE):
         post_s, post_h, post_w = (DiagonalGaussian(torch.cat(lst, 2)) for lst in moments)
         return post_s, post_h, post_w, tuple(tok.shape[2:4])
 
-    def encode(self, x_bcthw: torch.Tensor) -> TwinLatent:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
         """Posterior means. H and W must be multiples of the patch size (``reconstruct`` pads to 2 x patch)."""
         post_s, post_h, post_w, grid = self.posteriors(x_bcthw)
-        return TwinLatent(post_s.mode(), post_h.mode(), post_w.mode(), grid)
+        return twin_latent(post_s.mode(), post_h.mode(), post_w.mode(), grid)
+
+    def sample_latent(self, t: int, h: int, w: int, batch: int = 1) -> Latent:
+        """Standard-normal values in every part's shape for a t x h x w clip (token grid: twice the latent's)."""
+        shapes = self.latent_shapes(t, h, w)
+        return twin_latent(*(torch.randn(batch, *shapes[k]) for k in PARTS))
 
     @torch.no_grad()
     def qformer_attention(self, x_bcthw: torch.Tensor, per_position: bool = False) -> torch.Tensor:
@@ -453,28 +410,28 @@ class VidTwin(VAE):
         return out.reshape(x_bcthw.shape[0], -1, *out.shape[1:]).mean(1)
 
     # --- decoder -----------------------------------------------------------------------------------
-    def decode_parts(self, structure: torch.Tensor | TwinLatent | None = None,
-                     dynamics: tuple[torch.Tensor, torch.Tensor] | TwinLatent | None = None, *,
+    def decode_parts(self, structure: torch.Tensor | Latent | None = None,
+                     dynamics: tuple[torch.Tensor, torch.Tensor] | Latent | None = None, *,
                      frames: int | None = None, token_grid: tuple[int, int] | None = None,
                      dynamics_keep: torch.Tensor | None = None) -> torch.Tensor:
         """Decode any combination of a structure latent and a dynamics latent; ``None`` drops that part.
 
-        ``structure``: (B, d_S, n_q, h_S, w_S) or a TwinLatent (its structure is used);
-        ``dynamics``: (z_D_h, z_D_w) or a TwinLatent (its dynamics are used). A missing part adds
+        ``structure``: (B, d_S, n_q, h_S, w_S) or a Latent (its structure is used);
+        ``dynamics``: (z_D_h, z_D_w) or a Latent (its dynamics are used). A missing part adds
         nothing to the decoder's input (zero embedding, the paper's ``only_part``). Output frames:
         the dynamics' T, else ``frames``, else ``chunk_frames`` per n_q structure frames. Output token
-        grid: ``token_grid``, else the one a TwinLatent carries, else twice the latent grid. Parts must
+        grid: ``token_grid``, else the one a Latent carries, else twice the latent grid. Parts must
         come from clips of the same frame size and the same number of chunks (align them first).
         Every chunk is decoded on its own; the chunks are concatenated in time. ``dynamics_keep`` (B,) of 0/1
         drops the dynamics embedding per clip (training's dynamics dropout).
         """
         grid = token_grid
-        if isinstance(structure, TwinLatent):
+        if isinstance(structure, Latent):
             grid = grid or structure.token_grid
-            structure = structure.structure
-        if isinstance(dynamics, TwinLatent):
+            structure = structure["structure"]
+        if isinstance(dynamics, Latent):
             grid = grid or dynamics.token_grid
-            dynamics = dynamics.dynamics
+            dynamics = (dynamics["dynamics_h"], dynamics["dynamics_w"])
         if structure is None and dynamics is None:
             raise ValueError("decode_parts needs a structure latent, a dynamics latent, or both")
         nq, cf = self.config["num_queries"], self.config["chunk_frames"]
@@ -503,22 +460,15 @@ class VidTwin(VAE):
             if dynamics is not None:
                 v_h = self.decoder.embed_axis(z_h[:, :, a:b], grid[0])  # (B, D, t, h): broadcast over the width
                 v_w = self.decoder.embed_axis(z_w[:, :, a:b], grid[1])  # (B, D, t, w): broadcast over the height
-                v_d = (v_h[..., :, None] + v_w[..., None, :]).permute(0, 2, 3, 4, 1)  # (B, t, h, w, D)
+                v_d = to_channels_last(v_h[..., :, None] + v_w[..., None, :])  # (B, t, h, w, D)
                 parts.append(v_d if dynamics_keep is None else v_d * dynamics_keep.view(-1, 1, 1, 1, 1))
             out.append(self.decoder(sum(parts)))
         return torch.cat(out, 2) if len(out) > 1 else out[0]
 
-    def decode(self, z: TwinLatent | Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """Full decode of a :class:`TwinLatent` (or a dict with its three keys).
-
-        A bare tensor is read as a structure latent and decoded structure-only, ``chunk_frames`` frames
-        per n_q query frames (lets shape-only tools that know just the card's ``latent_shape`` call it).
-        """
-        if isinstance(z, torch.Tensor):
-            return self.decode_parts(structure=z)
-        if not isinstance(z, TwinLatent):
-            z = TwinLatent(z["structure"], z["dynamics_h"], z["dynamics_w"], z.get("token_grid"))
-        return self.decode_parts(structure=z.structure, dynamics=(z.dynamics_h, z.dynamics_w), token_grid=z.token_grid)
+    def decode(self, z: Latent) -> torch.Tensor:
+        """Full decode of a :class:`Latent` with the three parts (structure-only: ``decode_parts(structure=z)``)."""
+        return self.decode_parts(structure=z["structure"], dynamics=(z["dynamics_h"], z["dynamics_w"]),
+                                 token_grid=z.token_grid)
 
     # --- whole-clip helpers -----------------------------------------------------------------------
     @torch.no_grad()
@@ -528,7 +478,7 @@ class VidTwin(VAE):
         Both clips are padded to the size rule and must then have the same H and W. Their frame counts
         may differ: the output has B's T if both clips have as many ``chunk_frames`` chunks, otherwise
         both are first cut to the shorter length (as the paper's cross-reenactment script does).
-        Equivalent to ``decode(encode(A).with_dynamics_from(encode(B)))``.
+        Equivalent to ``decode(encode(A).with_parts_from(encode(B), DYNAMICS))``.
         """
         cf = self.config["chunk_frames"]
         ta, tb = x_structure.shape[2], x_dynamics.shape[2]
@@ -540,7 +490,7 @@ class VidTwin(VAE):
             raise ValueError(f"frame sizes differ after padding ({tuple(a.shape[-2:])} vs {tuple(b.shape[-2:])}); "
                              "resize or crop the clips to one size first")
         za, zb = self.encode(a), self.encode(b)
-        return self.decode(za.with_dynamics_from(zb))[:, :, :t, :h, :w].clamp(-1, 1)
+        return self.decode(za.with_parts_from(zb, DYNAMICS))[:, :, :t, :h, :w].clamp(-1, 1)
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         post_s, post_h, post_w, grid = self.posteriors(x_bcthw)
@@ -927,7 +877,7 @@ def _released_card(cfg: ReleasedVidTwinConfig) -> VidTwinCard:
 class ReleasedVidTwin(VidTwin):
     """The released VidTwin (see the section comment above) with the released state-dict names.
 
-    Latents as :class:`TwinLatent` (structure (B, C, n_q, h_S, w_S); dynamics_h = the reference's ``z_motion_y``
+    Latents as :class:`Latent` (structure (B, C, n_q, h_S, w_S); dynamics_h = the reference's ``z_motion_y``
     (B, d, T, h_D), averaged over the width; dynamics_w = ``z_motion_x`` (B, d, T, w_D)). ``encode`` takes
     any clip: other frame sizes are resampled to ``size`` x ``size`` (and back in ``decode``), the frame count is
     padded to whole chunks of ``frames`` (``reconstruct`` and the views crop the padded frames off).
@@ -986,14 +936,15 @@ class ReleasedVidTwin(VidTwin):
     def structure(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments (B, 2C, n_q, h_S, w_S) and the last cross-attention (B*h*w, n_q, T')."""
         b, _, h, w, _ = tok.shape
-        q, probs = self.temporal_qformer(rearrange(tok, "b t h w d -> (b h w) t d"))
+        q, probs = self.temporal_qformer(time_sequences(tok))
         maps = rearrange(q, "(b h w) f c -> (b f) c h w", b=b, h=h, w=w)
         m = self.bottle_down(self.content_downsample_blocks(self.conv_in(maps)))
-        return rearrange(m, "(b f) c h w -> b c f h w", b=b), probs
+        return unfold_time(m, b, q.shape[1]), probs
 
     def dynamics(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Moments averaged over the width (B, 2d, T', h_D) and over the height (B, 2d, T', w_D)."""
         b = tok.shape[0]
+        # Copied from vaelab.models.layout.per_frame, written out: without motion blocks the folded layout stays
         z = rearrange(tok, "b t h w d -> (b t) d h w")
         if self.arch.motion_num_blocks:
             z = self.downsample_motion_module(z)
@@ -1014,18 +965,17 @@ class ReleasedVidTwin(VidTwin):
         post_s, post_h, post_w = (DiagonalGaussian(torch.cat(lst, 2)) for lst in moments)
         return post_s, post_h, post_w, self.arch.grid[1:]
 
-    def encode(self, x_bcthw: torch.Tensor) -> TwinLatent:
+    def encode(self, x_bcthw: torch.Tensor) -> Latent:
         """Posterior means of any clip: frames resampled to the released size (``fit_input``, frame count padded to
         whole chunks); the latent remembers the input's frame size so that ``decode`` resamples back to it."""
         hw = tuple(x_bcthw.shape[-2:])
         z = super().encode(self.fit_input(x_bcthw))
         return z if hw == (self.arch.size, self.arch.size) else dataclasses.replace(z, frame_size=hw)
 
-    def decode(self, z: TwinLatent | Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    def decode(self, z: Latent) -> torch.Tensor:
         """(B, 3, frames * n_chunks, H, W): the released size, or the frame size ``encode`` resampled from."""
         y = super().decode(z)
-        size = getattr(z, "frame_size", None)
-        return y if size is None else self._resample(y, size)
+        return y if z.frame_size is None else self._resample(y, z.frame_size)
 
     @staticmethod
     def _resample(x_bcthw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -1055,7 +1005,7 @@ class ReleasedVidTwin(VidTwin):
         """(B, C, n_q, h_S, w_S) -> v_S (B, T', h*w, D)."""
         b = z_s.shape[0]
         _, h, w = self.arch.grid
-        up = self.conv_out(self.content_upsample_blocks(self.bottle_up(rearrange(z_s, "b c f h w -> (b f) c h w"))))
+        up = self.conv_out(self.content_upsample_blocks(self.bottle_up(fold_time(z_s))))
         if up.shape[-2] > h:  # the reference's crop: one border from the height, used for both axes
             top = (up.shape[-2] - h) // 2
             up = up[:, :, top:top + h, top:top + w]
@@ -1073,16 +1023,16 @@ class ReleasedVidTwin(VidTwin):
         v_h, v_w = axis(z_h), axis(z_w)
         return rearrange(v_h[:, :, :, None] + v_w[:, :, None, :], "b t h w d -> b t (h w) d")
 
-    def decode_parts(self, structure: torch.Tensor | TwinLatent | None = None,
-                     dynamics: tuple[torch.Tensor, torch.Tensor] | TwinLatent | None = None, *,
+    def decode_parts(self, structure: torch.Tensor | Latent | None = None,
+                     dynamics: tuple[torch.Tensor, torch.Tensor] | Latent | None = None, *,
                      frames: int | None = None, token_grid: tuple[int, int] | None = None,
                      dynamics_keep: torch.Tensor | None = None) -> torch.Tensor:
         """As :meth:`VidTwin.decode_parts` (a missing part adds nothing: the reference's ``only_part``); chunks of
         ``frames`` frames, output (B, 3, frames * n_chunks, size, size). ``frames``/``token_grid`` are fixed here."""
-        if isinstance(structure, TwinLatent):
-            structure = structure.structure
-        if isinstance(dynamics, TwinLatent):
-            dynamics = dynamics.dynamics
+        if isinstance(structure, Latent):
+            structure = structure["structure"]
+        if isinstance(dynamics, Latent):
+            dynamics = (dynamics["dynamics_h"], dynamics["dynamics_w"])
         if structure is None and dynamics is None:
             raise ValueError("decode_parts needs a structure latent, a dynamics latent, or both")
         nq, tt = self.arch.num_queries, self.arch.grid[0]
@@ -1273,6 +1223,6 @@ def released_weights_text(filename: str, arch: ReleasedVidTwinConfig) -> str:
     return (f"{what}, code microsoft/VidTok vidtwin/ (MIT licence); loads exactly (parity-tested against the reference code, max |diff| <= 1e-4 in fp32). "
             + cost_text(released_cost()))
 
-__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "TwinLatent", "VidTwinCard", "QFormer", "CARD", "VidTwinConfig",
-           "ReleasedVidTwin", "ReleasedVidTwinConfig", "load_released", "is_released_layout", "find_released_file",
+__all__ = ["VidTwin", "VidTwinEncoder", "VidTwinDecoder", "PARTS", "DYNAMICS", "twin_latent", "VidTwinCard", "QFormer", "CARD",
+           "VidTwinConfig", "ReleasedVidTwin", "ReleasedVidTwinConfig", "load_released", "is_released_layout", "find_released_file",
            "RELEASED_FILE", "RELEASED_REPO", "load_released_spec", "read_lightning_checkpoint"]

@@ -36,8 +36,10 @@ from ._blocks import (
     UpDecoderBlock2D,
     full_precision,
 )
-from .base import ImageVAE, ModelCard, Paper, fold_time, unfold_time
+from .base import ImageVAE, ModelCard, Paper
 from .config import ModelConfig
+from .latent import Latent
+from .layout import fold_time, unfold_time
 
 
 @dataclass(frozen=True)
@@ -188,22 +190,22 @@ class VQGAN(ImageVAE):
         idx = self.quantize.indices(self.quant_conv(self.encoder(fold_time(x_bcthw))))
         return idx.reshape(b, t, *idx.shape[-2:])
 
-    def encode_frames(self, x_bchw: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, x_bchw: torch.Tensor) -> Latent:
         """The quantised code vectors z_q (B, e, h, w): what the decoder sees."""
-        return self.quantize.lookup(self.quantize.indices(self.quant_conv(self.encoder(x_bchw))))
+        return Latent(self.quantize.lookup(self.quantize.indices(self.quant_conv(self.encoder(x_bchw)))))
 
-    def decode_frames(self, z_bchw: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.post_quant_conv(z_bchw))
+    def decode_frames(self, z: Latent) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(z.main))
 
     def decode_indices(self, idx_bthw: torch.Tensor) -> torch.Tensor:
         b, t = idx_bthw.shape[:2]
         z = self.quantize.lookup(idx_bthw.flatten(0, 1))
-        return unfold_time(self.decode_frames(z), b, t)
+        return unfold_time(self.decode_frames(Latent(z)), b, t)
 
     def forward(self, x_bcthw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b, _, t, _, _ = x_bcthw.shape
         z_q, vq_loss, idx = self.quantize(self.quant_conv(self.encoder(fold_time(x_bcthw))))
-        recon = unfold_time(self.decode_frames(z_q), b, t)
+        recon = unfold_time(self.decode_frames(Latent(z_q)), b, t)
         return recon, {"vq": vq_loss, "_indices": idx}
 
     @torch.no_grad()

@@ -39,6 +39,7 @@ from torch import nn
 from ._causal import CausalConv3d, CausalDownsample, CausalResBlock3d, CausalUpsample, CausalVideoVAE, RMSNorm
 from .base import ModelCard, Paper
 from .config import ModelConfig
+from .latent import Latent
 
 
 @dataclass(frozen=True)
@@ -175,5 +176,5 @@ class WALTTokenizer(CausalVideoVAE):
     def moments(self, x_bcthw: torch.Tensor) -> torch.Tensor:
         return self.encoder(x_bcthw)
 
-    def decode_chunk(self, z: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        return self.decoder(z)
+    def decode_chunk(self, z: Latent, **kwargs: Any) -> torch.Tensor:
+        return self.decoder(z.main)

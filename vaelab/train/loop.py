@@ -265,9 +265,8 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
     if "scaling_factor" in model.config:
         # LDM recipe: 1 / std of the latents of a training batch, so latents have unit variance for a diffusion model
         z = model.encode(sampler.batch(32))
-        # a decoupled latent (VidTwin's TwinLatent) is scaled as one: every part together
-        flat = torch.cat([v.flatten() for _, v in z.items()]) if hasattr(z, "items") else z.flatten()
-        model.config = dataclasses.replace(model.config, scaling_factor=round(float(1.0 / flat.std()), 5))
+        # a latent with parts (VidTwin's structure and dynamics) is scaled as one: every part together
+        model.config = dataclasses.replace(model.config, scaling_factor=round(float(1.0 / z.flatten().std()), 5))
     path = models.save_weights(model, models.lab_weights_path(cfg.model))
     # evaluate what we ship: the fp16 file read back
     shipped = models.load(cfg.model, weights=str(path), device="cpu")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.base import fold_time
+from ..models.layout import fold_time
 from ..models.wavelets import dwt2_multilevel
 
 
