@@ -413,3 +413,21 @@ def test_fp32_probes_are_the_plain_float32_path_and_bf16_stays_close():
     g32, g16 = np.asarray(s32["spatial_mtf"]["gain"]), np.asarray(s16["spatial_mtf"]["gain"])
     assert not np.array_equal(g32, g16)  # bf16 did run
     assert np.abs(g32 - g16).max() < 0.03, (g32, g16)
+
+
+def test_models_probed_at_once_give_the_same_report_as_one_after_another():
+    """``workers``: several models probed concurrently (one torch thread each) measure exactly what a serial run
+    does, in the input order, each with its own clips (the reconstruction memo is keyed per model)."""
+    named = {"box8": BoxPool(8), "blur1": GaussianBlur(1.0), "identity": _Filter("identity")}
+    chosen = ("spatial", "flat", "receptive_field")
+    threads = torch.get_num_threads()
+    serial = probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=1).to_json()
+    parallel = probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=3).to_json()
+    assert torch.get_num_threads() == threads  # the workers' one-thread setting is undone
+    assert list(parallel["models"]) == list(named)
+    for name in named:
+        a = {k: v for k, v in serial["models"][name].items() if k not in ("seconds", "cpu_seconds")}
+        b = {k: v for k, v in parallel["models"][name].items() if k not in ("seconds", "cpu_seconds")}
+        assert a == b, name
+    assert parallel["models"]["box8"]["spatial_mtf"] != parallel["models"]["identity"]["spatial_mtf"]
+    assert probes.probe_workers({"one": _Filter("identity")}) == 1

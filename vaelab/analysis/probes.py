@@ -612,13 +612,29 @@ def check_settings(size: int, frames: int) -> tuple[int, int]:
     return size, frames
 
 
+def probe_workers(named_models: dict[str, Any]) -> int:
+    """How many models to probe at once: on a CPU, one per core (each with one torch thread), because the
+    probe clips are small (64 px) and one model's ops scale badly over two threads (measured: the nine-model
+    suite took 29.0 s on two threads and 31.3 CPU-s on one); on a GPU, one."""
+    import os
+
+    if len(named_models) < 2 or any(_device(m).type != "cpu" for m in named_models.values()):
+        return 1
+    return max(1, min(len(named_models), os.cpu_count() or 1, torch.get_num_threads()))
+
+
 def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: int = DEFAULT_FRAMES,
                probes: tuple[str, ...] = PROBES,
-               progress: Callable[[float, str], None] | None = None, precision: str = "fp32") -> ProbeReport:
+               progress: Callable[[float, str], None] | None = None, precision: str = "fp32",
+               workers: int | None = None) -> ProbeReport:
     """Every probe in ``probes`` on every model ({name: loaded model}) in ``precision`` (``auto|fp32|bf16|fp16``,
     resolved per model's device; fp32, the default, is the float32 path with no autocast); plain data (see
-    ``ProbeReport``). A precision the device cannot run (fp16 on a CPU) raises ValueError before any work."""
+    ``ProbeReport``). A precision the device cannot run (fp16 on a CPU) raises ValueError before any work.
+    ``workers`` models are probed at once, each with one torch thread (None: :func:`probe_workers`); the
+    numbers do not depend on it (every model's clips and measurements are its own)."""
+    import threading
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from ..device import requested_precision, resolve_precision
 
@@ -630,33 +646,54 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
     resolved = {name: resolve_precision(asked, _device(m), default="fp32") for name, m in named_models.items()}
     report = ProbeReport(size, frames, asked)
     steps = len(named_models) * len(probes)
-    done = 0
+    done, lock = 0, threading.Lock()
+    workers = probe_workers(named_models) if workers is None else max(1, int(workers))
+    cpu_clock = time.thread_time if workers > 1 else time.process_time  # one torch thread per worker: its own CPU
+
+    def one(name: str, model: Any) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+        nonlocal done
+        t0, c0 = time.perf_counter(), cpu_clock()
+        out: dict[str, Any] = {}
+        with _running(resolved[name]) as run:
+            for p in probes:
+                if progress:
+                    with lock:
+                        progress(done / max(steps, 1), f"{name}: {p} ({run.precision})")
+                key, fn = _RUNNERS[p]
+                out[key] = fn(model, size, frames)
+                with lock:
+                    done += 1
+        for k in list(_MEMO):  # list(): a snapshot, other workers insert meanwhile
+            if k[0] == id(model):
+                _MEMO.pop(k, None)
+        ran = {"device": str(_device(model)), "precision": run.precision, "precision_notes": sorted(set(run.notes))}
+        return out, ran, time.perf_counter() - t0, cpu_clock() - c0
+
     global _MEMO_ON
     _MEMO_ON = True
+    threads = torch.get_num_threads()
     try:
-        for name, model in named_models.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            out: dict[str, Any] = {}
-            with _running(resolved[name]) as run:
-                for p in probes:
-                    if progress:
-                        progress(done / max(steps, 1), f"{name}: {p} ({run.precision})")
-                    key, fn = _RUNNERS[p]
-                    out[key] = fn(model, size, frames)
-                    done += 1
-            report.models[name] = out
-            report.ran[name] = {"device": str(_device(model)), "precision": run.precision,
-                                "precision_notes": sorted(set(run.notes))}
-            report.seconds[name] = time.perf_counter() - t0
-            report.cpu_seconds[name] = time.process_time() - c0
-            _MEMO.clear()
-            c = model.card
-            report.cards[name] = {"kind": c.kind, "spatial_factor": c.spatial_factor,
-                                  "temporal_factor": c.temporal_factor, "latent_channels": c.latent_channels,
-                                  "causal": c.causal, "frame_rule": c.frame_rule}
+        if workers > 1:
+            torch.set_num_threads(1)
+            with ThreadPoolExecutor(workers, thread_name_prefix="probe") as pool:
+                # the most expensive first (video models, then the larger ones), so no worker is left with a
+                # long model at the end while the other idles
+                order = sorted(named_models, key=lambda n: (named_models[n].card.kind != "video",
+                                                            -sum(p.numel() for p in named_models[n].parameters())))
+                futures = {name: pool.submit(one, name, named_models[name]) for name in order}
+                results = {name: f.result() for name, f in futures.items()}
+        else:
+            results = {name: one(name, m) for name, m in named_models.items()}
     finally:
+        torch.set_num_threads(threads)
         _MEMO_ON = False
         _MEMO.clear()
+    for name, model in named_models.items():
+        report.models[name], report.ran[name], report.seconds[name], report.cpu_seconds[name] = results[name]
+        c = model.card
+        report.cards[name] = {"kind": c.kind, "spatial_factor": c.spatial_factor,
+                              "temporal_factor": c.temporal_factor, "latent_channels": c.latent_channels,
+                              "causal": c.causal, "frame_rule": c.frame_rule}
     return report
 
 
