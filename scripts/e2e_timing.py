@@ -64,12 +64,18 @@ def main() -> int:
             for i in range(a.runs):
                 t0 = time.perf_counter()
                 page.locator("#run").click()
-                if i == 0:  # the plots appear for the first time
-                    page.wait_for_selector("#curves .js-plotly-plot", state="attached", timeout=600_000)
-                    page.wait_for_selector("#frame-plot .js-plotly-plot", state="attached", timeout=600_000)
-                else:  # same request again: rendered once the notes say the results were reused
-                    page.locator("#vaelab-notes").get_by_text("Cached:").wait_for(timeout=600_000)
+                # rendered: the plots appear (first run) or the notes say the results were reused (repeat);
+                # refused: the page shows one error line (a work cap, memory rule, ...): report it, don't wait on
+                done = ("() => document.querySelectorAll('#curves .js-plotly-plot, #frame-plot .js-plotly-plot')"
+                        ".length >= 2" if i == 0 else
+                        "() => (document.querySelector('#vaelab-notes')?.innerText || '').includes('Cached:')")
+                page.wait_for_function(f"() => ({done})() || document.querySelector('.toast-body') !== null",
+                                       timeout=600_000)
                 dt = round(time.perf_counter() - t0, 2)
+                if page.locator(".toast-body").count():
+                    print(json.dumps({"run": i + 1, "models": models, "refused": page.locator(".toast-body").first
+                                      .inner_text(), "after_s": dt}), flush=True)
+                    break
                 rows = page.locator("#table tbody tr").all_inner_texts()
                 model_s = ran = None
                 try:  # columns: ... encode s, decode s, ..., ran on (see ui.app._table)

@@ -66,6 +66,21 @@ def require_lab_weights(*names: str) -> None:
                     "(train them, or set VAELAB_ASSETS)")
 
 
+@pytest.fixture
+def isolated_assets(tmp_path):
+    """Lab weights read from an empty ``tmp_path/assets`` (``models.use_assets``) and no model loaded by an earlier
+    test (``engine.forget_models``); both restored afterwards."""
+    from vaelab import engine, models
+
+    before = models.weights.ASSETS
+    (tmp_path / "assets" / "weights").mkdir(parents=True, exist_ok=True)
+    models.use_assets(tmp_path / "assets")
+    engine.forget_models()
+    yield tmp_path / "assets"
+    models.use_assets(before)
+    engine.forget_models()
+
+
 def moving_gradient(t: int = 6, h: int = 64, w: int = 96) -> np.ndarray:
     """uint8 (t, h, w, 3): a colour gradient that slides a few px per frame, with a moving square."""
     yy, xx = np.mgrid[:h, :w]

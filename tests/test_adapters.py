@@ -197,11 +197,11 @@ def test_registered_model_loads_and_runs_through_the_pipeline(saved):
         assert torch.equal(m.state_dict()[k], v), k
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (3, 24, 40, 3), dtype=np.uint8)
-    engine._CACHE.pop(("prod-vae", "lab", "cpu"), None)
+    engine.forget_models("prod-vae")
     comp = pipeline.reconstruct_clip(frames, ["prod-vae"], device="cpu", with_lpips=False)
     r = comp.to_json()["models"]["prod-vae"]
     assert r["latent_shape"] == list(m.card.latent_shape(3, 24, 40)) and 0 < r["psnr"] <= 100
-    engine._CACHE.pop(("prod-vae", "lab", "cpu"), None)
+    engine.forget_models("prod-vae")
 
 
 def test_class_mismatch_and_non_video_folders_are_refused(saved, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import require_lab_weights
 
-from vaelab import cli, engine, models
+from vaelab import cli, models
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"psnr", "ssim", "lpips", "per_frame", "latent_shape", "compression", "encode_s", "decode_s"}
@@ -94,9 +94,8 @@ def test_eval_bad_input_is_one_line_exit_2(case, bad_inputs, capsys):
     assert captured.out == ""
 
 
-def test_eval_missing_weights_is_one_line_exit_2(small_clip, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "no-assets")
-    monkeypatch.setattr(engine, "_CACHE", {})  # a model loaded by an earlier test must not hide the gap
+def test_eval_missing_weights_is_one_line_exit_2(small_clip, isolated_assets, capsys):
+    # isolated_assets: no weights, and a model loaded by an earlier test must not hide the gap
     rc = cli.main(["eval", str(small_clip), "--models", "litevae", "--frames", "2", "--size", "64",
                    "--device", "cpu"])
     line = _one_line_error(capsys.readouterr().err)

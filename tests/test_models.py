@@ -233,7 +233,6 @@ def test_malicious_pickle_checkpoint_is_refused_and_runs_no_code(tmp_path, monke
     assert not (tmp_path / "PWNED_MARKER").exists()
 
 
-def test_missing_lab_weights_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(models.weights, "ASSETS", tmp_path)
+def test_missing_lab_weights_message(isolated_assets):
     with pytest.raises(models.WeightsError, match="vaelab train"):
         models.load("sd-vae", device="cpu")

@@ -223,12 +223,9 @@ def test_figures(swapped):
 # --- the tab's handler -------------------------------------------------------------------------------
 
 @pytest.fixture
-def assets(tmp_path, monkeypatch):
+def assets(isolated_assets):
     """An empty assets folder for this test, and an empty model cache (restored afterwards)."""
-    monkeypatch.setattr(models.weights, "ASSETS", tmp_path / "assets")
-    monkeypatch.setattr(engine, "_CACHE", {})
-    (tmp_path / "assets" / "weights").mkdir(parents=True)
-    return tmp_path / "assets"
+    return isolated_assets
 
 
 def _call(upload_a=None, example_a="bikes", upload_b=None, example_b="astronaut (photo)", frames=4, size=64):

@@ -21,7 +21,8 @@ from .metrics import psnr_per_frame
 from .models import VAE
 from .models.latent import Latent
 
-__all__ = ["RunResult", "auto_device", "configure_threads", "get_model", "run_model", "to_tensor", "to_uint8"]
+__all__ = ["RunResult", "auto_device", "configure_threads", "forget_models", "get_model", "run_model", "to_tensor",
+           "to_uint8"]
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str, str], VAE] = {}
@@ -49,6 +50,14 @@ def get_model(name: str, weights: str = "lab", device: str | torch.device = "aut
                 model = model.to(memory_format=torch.channels_last)
             _CACHE[key] = model
         return _CACHE[key]
+
+
+def forget_models(name: str | None = None) -> None:
+    """Drop loaded models (all, or every weights/device of ``name``) so the next :func:`get_model` loads afresh:
+    after new lab weights were written, or the weights folder changed (``models.use_assets``)."""
+    with _LOCK:
+        for key in [k for k in _CACHE if name is None or k[0] == name]:
+            del _CACHE[key]
 
 
 def to_tensor(frames_thwc: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
