@@ -17,6 +17,15 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def _write_failure(path: str, text: str) -> str | None:
+    """Write ``text`` to ``path``; the one-line reason when that fails (None when written)."""
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        return f"could not write {path}: {e.strerror or e}"
+    return None
+
+
 def _model_list(spec: str, given: tuple[str, ...] = ()) -> list[str]:
     from . import models
 
@@ -87,11 +96,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (VideoDecodeError, ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     report = comp.to_json()
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        except OSError as e:
-            return _fail(f"could not write {args.json}: {e.strerror or e}")
+    if args.json and (err := _write_failure(args.json, json.dumps(report, indent=2) + "\n")):
+        return _fail(err)
     for name, r in report["models"].items():
         lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
         print(f"{name:14s} PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}  LPIPS {lp}  latent {r['latent_shape']}  "
@@ -318,11 +324,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     except (ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
     out = report.to_json()
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
-        except OSError as e:
-            return _fail(f"could not write {args.json}: {e.strerror or e}")
+    if args.json and (err := _write_failure(args.json, json.dumps(out, indent=1) + "\n")):
+        return _fail(err)
     for name, m in out["models"].items():
         parts = [f"{name:14s}"]
         if "spatial_mtf" in m:
