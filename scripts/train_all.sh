@@ -10,19 +10,21 @@ THREADS=${2:-2}
 BUDGET=5e8
 COMMON=(--data-mix v2 --photo-share 0.5 --crop 128 --pixel-frames "$BUDGET" --threads "$THREADS" --warmup 100
         --out "$OUT")
-# family | frames | batch | lr | precision | extra  (cv-vae starts from the trained sd-vae, so it follows it).
-# bf16 autocast wherever it is faster on this CPU; the two transformer families train in fp32 because their bf16
-# step is slower here (128 px, one thread: hvdm 1.29 vs 1.01 s, vidtwin 4.80 vs 1.65 s; docs/PERFORMANCE.md).
+# family | frames | batch | lr | precision | extra. Shortest runs first, so finished families accumulate on a
+# machine whose session ends before the queue does; cv-vae starts from the trained sd-vae, so it follows it.
+# "auto" is bf16 autocast where the CPU has native bf16 units (avx512_bf16/AMX) and fp32 elsewhere: emulated bf16
+# is several times slower than fp32. The two transformer families train in fp32 everywhere: even with native bf16
+# their bf16 step is slower (128 px, one thread: hvdm 1.29 vs 1.01 s, vidtwin 4.80 vs 1.65 s; docs/PERFORMANCE.md).
 RUNS=(
-  "sd-vae 1 8 4e-4 bf16"
-  "cv-vae 9 2 1e-4 bf16"
-  "vqgan 1 8 4e-4 bf16"
-  "litevae 1 8 4e-4 bf16"
-  "walt 9 2 1.5e-4 bf16 --image-batch-share 0.25"
-  "iv-vae 9 2 4e-4 bf16"
-  "videovae-plus 8 2 4e-4 bf16"
   "hvdm 16 2 4e-4 fp32"
   "vidtwin 16 2 3e-4 fp32"
+  "walt 9 2 1.5e-4 auto --image-batch-share 0.25"
+  "sd-vae 1 8 4e-4 auto"
+  "cv-vae 9 2 1e-4 auto"
+  "vqgan 1 8 4e-4 auto"
+  "litevae 1 8 4e-4 auto"
+  "iv-vae 9 2 4e-4 auto"
+  "videovae-plus 8 2 4e-4 auto"
 )
 for run in "${RUNS[@]}"; do
   read -r name frames batch lr precision extra <<<"$run"

@@ -84,7 +84,8 @@ class Attention(nn.Module):
     Separate key and value inputs let a fusion layer read *where to look* from one feature map and
     *what to copy* from another. ``q_pos``/``k_pos`` are RoPE positions ((L,) or (L, 2)); ``causal``
     masks keys later than the query (self-attention only). With ``need_weights`` it also returns
-    the head-averaged attention probabilities (N, Lq, Lk), rows summing to 1.
+    the head-averaged attention probabilities (N, Lq, Lk), rows summing to 1. ``bias`` is added to the
+    attention logits (broadcast to (N, heads, Lq, Lk); not combined with ``causal``).
     """
 
     def __init__(self, dim: int, heads: int, kv_dim: int | None = None):
@@ -104,7 +105,9 @@ class Attention(nn.Module):
 
     def forward(self, q_in: torch.Tensor, k_in: torch.Tensor | None = None, v_in: torch.Tensor | None = None, *,
                 q_pos: torch.Tensor | None = None, k_pos: torch.Tensor | None = None, causal: bool = False,
-                need_weights: bool = False):
+                need_weights: bool = False, bias: torch.Tensor | None = None):
+        if causal and bias is not None:
+            raise ValueError("an attention bias and the causal mask cannot be combined")
         k_in = q_in if k_in is None else k_in
         v_in = k_in if v_in is None else v_in
         q = apply_rope(self._split(self.to_q(q_in)), q_pos)
@@ -112,6 +115,8 @@ class Attention(nn.Module):
         v = self._split(self.to_v(v_in))
         if need_weights:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+            if bias is not None:
+                scores = scores + bias.to(scores.dtype)
             if causal:
                 lq, lk = scores.shape[-2:]
                 later = torch.ones(lq, lk, dtype=torch.bool, device=q.device).triu(1)
@@ -119,7 +124,8 @@ class Attention(nn.Module):
             probs = scores.float().softmax(-1).to(v.dtype)  # softmax in float32 under autocast
             out = probs @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            mask = None if bias is None else bias.to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
             probs = None
         n, _, lq, _ = out.shape
         out = self.to_out(out.transpose(1, 2).reshape(n, lq, -1))

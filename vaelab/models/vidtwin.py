@@ -129,6 +129,10 @@ class VidTwinConfig(ModelConfig):
     # small models put the whole picture, layout included, into the per-row/per-column dynamics: a swap then
     # looked like the *dynamics* donor (measured: 29 vs 62 grey levels from B vs A on bigbuckbunny/bikes).
     dynamics_dropout: float = 0.25
+    # Lab deviation (not in the paper): each Q-Former query gets a learned temporal preference (a Gaussian logit
+    # bias centred at (k + 1/2) / n_q) and the decoder maps slots to frames by keyframe interpolation plus its
+    # learned residual, so the n_q structure frames start as distinct moments of the chunk (see QFormer).
+    temporal_prior: bool = True
     scaling_factor: float = 1.0
 
     def card_factors(self) -> dict[str, Any]:
@@ -221,9 +225,10 @@ class QFormerLayer(nn.Module):
         self.cross_attn = Attention(width, heads, kv_dim=kv_dim)
         self.norm_mlp, self.mlp = nn.LayerNorm(width), FeedForward(width)
 
-    def forward(self, q: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, q: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         q = q + self.self_attn(self.norm_self(q))
-        out, probs = self.cross_attn(self.norm_q(q), self.norm_kv(kv), need_weights=True)
+        out, probs = self.cross_attn(self.norm_q(q), self.norm_kv(kv), need_weights=True, bias=bias)
         q = q + out
         return q + self.mlp(self.norm_mlp(q)), probs
 
@@ -234,23 +239,59 @@ class QFormer(nn.Module):
 
     Keys/values get features of the normalised frame time added, so a query can prefer "early" or
     "late" frames for clips of any length (the encoder's RoPE is relative and says nothing absolute).
+
+    With ``time_prior`` (a lab deviation) every query also gets a learned temporal preference: its
+    cross-attention logits get ``-(tau - c_k)^2 / (2 sigma_k^2)`` added, tau the normalised frame time,
+    the centres c_k starting evenly spaced ((k + 1/2) / n_q) and the widths sigma_k at 1 / n_q, both
+    trained. Without it all queries start alike and nothing breaks the symmetry: our trained v1 model's
+    queries attended uniformly (0.058-0.073 where uniform is 0.0625), so the structure latent had no
+    temporal meaning to show. A query can still learn to look everywhere by widening its sigma.
     """
 
-    def __init__(self, num_queries: int, width: int, depth: int, heads: int, kv_dim: int):
+    def __init__(self, num_queries: int, width: int, depth: int, heads: int, kv_dim: int, time_prior: bool = False):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(num_queries, width) * 0.02)
         self.time_embed = nn.Linear(16, kv_dim)
         self.layers = nn.ModuleList(QFormerLayer(width, heads, kv_dim) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
+        if time_prior:
+            self.time_centres = nn.Parameter((torch.arange(num_queries, dtype=torch.float32) + 0.5) / num_queries)
+            self.time_log_width = nn.Parameter(torch.full((num_queries,), -math.log(num_queries)))
+        else:
+            self.time_centres = self.time_log_width = None
+
+    def time_bias(self, t: int, device: torch.device) -> torch.Tensor | None:
+        """(n_q, T) logit bias of the temporal preferences (None without ``time_prior``)."""
+        if self.time_centres is None:
+            return None
+        tau = (torch.arange(t, device=device, dtype=torch.float32) + 0.5) / t
+        sigma = self.time_log_width.float().exp()[:, None]
+        return -((tau[None] - self.time_centres.float()[:, None]) ** 2) / (2 * sigma ** 2)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, t, _ = frames.shape
         kv = frames + self.time_embed(fourier_time(t, 16, frames.device)).to(frames.dtype)
         q = self.queries.to(frames.dtype).expand(n, -1, -1)
+        bias = self.time_bias(t, frames.device)
         probs = None
         for layer in self.layers:
-            q, probs = layer(q, kv)
+            q, probs = layer(q, kv, bias)
         return self.norm(q), probs
+
+
+def keyframe_weights(t: int, num_slots: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, n_slots) linear interpolation between slots placed at normalised times (k + 1/2) / n_slots: frame f
+    (at tau = (f + 1/2) / T) mixes its two nearest slots, frames before the first / after the last slot copy it.
+    Rows sum to 1."""
+    tau = (torch.arange(t, device=device, dtype=torch.float32) + 0.5) / t
+    pos = (tau * num_slots - 0.5).clamp(0, num_slots - 1)
+    lo = pos.floor().long().clamp(max=max(num_slots - 2, 0))
+    frac = (pos - lo).clamp(0, 1)
+    w = torch.zeros(t, num_slots, device=device)
+    w.scatter_(1, lo[:, None], (1 - frac)[:, None])
+    if num_slots > 1:
+        w.scatter_add_(1, (lo + 1)[:, None], frac[:, None])
+    return w
 
 
 class VidTwinEncoder(nn.Module):
@@ -263,7 +304,7 @@ class VidTwinEncoder(nn.Module):
         ds, dd = cfg["structure_latent_channels"], cfg["dynamics_latent_channels"]
         self.patch_embed = PatchEmbed3d(p, d)
         self.transformer = STTransformer(d, cfg["encoder_depth"], cfg["heads"], "space-time", cfg["temporal_causal"])
-        self.qformer = QFormer(nq, wq, cfg["qformer_depth"], cfg["qformer_heads"], d)
+        self.qformer = QFormer(nq, wq, cfg["qformer_depth"], cfg["qformer_heads"], d, cfg["temporal_prior"])
         self.structure_down = nn.Sequential(
             nn.Conv2d(wq, cs, 3, padding=1),
             nn.Conv2d(cs, 2 * cs, 3, stride=2, padding=1), nn.ReLU(),
@@ -306,12 +347,14 @@ class VidTwinDecoder(nn.Module):
         self.structure_embed = nn.Sequential(nn.Linear(wq, d), nn.ReLU())
         # rows of the query-slot -> frame matrix (and the per-frame bias) as a function of normalised frame time
         self.slot_to_frame = nn.Sequential(nn.Linear(16, 64), nn.SiLU(), nn.Linear(64, nq + 1))
-        # start as "every frame is the mean of the slots", no bias: a random mix with a per-frame bias plus a
-        # ReLU zeroed whole frames of the structure embedding at init (no gradient: a dead structure path)
+        # start as "every frame is the mean of the slots" (or, with the temporal prior, "every frame interpolates
+        # its two nearest slots": keyframe_weights is added below), no bias: a random mix with a per-frame bias plus
+        # a ReLU zeroed whole frames of the structure embedding at init (no gradient: a dead structure path)
+        self.temporal_prior = bool(cfg["temporal_prior"])
         with torch.no_grad():
             last = self.slot_to_frame[-1]
             last.weight.zero_()
-            last.bias.copy_(torch.cat([torch.full((nq,), 1.0 / nq), torch.zeros(1)]))
+            last.bias.copy_(torch.cat([torch.full((nq,), 0.0 if self.temporal_prior else 1.0 / nq), torch.zeros(1)]))
         self.dynamics_embed = nn.Sequential(nn.Linear(dd, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.dynamics_up = nn.Conv2d(d, d, (1, 3), padding=(0, 1), groups=d)  # after nearest x2 along the axis
         self.transformer = STTransformer(d, cfg["decoder_depth"], cfg["heads"], "space-time", cfg["temporal_causal"])
@@ -324,6 +367,8 @@ class VidTwinDecoder(nn.Module):
         maps = centre_crop(maps, *grid)  # (B*n_q, wq, h, w)
         slots = self.structure_embed(maps.reshape(b, nq, -1, *grid).permute(0, 3, 4, 1, 2))  # (B, h, w, n_q, D)
         mix = self.slot_to_frame(fourier_time(t, 16, z_s.device).to(z_s.dtype))  # (T, n_q + 1)
+        if self.temporal_prior:  # the learned mix is a residual on top of keyframe interpolation
+            mix = torch.cat([mix[:, :nq] + keyframe_weights(t, nq, z_s.device).to(mix.dtype), mix[:, nq:]], 1)
         # linear in the slots (no output ReLU): the sum with the dynamics embedding is the decoder's input
         return torch.einsum("fq,bhwqd->bfhwd", mix[:, :nq], slots) + mix[:, nq].reshape(1, t, 1, 1, 1)
 
