@@ -175,7 +175,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, steps=steps_for_budget(cfg, args.pixel_frames))
         print(f"vaelab: {args.pixel_frames:.3g} pixel-frames at batch {cfg.batch} x {cfg.frames} frames x "
               f"{cfg.crop}^2 = {cfg.steps} steps", file=sys.stderr)
-    record = train(cfg)
+    from .train.data import DataMissingError
+
+    try:
+        record = train(cfg)
+    except DataMissingError as e:
+        return _fail(str(e))
     print(json.dumps({"model": record["model"], "heldout": record["heldout"], "wall_time_s": record["wall_time_s"]},
                      indent=2))
     return 0

@@ -103,6 +103,18 @@ def train_sources(short_sides: tuple[int, ...] = (128, 192), mix: str = "v1") ->
     return out
 
 
+def missing_sources(mix: str) -> list[str]:
+    """Training sources of ``mix`` that the manifest lists and this machine lacks (the Debian wallpapers)."""
+    if mix != "v2":
+        return []
+    wanted = [s for s in manifest.MANIFEST if s.name.startswith("wallpaper:") and s.use == "train"]
+    return [s.name for s in wanted if manifest.wallpaper_file(s) is None]
+
+
+class DataMissingError(RuntimeError):
+    """A source the data manifest lists for training is not on this machine."""
+
+
 def wallpapers(use: str) -> dict[str, np.ndarray]:
     """The manifest's Debian wallpaper photographs for ``use`` ("train" or "heldout"), uint8 RGB at their file's
     size; empty when plasma-workspace-wallpapers is not installed (``apt-get install plasma-workspace-wallpapers``)."""

@@ -23,7 +23,7 @@ import torch
 
 from .. import models
 from ..models.base import reads_captions
-from .data import Sampler, heldout_clips, heldout_sets, train_sources
+from .data import DataMissingError, Sampler, heldout_clips, heldout_sets, missing_sources, train_sources
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss, reconstruction_loss
 
 DATA_MIX_TEXT = {
@@ -153,6 +153,10 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     from ..device import resolve_precision
 
     precision = resolve_precision(cfg.precision, "cpu", default="fp32")
+    missing = missing_sources(cfg.data_mix)
+    if missing:  # a run on part of the mix would be recorded as this mix and compared with runs on all of it
+        raise DataMissingError(f"data mix {cfg.data_mix} needs {len(missing)} photographs that are not installed "
+                               f"({', '.join(missing[:3])}, ...): apt-get install plasma-workspace-wallpapers")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.out_dir) / cfg.model
