@@ -168,6 +168,54 @@ def test_vidtwin_qformer_attention(vidtwin):
         assert torch.allclose(per.sum(-1), torch.ones(per.shape[:2]), atol=1e-5)
 
 
+def test_vidtwin_keyframe_weights_interpolate_between_slots():
+    from vaelab.models.vidtwin import keyframe_weights
+
+    w = keyframe_weights(16, 4)
+    assert torch.allclose(w.sum(1), torch.ones(16))
+    assert w.argmax(1).tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4  # each slot owns its quarter
+    assert (w > 0).sum(1).max() == 2  # a frame mixes its two nearest slots only
+    assert torch.equal(keyframe_weights(5, 1), torch.ones(5, 1))
+    assert torch.allclose(keyframe_weights(7, 3).sum(1), torch.ones(7))
+
+
+def test_vidtwin_queries_start_with_distinct_temporal_preferences():
+    """With the temporal prior each query attends most to its own part of the chunk, from the first step; without
+    it (the paper's plain queries) the attention starts near uniform and all queries alike."""
+    x = _clip(16, 32, 32, seed=3)
+    peaks = {}
+    for prior in (True, False):
+        torch.manual_seed(0)
+        m = VidTwin({**VIDTWIN_TINY, "temporal_prior": prior}).eval()
+        with torch.no_grad():
+            att = m.qformer_attention(x)[0]  # (n_q, T)
+        peaks[prior] = att.argmax(1).tolist()
+        if prior:
+            assert peaks[prior] == sorted(peaks[prior]) and len(set(peaks[prior])) == att.shape[0]
+            assert att.max() > 2.0 / 16
+        else:
+            assert (att - 1 / 16).abs().max() < 0.03
+    q = VidTwin(VIDTWIN_TINY).encoder.qformer
+    assert q.time_bias(16, torch.device("cpu")).shape == (q.queries.shape[0], 16)
+
+
+def test_attention_bias_same_in_both_paths():
+    """The additive logit bias means the same in the fused path and the path that returns the weights."""
+    from vaelab.models._transformer import Attention
+
+    torch.manual_seed(0)
+    a = Attention(32, 4, kv_dim=16).eval()
+    q, kv, bias = torch.randn(3, 4, 32), torch.randn(3, 9, 16), torch.randn(4, 9)
+    with torch.no_grad():
+        fused = a(q, kv, bias=bias)
+        explicit, probs = a(q, kv, bias=bias, need_weights=True)
+        plain = a(q, kv)
+    assert torch.allclose(fused, explicit, atol=1e-5) and not torch.allclose(fused, plain, atol=1e-3)
+    assert torch.allclose(probs.sum(-1), torch.ones(3, 4), atol=1e-5)
+    with pytest.raises(ValueError, match="causal"):
+        Attention(32, 4)(q, bias=torch.zeros(4, 4), causal=True)
+
+
 def test_vidtwin_two_input_sizes_same_weights(vidtwin):
     """RoPE and normalised-time features: no fixed-size table, so one set of weights runs at any size."""
     for t, h, w in [(16, 32, 32), (8, 16, 48)]:

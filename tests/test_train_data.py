@@ -120,3 +120,18 @@ def test_v2_training_run_records_budget_colour_and_every_heldout_set(tmp_path):
     chart = sets["colour_chart"]["colour_chart_clip"]
     assert chart["delta_e_mean"] > 0 and chart["delta_e_p95"] >= chart["delta_e_mean"]
     assert rec["heldout"]["mean_delta_e_mean"] > 0
+
+
+def test_v2_run_without_the_wallpapers_refuses_in_one_line(tmp_path, monkeypatch, capsys):
+    """A v2 run on a machine without plasma-workspace-wallpapers would train on part of the mix and still call it
+    v2: it stops before building anything, with the package to install."""
+    from vaelab import cli
+
+    monkeypatch.setattr(manifest, "wallpaper_file", lambda src: None)
+    assert data.missing_sources("v1") == []
+    assert len(data.missing_sources("v2")) == sum(
+        s.name.startswith("wallpaper:") and s.use == "train" for s in manifest.MANIFEST) > 0
+    code = cli.main(["train", "sd-vae", "--data-mix", "v2", "--steps", "1", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "apt-get install plasma-workspace-wallpapers" in err[0], err
+    assert not (tmp_path / "runs").exists()

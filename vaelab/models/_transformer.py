@@ -125,7 +125,7 @@ class Attention(nn.Module):
             out = probs @ v
         else:
             mask = None if bias is None else bias.to(q.dtype)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
             probs = None
         n, _, lq, _ = out.shape
         out = self.to_out(out.transpose(1, 2).reshape(n, lq, -1))
