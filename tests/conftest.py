@@ -52,6 +52,18 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _native_bf16() -> tuple[bool, str]:
+    from vaelab.device import cpu_bf16_native
+
+    return cpu_bf16_native()
+
+
+# Tests that run models in bf16 on the CPU: only where the CPU has native bf16 units. Elsewhere explicit bf16 is
+# refused (tests/test_precision.py checks that everywhere) and oneDNN's bf16 Conv3d does not run at all.
+requires_native_bf16 = pytest.mark.skipif(not _native_bf16()[0],
+                                          reason=f"no native bf16 on this CPU ({_native_bf16()[1]})")
+
+
 def require_lab_weights(*names: str) -> None:
     """Skip the calling test, with the reason, when a model's lab weights are not shipped.
 

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-from conftest import moving_gradient
+from conftest import moving_gradient, requires_native_bf16
 
 from vaelab import cli, engine, models
 from vaelab import viz_latents as VL
@@ -585,6 +585,7 @@ def test_tab_warm_records_its_outcome(monkeypatch):
     assert "running in the background" in warmup.umap_text() and warmup.umap_running()
 
 
+@requires_native_bf16
 def test_tab_precision_is_used_and_said(tab_assets, small_clip, monkeypatch):
     """The tab's Precision reaches the encoders (autocast seen inside them), the status says which device and
     precision ran, the cache keeps precisions apart, and fp16 on a CPU is one line before any work."""

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import requires_native_bf16
 from test_digests import fixed_clip
 
 from vaelab import device as D
@@ -44,7 +45,10 @@ def test_auto_on_cpu_follows_native_bf16(monkeypatch):
     assert D.resolve_precision("auto", "cpu") == "bf16"
     monkeypatch.setattr(D, "cpu_bf16_native", lambda: (False, "test"))
     assert D.resolve_precision("auto", "cpu") == "fp32"
-    assert D.resolve_precision("bf16", "cpu") == "bf16"  # explicit: honoured (emulated where not native)
+    with pytest.raises(D.PrecisionError, match="bf16 would be emulated on this CPU .test.*choose auto or fp32"):
+        D.resolve_precision("bf16", "cpu")  # explicit bf16 without native units: refused in one line
+    monkeypatch.setattr(D, "cpu_bf16_native", lambda: (True, "test"))
+    assert D.resolve_precision("bf16", "cpu") == "bf16"
 
 
 def test_auto_on_cuda_prefers_bf16_else_fp16(monkeypatch):
@@ -78,6 +82,7 @@ def test_bad_choices_get_one_clear_line(monkeypatch):
         D.resolve_precision("fp16", "cpu")
     with pytest.raises(D.PrecisionError, match="unknown precision 'int8'"):
         D.resolve_precision("int8", "cpu")
+    monkeypatch.setattr(D, "cpu_bf16_native", lambda: (True, "test"))
     monkeypatch.setenv("VAELAB_PRECISION", "bf16")
     assert D.resolve_precision(None, "cpu", default="fp32") == "bf16"
     assert D.requested_precision("BFloat16") == "bf16"
@@ -97,11 +102,17 @@ def test_explicit_fp32_is_the_default_path(monkeypatch):
     b = engine.run_model(model, fixed_clip()[:2], precision="fp32")
     assert a.precision == b.precision == "fp32"
     assert np.array_equal(a.recon, b.recon)
+
+
+@requires_native_bf16
+def test_environment_sets_the_default_precision(monkeypatch):
+    model = engine.get_model("litevae", "lab", "cpu")
     monkeypatch.setenv("VAELAB_PRECISION", "bf16")  # the environment sets the library default
     c = engine.run_model(model, fixed_clip()[:2])
     assert c.precision == "bf16" and any("ran in bf16" in n for n in c.notes)
 
 
+@requires_native_bf16
 def test_load_precision_becomes_the_models_default():
     model = models.load("vqgan", device="cpu", precision="bf16")
     assert model.precision == "bf16"
@@ -110,6 +121,7 @@ def test_load_precision_becomes_the_models_default():
         models.load("vqgan", device="cpu", precision="fp8")
 
 
+@requires_native_bf16
 @pytest.mark.parametrize("name", models.names())
 def test_bf16_close_to_fp32_and_every_conv_in_bf16(name):
     model = engine.get_model(name, "lab", "cpu")
@@ -138,6 +150,7 @@ def test_bf16_close_to_fp32_and_every_conv_in_bf16(name):
     assert np.abs(low.recon.astype(int) - ref.recon).mean() <= MEAN_DIFF_TOL
 
 
+@requires_native_bf16
 @pytest.mark.parametrize("name", [n for n in models.names() if models.model_class(n).card.causal
                                   and hasattr(models.model_class(n), "encode_chunk")])
 def test_bf16_streaming_matches_one_shot(name):
@@ -165,19 +178,27 @@ def test_cli_json_says_what_ran(tmp_path, small_clip):
 
     out = tmp_path / "r.json"
     assert cli.main(["eval", str(small_clip), "--models", "vqgan", "--frames", "2", "--size", "32", "--no-lpips",
-                     "--precision", "bf16", "--json", str(out)]) == 0
+                     "--precision", "auto", "--json", str(out)]) == 0
     rep = json.loads(out.read_text())["models"]["vqgan"]
-    assert rep["precision"] == "bf16" and rep["device"] == "cpu"
+    assert rep["precision"] == D.resolve_precision("auto", "cpu") and rep["device"] == "cpu"
     assert cli.main(["eval", str(small_clip), "--models", "vqgan", "--frames", "2", "--size", "32", "--no-lpips",
                      "--precision", "fp16"]) != 0  # one clear line, no traceback
 
 
-def test_bench_precision_and_train_steps_tiny():
-    from vaelab.bench.precision import bench_precision, bench_train_steps, peaks
+def test_peaks_measure_bf16_even_where_it_is_emulated():
+    """The bench's fp32 / bf16 peaks run on every CPU: they are how a machine without bf16 units shows it."""
+    from vaelab.bench.precision import peaks
 
     pk = peaks("bf16", repeats=1, n=128, channels=16, size=16, device="cpu")
     assert set(pk["matmul"]) == set(pk["conv3x3"]) == {"fp32", "bf16"}
     assert all(v > 0 for k in ("matmul", "conv3x3") for v in pk[k].values())
+
+
+@requires_native_bf16
+def test_bench_precision_and_train_steps_tiny():
+    from vaelab.bench.precision import bench_precision, bench_train_steps, peaks
+
+    pk = peaks("bf16", repeats=1, n=128, channels=16, size=16, device="cpu")
     rep = bench_precision(["vqgan"], "bf16", frames=2, size=32, repeats=1, device="cpu", peak=pk)
     row = rep["models"]["vqgan"]
     assert rep["precision"] == "bf16" and row["device"] == "cpu" and row["precisions"] == ["fp32", "bf16"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import moving_gradient, require_lab_weights
+from conftest import moving_gradient, require_lab_weights, requires_native_bf16
 from torch import nn
 
 from vaelab.analysis import probes
@@ -352,9 +352,11 @@ class _AutocastSpy(_Filter):
         return z + float("inf") if self._note("decode") else z
 
 
-def test_probes_run_in_the_chosen_precision_and_record_it():
+def test_probes_run_in_the_chosen_precision_and_record_it(monkeypatch):
+    from vaelab import device
     from vaelab.device import resolve_precision
 
+    monkeypatch.setattr(device, "cpu_bf16_native", lambda: (True, "test"))  # the spy has no convolutions to emulate
     spy = _AutocastSpy()
     report = probes.run_probes({"spy": spy}, 32, 5, probes=("spatial", "receptive_field"), precision="bf16")
     assert {w for w, *_ in spy.seen} == {"encode", "decode"}
@@ -393,6 +395,7 @@ def test_an_fp16_overflow_is_recoded_in_fp32_and_noted():
     assert [on for w, on, _ in spy.seen] == [True, True, False, False]  # fp16 pass, then the fp32 rerun
 
 
+@requires_native_bf16
 def test_fp32_probes_are_the_plain_float32_path_and_bf16_stays_close():
     """fp32 codes exactly as model.decode(model.encode(.)) with no autocast; bf16 on a lab model moves the MTF
     by at most 0.03 gain (bf16 keeps 8 mantissa bits; the norms and softmax stay fp32)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from conftest import moving_gradient, require_lab_weights
+from conftest import moving_gradient, require_lab_weights, requires_native_bf16
 
 from vaelab import pipeline
 from vaelab import viz_diagnostics as vd
@@ -83,6 +83,7 @@ def inside_state():
     return pipeline.Comparison(moving_gradient(5, 32, 48), 12.0, {}, [], "")
 
 
+@requires_native_bf16
 def test_branch_ablation_runs_in_the_chosen_precision_and_says_so(inside_state):
     from vaelab.ui import tab_inside
 
@@ -94,6 +95,7 @@ def test_branch_ablation_runs_in_the_chosen_precision_and_says_so(inside_state):
         tab_inside.branch_ablation(inside_state, 1, "cpu", "fp16", progress=_no_progress)
 
 
+@requires_native_bf16
 def test_ablations_take_the_precision():
     from vaelab.analysis import ablations
 
@@ -161,6 +163,7 @@ def test_the_latent_handler_returns_every_output_by_name():
 # --------------------------------------------------------------------------- Diagnostics: the precision control
 
 
+@requires_native_bf16
 def test_diagnostics_tab_probes_in_the_chosen_precision(tmp_path):
     import json
 
