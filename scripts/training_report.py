@@ -28,26 +28,40 @@ def _command(name: str, steps: int, r: dict) -> str:
 
 
 V2_RUNS = ROOT / "scripts" / "train_all.sh"
-STEP_TIMES = ROOT / "docs" / "measurements" / "train_step_precision_128px.json"
+STEP_TIMES = ROOT / "docs" / "measurements" / "train_step_precision_128px.json"  # AVX-512 BF16 machine, 1 thread
+STEP_TIMES_FP32 = ROOT / "docs" / "measurements" / "train_step_fp32_no-native-bf16.json"  # AVX2-only machine
 BUDGET = 5e8
 
 
 def v2_plan() -> str:
-    """The equal-budget v2 plan (scripts/train_all.sh), with each family's state read from its record."""
-    runs = re.findall(r'^  "([a-z0-9-]+) (\d+) (\d+) ([0-9.e-]+) (fp32|bf16)(.*)"$', V2_RUNS.read_text(), flags=re.M)
-    times = json.loads(STEP_TIMES.read_text()) if STEP_TIMES.exists() else {}
-    lines = ["| family | batch x frames x crop | steps for 5e8 pixel-frames | lr | precision | CPU-s/step (1 thread) "
-             "| est. hours (2 idle cores) | shipped weights |", "|---|---|---:|---:|---|---:|---:|---|"]
+    """The equal-budget v2 plan (scripts/train_all.sh), with each family's state read from its record and its cost
+    on the two CPUs this project has run on (with native bf16, where "auto" trains in bf16; without, in fp32)."""
+    runs = re.findall(r'^  "([a-z0-9-]+) (\d+) (\d+) ([0-9.e-]+) (fp32|bf16|auto)(.*)"$', V2_RUNS.read_text(),
+                      flags=re.M)
+    native = json.loads(STEP_TIMES.read_text()) if STEP_TIMES.exists() else {}
+    avx2 = json.loads(STEP_TIMES_FP32.read_text())["models"] if STEP_TIMES_FP32.exists() else {}
+    lines = ["| family | batch x frames x crop | steps for 5e8 pixel-frames | lr | precision | CPU-s/step, native bf16 "
+             "CPU | est. h there | CPU-s/step, AVX2 CPU (fp32) | est. h there | shipped weights |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---|"]
+
+    def hours(steps: int, sec: float | None) -> str:
+        # 2 threads ran ~1.8x one thread (sd-vae 1.12 -> 0.63 s/step on the bf16 machine)
+        return f"{steps * sec / 1.8 / 3600:.1f}" if sec else "?"
+
+    total = [0.0, 0.0]
     for name, frames, batch, lr, prec, extra in runs:
         steps = math.ceil(BUDGET / (int(batch) * int(frames) * 128 * 128))
-        sec = times.get(name, {}).get("step_s", {}).get(prec)
-        # 2 threads ran ~1.8x one thread here (sd-vae 1.12 -> 0.63 s/step)
-        est = f"{steps * sec / 1.8 / 3600:.1f}" if sec else "?"
+        sec_n = native.get(name, {}).get("step_s", {}).get("bf16" if prec == "auto" else prec)
+        sec_a = avx2.get(name, {}).get("step_cpu_s")
+        total = [total[0] + steps * (sec_n or 0) / 1.8 / 3600, total[1] + steps * (sec_a or 0) / 1.8 / 3600]
         rec = models.training_record(name)
         state = ("v2, " + f"{rec.get('pixel_frames', 0) / 1e6:.0f} M pixel-frames"
                  if rec.get("recipe", {}).get("data_mix") == "v2" else "v1 (v2 run pending)")
+        shown = "auto (bf16 / fp32)" if prec == "auto" else prec
         lines.append(f"| `{name}`{extra.replace(' --', ', --') if extra else ''} | {batch} x {frames} x 128 | {steps} | "
-                     f"{lr} | {prec} | {sec if sec else '?'} | {est} | {state} |")
+                     f"{lr} | {shown} | {sec_n or '?'} | {hours(steps, sec_n)} | {sec_a or '?'} | "
+                     f"{hours(steps, sec_a)} | {state} |")
+    lines.append(f"| **all nine** | | | | | | **{total[0]:.1f}** | | **{total[1]:.1f}** | |")
     return "\n".join(lines)
 
 
@@ -111,10 +125,13 @@ def main() -> None:
         "jitter, synthetic camera), the same schedule shape (linear warm-up of 100 steps, cosine to 10 %, AdamW, "
         "grad-clip 1) and the same budget of 5e8 training pixel-frames (frames x height x width seen) at 128 px "
         "crops, half of the non-procedural samples from photos. CV-VAE starts from the trained sd-vae (its "
-        "paper's inflation), so its parent's budget counts too. Precision per family is whichever trains faster "
-        "on this CPU (`docs/PERFORMANCE.md`, Training in bf16). One resumable queue runs them all: "
+        "paper's inflation), so its parent's budget counts too. Precision: `auto` is bf16 autocast (fp32 master "
+        "weights) on a CPU with native bf16 units and fp32 elsewhere (emulated bf16 is ~100x slower); the two "
+        "transformer families train in fp32 everywhere because their bf16 step is slower even with native bf16 "
+        "(`docs/PERFORMANCE.md`, Training in bf16). One resumable queue runs them all, shortest first: "
         "`nice -n 19 bash scripts/train_all.sh runs 2`. Until a family's v2 run has finished, its v1 weights "
-        "below are what ships.\n\n" + v2_plan() + "\n\n" + "\n\n".join(sections) + "\n")
+        "below are what ships. The cost columns are measured (`python scripts/train_precision_table.py table` "
+        "and `... fp32`, one thread, process CPU time); the hours assume 2 idle cores.\n\n" + v2_plan() + "\n\n" + "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":
