@@ -65,6 +65,46 @@ def v2_plan() -> str:
     return "\n".join(lines)
 
 
+EVIDENCE = ROOT / "docs" / "measurements" / "family_evidence.json"
+IMAGES = ROOT / "docs" / "img"
+
+
+def family_views() -> str:
+    """"What each family shows": the measured evidence of scripts/family_evidence.py and the screenshots of
+    scripts/family_screenshots.py, for the families that have them (held-out content only)."""
+    data = json.loads(EVIDENCE.read_text()) if EVIDENCE.exists() else {"models": {}}
+    out = ["## What each family shows (held-out content, v2 weights)", "",
+           "Measured by `python scripts/family_evidence.py --models NAMES` (JSON: "
+           "`docs/measurements/family_evidence.json`; " + data.get("protocol", "") + "); screenshots by "
+           "`python scripts/family_screenshots.py --models NAMES` (the app in headless Chromium on the held-out "
+           "clips). Families still on v1 weights are not shown here.", ""]
+    for name, ev in data["models"].items():
+        if ev.get("weights") != "v2":
+            continue
+        psnr = ", ".join(f"{k} {v:.2f} dB" for k, v in ev.get("psnr", {}).items())
+        out += [f"### {name}", "", f"- Held-out PSNR (first frames): {psnr}."]
+        for clip, modes in ev.get("branches", {}).items():
+            out.append(f"- Branches on {clip}: " + ", ".join(f"{m} {v:.2f} dB" for m, v in modes.items())
+                       + " (fused = both; each branch alone with the other zeroed).")
+        if "swap" in ev:
+            sw = ev["swap"]
+            out.append(f"- Swap of A = {sw['A']} and B = {sw['B']}:")
+            for k, v in sw.items():
+                if isinstance(v, dict):
+                    out.append(f"  - {k}: " + ", ".join(f"{m.replace('_', ' ')} {x:.2f}" for m, x in v.items()
+                                                        if x is not None))
+        for clip, att in ev.get("qformer_attention", {}).items():
+            out.append(f"- Q-Former attention on clip {clip}: peak frames {att['peak_frame']}, peak weights "
+                       f"{att['peak_weight']} (uniform {att['uniform']}).")
+        if "image_equals_first_frame_latent_max_abs" in ev:
+            out.append(f"- Image latent vs first-frame latent: max |difference| "
+                       f"{ev['image_equals_first_frame_latent_max_abs']:.3g}.")
+        for img in sorted(IMAGES.glob(f"{name}_*.png")):
+            out += ["", f"![{img.stem}](img/{img.name})"]
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     rows, sections = [], []
     for card in models.available():
@@ -131,7 +171,8 @@ def main() -> None:
         "(`docs/PERFORMANCE.md`, Training in bf16). One resumable queue runs them all, shortest first: "
         "`nice -n 19 bash scripts/train_all.sh runs 2`. Until a family's v2 run has finished, its v1 weights "
         "below are what ships. The cost columns are measured (`python scripts/train_precision_table.py table` "
-        "and `... fp32`, one thread, process CPU time); the hours assume 2 idle cores.\n\n" + v2_plan() + "\n\n" + "\n\n".join(sections) + "\n")
+        "and `... fp32`, one thread, process CPU time); the hours assume 2 idle cores.\n\n" + v2_plan() + "\n\n"
+        + family_views() + "\n" + "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":
