@@ -55,7 +55,7 @@ def test_lab_param_counts_in_range():
     n_vt, n_hv = vt.num_params(), hv.num_params()
     print(f"\nVidTwin lab params: {n_vt:,}   HVDM lab params: {n_hv:,}")
     assert 1.5e6 <= n_vt <= 2.7e6, n_vt  # models.md: ~1.5-2.7 M
-    assert 0.4e6 <= n_hv <= 0.9e6, n_hv  # models.md: ~0.6 M
+    assert 2.0e6 <= n_hv <= 3.0e6, n_hv  # models.md: ~0.6 M at width 64; the lab config is width 128 (hvdm.py)
     assert VidTwinConfig().num_queries < VidTwinConfig().chunk_frames == 16
     # lab latents for a 16 x 64 x 64 clip: z_S 8x4x4x4 + z_D 2 x (2 x 16 x 4), structure 2x dynamics as in the
     # released model (3.5x); HVDM 4 x 16 x 8 x 8

@@ -20,10 +20,10 @@ HVDM's autoencoder builds its latent from two views of the clip and fuses them:
 A 1x1x1 projection to 4 channels and a **tanh** give a deterministic latent bounded in (-1, 1)
 (no KL), with **no temporal compression**. A TimeSformer decoder maps it back to pixels.
 
-Shapes (lab config: patch 8, width 64, for a 16 x 64 x 64 clip):
+Shapes (lab config: patch 8, width D = 128, for a 16 x 64 x 64 clip):
 
     x (B, 3, T, H, W)
-      triplane: PatchEmbed (1, 8, 8) -> 2 TimeSformer blocks -> V (B, T, h, w, D)    16 x 8 x 8 x 64, h = H/8
+      triplane: PatchEmbed (1, 8, 8) -> 2 TimeSformer blocks -> V (B, T, h, w, D)    16 x 8 x 8 x 128, h = H/8
         -> along t: plane "hw" (B, D, h, w)   along h: plane "tw" (B, D, T, w)   along w: plane "th" (B, D, T, h)
         -> broadcast + sum -> P (B, T, h, w, D)
       wavelet: dwt3(x) -> 8 bands (B, 3, T/2, H/2, W/2)
@@ -53,8 +53,8 @@ input, ``wavelet3d_weight`` x mean over the bands. The paper weighs pixel L1 by 
 4/8, i.e. mean-over-bands : pixel L1 = 1 : 1, the default here (the shared loop supplies the
 pixel L1). There is no KL: the latent is deterministic.
 
-Lab deviations: widths 64 instead of 384, TimeSformer depth 2 + 2 (paper 5 + 5), axis-pooling
-Transformers of depth 1 (paper 4), wavelet conv stacks 3 -> 16 -> 32 -> 64 (+1 mid conv) with SiLU
+Lab deviations: widths 128 instead of 384, TimeSformer depth 2 + 2 (paper 5 + 5), axis-pooling
+Transformers of depth 1 (paper 4), wavelet conv stacks 3 -> 32 -> 64 -> 128 (+1 mid conv) with SiLU
 (paper: up to 768 with tanh), fusion depth 1 (paper 2); RoPE everywhere instead of learned position
 tables, so any size works; no LPIPS / GAN (the shared loop's L1 + 2D wavelet loss instead).
 """
@@ -88,12 +88,14 @@ class HVDMConfig(ModelConfig):
     family: ClassVar[str] = "hvdm"
 
     patch_size: int = 8  # tokens and latent at H/8 (the paper: patch 8 at 256 px -> 32 x 32)
-    width: int = 64
+    # 128, not v1's 64: the decoder's unpatchify makes each 8 x 8 x 3 = 192-value patch a linear function of one
+    # D-vector, so D = 64 capped every patch at rank 64 (v2 data and budget at width 64: 20.2 dB held-out, as v1).
+    width: int = 128
     heads: int = 4
     encoder_depth: int = 2  # TimeSformer blocks before the triplane pooling
     decoder_depth: int = 2
     pool_depth: int = 1  # per axis-pooling Transformer
-    wavelet_channels: tuple[int, ...] = (16, 32, 64)  # conv stack after the DWT; each step after the first halves H and W
+    wavelet_channels: tuple[int, ...] = (32, 64, 128)  # conv stack after the DWT; each step after the first halves H and W
     fusion_depth: int = 1
     latent_channels: int = 4
     mode: str = "fused"  # "fused" | "triplane" | "wavelet" (ablations: the other branch is zeroed)
@@ -126,10 +128,12 @@ CARD = ModelCard(
     idea="Deterministic tanh-bounded video latent (4 ch, 8x spatial, no temporal compression) fusing a triplane "
          "(axis-pooled TimeSformer features) with 3D Haar wavelet features by cross-attention (q = triplane, "
          "k = low band, v = high bands); wavelet-domain L1 as frequency supervision.",
-    architecture="TimeSformer (patch 8, width 64, 2 blocks) -> CLS-pooling Transformers along t, h, w -> 3 planes, "
+    architecture="TimeSformer (patch 8, width 128, 2 blocks) -> CLS-pooling Transformers along t, h, w -> 3 planes, "
                  "summed back to a volume; Haar DWT -> conv stacks for LLL and the 7 high bands (H/8, repeated x2 "
-                 "in time); fusion: temporal + spatial cross-attention, MLP, tanh -> Linear 64 -> 4, tanh; decoder: "
-                 "Linear 4 -> 64, 2 TimeSformer blocks, unpatchify, 2 sigmoid - 1.",
+                 "in time); fusion: temporal + spatial cross-attention, MLP, tanh -> Linear 128 -> 4, tanh; decoder: "
+                 "Linear 4 -> 128, 2 TimeSformer blocks, unpatchify, 2 sigmoid - 1. Lab deviation: width 128 "
+                 "(paper 384; our v1 and first v2 run used 64, which caps each 8x8 patch at rank 64 and held "
+                 "out at 20.2 dB).",
 )
 
 
