@@ -279,29 +279,43 @@ def test_handler_outputs_and_errors(assets, vidtwin):
 # --- trained behaviour ------------------------------------------------------------------------------
 
 def test_trained_swap_keeps_structure_of_a():
-    """With the shipped weights, A's structure + B's dynamics has A's layout (and vice versa), not a copy of either.
+    """With the shipped weights, A's structure + B's dynamics has A's layout (and vice versa), not a copy of either,
+    and the fast motion of a dynamics donor that has fast motion.
 
-    "Structure" is measured colour-free (``layout_similarity``: SSIM's structure term on the time-averaged
-    brightness): the paper's swaps keep the structure donor's objects but take the dynamics donor's colours."""
+    On held-out frames (A = the last 20 % of bikes, B = of bigbuckbunny; never trained on). "Structure" is measured
+    colour-free (``layout_similarity``: SSIM's structure term on the time-averaged brightness): the paper's swaps
+    keep the structure donor's objects but take the dynamics donor's colours. Motion is split as the paper splits
+    it: slow motion rides on the structure's keyframes, fast motion (``fast_motion_similarity``) on the dynamics."""
+    from vaelab.train.data import heldout_clips
+
     require_lab_weights("vidtwin")
     model = engine.get_model("vidtwin", "lab", "cpu")
-    pair = swap.load_pair(None, "bigbuckbunny", None, "bikes", frames=16, size=128)
-    res = swap.swap_pair(model, pair)
+    held = heldout_clips(128)
+    res = swap.swap_pair(model, swap.align_pair(held["bikes"][:16], held["bigbuckbunny"][:16]))
     a, b, d = res.clips["A"], res.clips["B"], res.decodes
-    assert swap.layout_similarity(a, b) < 0  # the two example clips have opposite layouts
+    assert swap.layout_similarity(a, b) < 0  # the two clips have opposite layouts
+    checked_motion = 0
     for own, other in (("A", "B"), ("B", "A")):
         y = d[f"structure {own} + dynamics {other}"]
         assert _mean_abs(y, d["A reconstructed"]) > 0.5 and _mean_abs(y, d["B reconstructed"]) > 0.5
         near, far = swap.layout_similarity(y, res.clips[own]), swap.layout_similarity(y, res.clips[other])
         print(f"\nstructure {own} + dynamics {other}: layout {near:.2f} with {own}, {far:.2f} with {other}")
         assert near > far + 0.1
-        # ... and carries the dynamics donor's motion (measured with the v1 weights: 0.19 vs 0.00 and 0.07 vs 0.00)
-        moves_like_other, moves_like_own = swap.motion_similarity(y, res.clips[other]), swap.motion_similarity(y, res.clips[own])
-        print(f"  motion-transfer {moves_like_other:.2f} with {other}, {moves_like_own:.2f} with {own}")
-        assert moves_like_other > moves_like_own + 0.03
+        # the dynamics donor's fast motion, where its dynamics carry some (measured with the v2 weights: the bikes
+        # dynamics alone 0.27; structure bigbuckbunny + dynamics bikes 0.24 with bikes vs 0.05)
+        fast_other = swap.fast_motion_similarity(y, res.clips[other])
+        fast_own = swap.fast_motion_similarity(y, res.clips[own])
+        donor_fast = swap.fast_motion_similarity(d[f"{other} dynamics only"], res.clips[other])
+        print(f"  fast motion {fast_other} with {other}, {fast_own} with {own}; {other}'s dynamics alone {donor_fast}")
+        if donor_fast is not None and donor_fast > 0.1:
+            assert fast_other > fast_own + 0.1
+            checked_motion += 1
         # the structure latent alone keeps its clip's layout (dynamics dropout in training makes it carry it)
         s_only = d[f"{own} structure only"]
         assert swap.layout_similarity(s_only, res.clips[own]) > 0.6 > swap.layout_similarity(s_only, res.clips[other])
+    assert checked_motion >= 1  # bikes' fast motion is carried by its dynamics latent
+    att = res.attention["A"]  # (n_q, T): queries read different moments, not all frames alike
+    assert len(set(att.argmax(1).tolist())) == att.shape[0] and att.max() > 2 / att.shape[1]
 
 
 def test_notes_flag_a_swap_that_equals_a_reconstruction(swapped):
@@ -355,6 +369,41 @@ def test_motion_similarity_follows_what_moves_not_what_is_shown():
     assert swap.layout_similarity(swapped, a) > swap.layout_similarity(swapped, b)
     still = np.repeat(bg_a[None], 8, axis=0)
     assert swap.motion_similarity(still, a) is None and swap.motion_similarity(a[:1], a[:1]) is None
+
+
+def test_fast_motion_similarity_separates_slow_drift_from_fast_change():
+    """A's left half brightens and darkens slowly (one period in 16 frames), B's right half blinks every other
+    frame; a clip with both has A's *overall* motion (the larger change) but B's *fast* motion (change minus its
+    4-frame moving average)."""
+    t = np.arange(16)
+    slow = (80 * np.sin(2 * np.pi * t / 16))[:, None, None, None]
+    blink = (12 * (t % 2))[:, None, None, None]
+    base = np.full((16, 48, 64, 3), 100.0)
+    a, b, mix = base.copy(), base.copy(), base.copy()
+    a[:, :, :32] += slow
+    b[:, :, 32:] += blink
+    mix[:, :, :32] += slow
+    mix[:, :, 32:] += blink
+    a, b, mix = (np.clip(v, 0, 255).astype(np.uint8) for v in (a, b, mix))
+    assert swap.motion_similarity(mix, a) > swap.motion_similarity(mix, b)
+    fast_b, fast_a = swap.fast_motion_similarity(mix, b), swap.fast_motion_similarity(mix, a)
+    assert fast_b > 0.8 and fast_b > fast_a + 0.3, (fast_b, fast_a)
+    assert swap.fast_motion_similarity(b, b) == pytest.approx(1.0, abs=1e-6)
+    assert swap.fast_motion_similarity(b[:4], b[:4]) is None  # shorter than the window + 1
+    ramp = np.stack([np.full((48, 64, 3), 40 + 8 * k, np.uint8) for k in range(16)])  # constant change: no fast part
+    assert swap.fast_motion_similarity(ramp, b) is None
+
+
+def test_verdict_judges_fast_motion_when_it_is_measured():
+    from vaelab.ui import tab_swap
+
+    base = {"layout_to_A": 0.9, "layout_to_B": 0.1, "structure_to_A": 10.0, "structure_to_B": 30.0,
+            "dynamics_to_A": 5.0, "dynamics_to_B": 9.0, "motion_to_A": 0.3, "motion_to_B": 0.0}
+    [line] = tab_swap.verdicts({"structure A + dynamics B": base | {"fast_motion_to_A": 0.02, "fast_motion_to_B": 0.4}})
+    assert "the swap worked" in line and "fast motion like B (0.02 vs 0.40" in line
+    assert "overall motion like A (0.30 vs 0.00) (slow motion rides on the structure keyframes)" in line
+    [line] = tab_swap.verdicts({"structure A + dynamics B": base | {"fast_motion_to_A": 0.4, "fast_motion_to_B": 0.0}})
+    assert "only partly a swap" in line and "✗ (expected B)" in line
 
 
 def test_verdict_reads_the_motion_transfer_score():

@@ -123,7 +123,8 @@ class SwapResult:
         return {n: {"layout_to_A": layout_similarity(y, a), "layout_to_B": layout_similarity(y, b),
                     "structure_to_A": structure_distance(y, a), "structure_to_B": structure_distance(y, b),
                     "dynamics_to_A": dynamics_distance(y, a), "dynamics_to_B": dynamics_distance(y, b),
-                    "motion_to_A": motion_similarity(y, a), "motion_to_B": motion_similarity(y, b)}
+                    "motion_to_A": motion_similarity(y, a), "motion_to_B": motion_similarity(y, b),
+                    "fast_motion_to_A": fast_motion_similarity(y, a), "fast_motion_to_B": fast_motion_similarity(y, b)}
                 for n, y in self.decodes.items()}
 
 
@@ -180,6 +181,33 @@ def motion_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = STRUCT
     if dx.std() < MOTION_FLOOR or dy.std() < MOTION_FLOOR:
         return None
     return float(((dx - dx.mean()) / dx.std() * (dy - dy.mean()) / dy.std()).mean())
+
+
+FAST_WINDOW = 4  # frames: the lab structure latent's temporal factor (16 frames -> 4 keyframes)
+
+
+def _fast_part(change: np.ndarray, window: int) -> np.ndarray:
+    """``change`` (T-1, h, w) minus its centred moving average over ``window`` frames (edges replicated): the
+    part of the motion that varies faster than the structure latent's keyframes can follow."""
+    pad = window // 2
+    padded = np.concatenate([change[:1].repeat(pad, 0), change, change[-1:].repeat(window - 1 - pad, 0)], 0)
+    c = np.cumsum(np.concatenate([np.zeros_like(change[:1]), padded], 0), axis=0)
+    return change - (c[window:] - c[:-window]) / window
+
+
+def fast_motion_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = STRUCTURE_POOL,
+                           window: int = FAST_WINDOW) -> float | None:
+    """Fast-motion transfer score: :func:`motion_similarity` of the frame-to-frame changes after removing
+    their moving average over ``window`` frames; None for clips shorter than ``window`` + 1 frames or without fast
+    change. The paper splits motion in two: slow motion rides on the structure latent (n_q keyframes per chunk),
+    fast motion on the dynamics latent; a swap's *fast* motion should follow the dynamics donor."""
+    if len(x_thwc) < window + 1:
+        return None
+    fx = _fast_part(_pooled_change(x_thwc, pool), window)
+    fy = _fast_part(_pooled_change(y_thwc, pool), window)
+    if fx.std() < MOTION_FLOOR or fy.std() < MOTION_FLOOR:
+        return None
+    return float(((fx - fx.mean()) / fx.std() * (fy - fy.mean()) / fy.std()).mean())
 
 
 def dynamics_distance(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float | None:
@@ -358,5 +386,5 @@ def swap_pair(model, pair: AlignedPair) -> SwapResult:
 
 
 __all__ = ["AlignedPair", "LatentSizes", "SwapResult", "ROWS", "CLIPS", "LATENT_PARTS", "align_pair", "fit_frame",
-           "loop_to", "load_pair", "fit_fixed_input", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance", "motion_similarity",
+           "loop_to", "load_pair", "fit_fixed_input", "check_work", "swap_clips", "swap_pair", "structure_distance", "layout_similarity", "dynamics_distance", "motion_similarity", "fast_motion_similarity",
            "DEFAULT_FRAMES", "MAX_FRAMES", "DEFAULT_SIZE", "MIN_SIZE", "MAX_SIZE", "MAX_WORK_CPU", "MAX_WORK_GPU"]
