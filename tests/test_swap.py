@@ -404,6 +404,8 @@ def test_verdict_judges_fast_motion_when_it_is_measured():
     assert "overall motion like A (0.30 vs 0.00) (slow motion rides on the structure keyframes)" in line
     [line] = tab_swap.verdicts({"structure A + dynamics B": base | {"fast_motion_to_A": 0.4, "fast_motion_to_B": 0.0}})
     assert "only partly a swap" in line and "✗ (expected B)" in line
+    [line] = tab_swap.verdicts({"structure A + dynamics B": base | {"fast_motion_to_A": 0.01, "fast_motion_to_B": 0.04}})
+    assert "no fast motion to transfer (0.01 vs 0.04" in line and "✓" in line and "✗" not in line
 
 
 def test_verdict_reads_the_motion_transfer_score():

@@ -145,6 +145,7 @@ def notes_md(res: swap_data.SwapResult, device: str) -> str:
 
 
 SWAPS = {"structure A + dynamics B": ("A", "B"), "structure B + dynamics A": ("B", "A")}
+FAST_MOTION_MIN = 0.05  # fast-motion correlations below this with both clips are noise, not a transfer
 
 
 def verdicts(distances: dict[str, dict[str, float | None]]) -> list[str]:
@@ -163,7 +164,11 @@ def verdicts(distances: dict[str, dict[str, float | None]]) -> list[str]:
             parts.append(f"picture and colours closer to {pic} ({d['structure_to_A']:.1f} vs "
                          f"{d['structure_to_B']:.1f} levels)")
         mot = None
-        if d.get("fast_motion_to_A") is not None and d.get("fast_motion_to_B") is not None:
+        fast = (d.get("fast_motion_to_A"), d.get("fast_motion_to_B"))
+        if None not in fast and max(fast) < FAST_MOTION_MIN:
+            parts.append(f"no fast motion to transfer ({fast[0]:.2f} vs {fast[1]:.2f} fast-motion correlation "
+                         "to A / B: too small to judge)")
+        elif None not in fast:
             # the paper's split: fast motion belongs to the dynamics donor; slow motion rides on the structure
             mot = "A" if d["fast_motion_to_A"] >= d["fast_motion_to_B"] else "B"
             parts.append(f"fast motion like {mot} ({d['fast_motion_to_A']:.2f} vs {d['fast_motion_to_B']:.2f} "
