@@ -7,7 +7,7 @@ on) at short side 128, 16 frames:
 
 * hvdm: mean PSNR of the fused decoder and of each branch alone (``analysis.hvdm_view``);
 * vidtwin: the Structure x Dynamics swap of the two held-out clips (layout score with each clip, motion-transfer
-  score with each clip, ``analysis.swap``), and how far the Q-Former attention is from uniform (per query: its
+  score and fast-motion score with each clip, ``analysis.swap``), and how far the Q-Former attention is from uniform (per query: its
   peak frame, its peak weight, uniform being 1/T);
 * walt: max |image latent - first-frame latent of a clip starting with that image| (the joint image-video
   latent: exactly 0 by the causal design);
@@ -61,7 +61,11 @@ def evidence(name: str, clips: dict[str, np.ndarray]) -> dict:
                 f"layout_with_{own}": _r(swap.layout_similarity(y, res.clips[own])),
                 f"layout_with_{other}": _r(swap.layout_similarity(y, res.clips[other])),
                 f"motion_with_{other}": _r(swap.motion_similarity(y, res.clips[other])),
-                f"motion_with_{own}": _r(swap.motion_similarity(y, res.clips[own]))}
+                f"motion_with_{own}": _r(swap.motion_similarity(y, res.clips[own])),
+                f"fast_motion_with_{other}": _r(swap.fast_motion_similarity(y, res.clips[other])),
+                f"fast_motion_with_{own}": _r(swap.fast_motion_similarity(y, res.clips[own])),
+                f"fast_motion_of_{other}_dynamics_alone": _r(swap.fast_motion_similarity(
+                    res.decodes[f"{other} dynamics only"], res.clips[other]))}
         out["swap"] = {"A": "bikes (held-out)", "B": "bigbuckbunny (held-out)", **ev}
         att = {}
         for k, m in res.attention.items():  # (Q, T)
