@@ -300,9 +300,11 @@ def build() -> None:
                                   autoplay=True, loop=True, show_label=False)
             c["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="swap-frame")
             c["frame_plot"] = gr.Plot(label="One frame of every panel", elem_id="swap-frame-plot", show_label=False)
-    with gr.Row():
-        c["notes"] = gr.Markdown(elem_id="swap-notes")
-        c["latents"] = gr.Markdown(elem_id="swap-latents")
+    with gr.Row():  # the distance table has 11 columns: give it three quarters of the width
+        with gr.Column(scale=3):
+            c["notes"] = gr.Markdown(elem_id="swap-notes")
+        with gr.Column(scale=1, min_width=240):
+            c["latents"] = gr.Markdown(elem_id="swap-latents")
     c["attention"] = gr.Plot(label="Q-Former attention over frames", elem_id="swap-attention", show_label=False)
     frame_idx, frame_plot = c["frame"], c["frame_plot"]
     frames.change(size_range, [frames, size], size, queue=False, api_name=False)
