@@ -177,7 +177,11 @@ def motion_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = STRUCT
     shows. A structure-A + dynamics-B swap that carries B's motion correlates with B's change more than A's."""
     if len(x_thwc) < 2:
         return None
-    dx, dy = _pooled_change(x_thwc, pool), _pooled_change(y_thwc, pool)
+    return _change_correlation(_pooled_change(x_thwc, pool), _pooled_change(y_thwc, pool))
+
+
+def _change_correlation(dx: np.ndarray, dy: np.ndarray) -> float | None:
+    """Correlation (-1..1) of two change fields of one shape; None when either is still (spread < MOTION_FLOOR)."""
     if dx.std() < MOTION_FLOOR or dy.std() < MOTION_FLOOR:
         return None
     return float(((dx - dx.mean()) / dx.std() * (dy - dy.mean()) / dy.std()).mean())
@@ -203,11 +207,8 @@ def fast_motion_similarity(x_thwc: np.ndarray, y_thwc: np.ndarray, pool: int = S
     fast motion on the dynamics latent; a swap's *fast* motion should follow the dynamics donor."""
     if len(x_thwc) < window + 1:
         return None
-    fx = _fast_part(_pooled_change(x_thwc, pool), window)
-    fy = _fast_part(_pooled_change(y_thwc, pool), window)
-    if fx.std() < MOTION_FLOOR or fy.std() < MOTION_FLOOR:
-        return None
-    return float(((fx - fx.mean()) / fx.std() * (fy - fy.mean()) / fy.std()).mean())
+    return _change_correlation(_fast_part(_pooled_change(x_thwc, pool), window),
+                               _fast_part(_pooled_change(y_thwc, pool), window))
 
 
 def dynamics_distance(x_thwc: np.ndarray, y_thwc: np.ndarray) -> float | None:

@@ -64,12 +64,17 @@ def grid_positions(h: int, w: int, device: torch.device | None = None) -> torch.
     return torch.stack([yy.flatten(), xx.flatten()], 1)
 
 
+def frame_times(n: int, device: torch.device | None = None) -> torch.Tensor:
+    """(n,) float32 normalised frame times tau = (f + 1/2) / n in (0, 1): "early", "middle", "late" for any length."""
+    return (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
+
+
 def fourier_time(n: int, dim: int = 16, device: torch.device | None = None) -> torch.Tensor:
-    """(n, dim) features of the *normalised* frame time tau = (f + 1/2) / n in (0, 1): sin/cos(pi k tau), k = 1..dim/2.
+    """(n, dim) features of the *normalised* frame time tau (:func:`frame_times`): sin/cos(pi k tau), k = 1..dim/2.
 
     Being a function of tau rather than of the frame index, it gives the same meaning ("early",
     "middle", "late") to frames of clips of any length."""
-    tau = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
+    tau = frame_times(n, device)
     k = torch.arange(1, dim // 2 + 1, device=device, dtype=torch.float32)
     ang = math.pi * tau[:, None] * k[None]
     return torch.cat([ang.sin(), ang.cos()], 1)

@@ -94,6 +94,7 @@ from ._transformer import (
     centre_crop,
     fixed_chunks,
     fourier_time,
+    frame_times,
 )
 from .base import VAE, ModelCard, Paper, pad_to_rule
 from .config import ModelConfig
@@ -269,7 +270,7 @@ class QFormer(nn.Module):
         """(n_q, T) logit bias of the temporal preferences (None without ``time_prior``)."""
         if self.time_centres is None:
             return None
-        tau = (torch.arange(t, device=device, dtype=torch.float32) + 0.5) / t
+        tau = frame_times(t, device)
         sigma = self.time_log_width.float().exp()[:, None]
         return -((tau[None] - self.time_centres.float()[:, None]) ** 2) / (2 * sigma ** 2)
 
@@ -288,7 +289,7 @@ def keyframe_weights(t: int, num_slots: int, device: torch.device | None = None)
     """(T, n_slots) linear interpolation between slots placed at normalised times (k + 1/2) / n_slots: frame f
     (at tau = (f + 1/2) / T) mixes its two nearest slots, frames before the first / after the last slot copy it.
     Rows sum to 1."""
-    tau = (torch.arange(t, device=device, dtype=torch.float32) + 0.5) / t
+    tau = frame_times(t, device)
     pos = (tau * num_slots - 0.5).clamp(0, num_slots - 1)
     lo = pos.floor().long().clamp(max=max(num_slots - 2, 0))
     frac = (pos - lo).clamp(0, 1)

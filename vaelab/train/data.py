@@ -107,8 +107,7 @@ def missing_sources(mix: str) -> list[str]:
     """Training sources of ``mix`` that the manifest lists and this machine lacks (the Debian wallpapers)."""
     if mix != "v2":
         return []
-    wanted = [s for s in manifest.MANIFEST if s.name.startswith("wallpaper:") and s.use == "train"]
-    return [s.name for s in wanted if manifest.wallpaper_file(s) is None]
+    return [s.name for s in manifest.wallpaper_sources("train") if manifest.wallpaper_file(s) is None]
 
 
 class DataMissingError(RuntimeError):
@@ -121,9 +120,7 @@ def wallpapers(use: str) -> dict[str, np.ndarray]:
     from PIL import Image
 
     out = {}
-    for src in manifest.MANIFEST:
-        if not src.name.startswith("wallpaper:") or src.use != use:
-            continue
+    for src in manifest.wallpaper_sources(use):
         path = manifest.wallpaper_file(src)
         if path is not None:
             with Image.open(path) as im:

@@ -117,6 +117,11 @@ def heldout_sources() -> tuple[DataSource, ...]:
     return tuple(s for s in MANIFEST if "heldout" in s.use)
 
 
+def wallpaper_sources(use: str) -> list[DataSource]:
+    """The manifest's Debian wallpaper photographs for ``use`` ("train" or "heldout")."""
+    return [s for s in MANIFEST if s.name.startswith("wallpaper:") and s.use == use]
+
+
 def wallpaper_file(src: DataSource) -> Path | None:
     """The smallest image of a wallpaper that is at least 1280 px wide, None when the package is not installed."""
     folder = WALLPAPER_DIR / src.name.split(":", 1)[1] / "contents" / "images"

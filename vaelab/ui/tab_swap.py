@@ -170,8 +170,8 @@ def verdicts(distances: dict[str, dict[str, float | None]]) -> list[str]:
                          "to A / B: too small to judge)")
         elif None not in fast:
             # the paper's split: fast motion belongs to the dynamics donor; slow motion rides on the structure
-            mot = "A" if d["fast_motion_to_A"] >= d["fast_motion_to_B"] else "B"
-            parts.append(f"fast motion like {mot} ({d['fast_motion_to_A']:.2f} vs {d['fast_motion_to_B']:.2f} "
+            mot = "A" if fast[0] >= fast[1] else "B"
+            parts.append(f"fast motion like {mot} ({fast[0]:.2f} vs {fast[1]:.2f} "
                          "fast-motion correlation to A / B)" + (" ✓" if mot == d_donor else f" ✗ (expected {d_donor})"))
             if d.get("motion_to_A") is not None and d.get("motion_to_B") is not None:
                 slow = "A" if d["motion_to_A"] >= d["motion_to_B"] else "B"
