@@ -20,6 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and of its children that have ended (forked probe workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="all")
@@ -32,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1,
                    help="models probed at once (0 = what the tab and `vaelab probe` use: probes.probe_workers); "
                         "above 1 the suite is one run_probes call and the per-probe split is not reported")
+    p.add_argument("--pool", choices=("thread", "process"), default=None,
+                   help="with --workers above 1: worker threads or forked worker processes (default: "
+                        "probes.probe_pool, what the tab uses)")
     args = p.parse_args(argv)
 
     import torch
@@ -55,23 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     if workers > 1:
         best = None
         for _ in range(max(1, args.repeat)):
-            cpu0, t = time.process_time(), time.perf_counter()
-            rep = probes.run_probes(loaded, size, frames, precision=args.precision, workers=workers)
-            wall, cpu = time.perf_counter() - t, time.process_time() - cpu0
+            cpu0, t = _cpu_with_children(), time.perf_counter()
+            rep = probes.run_probes(loaded, size, frames, precision=args.precision, workers=workers,
+                                   pool=args.pool)
+            wall, cpu = time.perf_counter() - t, _cpu_with_children() - cpu0
             if best is None or wall < best[0]:
                 best = (wall, cpu, rep)
         wall, cpu, rep = best
-        report = {"size": size, "frames": frames, "workers": workers, "precision": args.precision,
+        report = {"size": size, "frames": frames, "workers": workers, "pool": rep.pool, "precision": args.precision,
                   "models": {n: {"total_s": round(rep.seconds[n], 3), "cpu_s": round(rep.cpu_seconds[n], 3)} for n in rep.models},
                   "suite_total_s": round(wall, 3), "suite_cpu_s": round(cpu, 3), "model_load_s": round(load_s, 3),
                   "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                   "load_average_before": [round(v, 2) for v in load0],
                   "load_average_after": [round(v, 2) for v in os.getloadavg()],
-                  "note": f"one run_probes call, {workers} models at once with one torch thread each; suite_total_s is "
-                          "its wall time, per-model total_s overlap"}
+                  "note": f"one run_probes call, {workers} models at once ({rep.pool} pool) with one torch thread "
+                          "each; suite_total_s is its wall time, per-model total_s overlap; suite_cpu_s counts this "
+                          "process and its finished worker processes"}
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
         print(f"suite {wall:.1f} s wall, {cpu:.1f} s CPU for {len(rep.models)} models at {size} px, {frames} frames, "
-              f"{workers} workers (load average {load0[0]:.1f}); wrote {args.json}")
+              f"{workers} workers in a {rep.pool} pool (load average {load0[0]:.1f}); wrote {args.json}")
         return 0
     for _ in range(max(1, args.repeat)):
         for n, m in loaded.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -419,18 +420,64 @@ def test_fp32_probes_are_the_plain_float32_path_and_bf16_stays_close():
 
 
 def test_models_probed_at_once_give_the_same_report_as_one_after_another():
-    """``workers``: several models probed concurrently (one torch thread each) measure exactly what a serial run
-    does, in the input order, each with its own clips (the reconstruction memo is keyed per model)."""
+    """``workers``: several models probed concurrently (one torch thread each), in threads or in forked
+    processes, measure exactly what a serial run does, in the input order, each with its own clips (the
+    reconstruction memo is keyed per model), and report every probe's progress."""
     named = {"box8": BoxPool(8), "blur1": GaussianBlur(1.0), "identity": _Filter("identity")}
     chosen = ("spatial", "flat", "receptive_field")
     threads = torch.get_num_threads()
     serial = probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=1).to_json()
-    parallel = probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=3).to_json()
-    assert torch.get_num_threads() == threads  # the workers' one-thread setting is undone
-    assert list(parallel["models"]) == list(named)
-    for name in named:
-        a = {k: v for k, v in serial["models"][name].items() if k not in ("seconds", "cpu_seconds")}
-        b = {k: v for k, v in parallel["models"][name].items() if k not in ("seconds", "cpu_seconds")}
-        assert a == b, name
-    assert parallel["models"]["box8"]["spatial_mtf"] != parallel["models"]["identity"]["spatial_mtf"]
+    assert serial["input"]["pool"] == "serial"
+    for pool in ("thread", "process"):
+        seen: list[tuple[float, str]] = []
+        parallel = probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=3, pool=pool,
+                                     progress=lambda f, msg, seen=seen: seen.append((f, msg))).to_json()
+        assert parallel["input"]["pool"] == pool and "pool_note" not in parallel["input"]
+        assert torch.get_num_threads() == threads  # the workers' one-thread setting is undone
+        assert list(parallel["models"]) == list(named)
+        for name in named:
+            a = {k: v for k, v in serial["models"][name].items() if k not in ("seconds", "cpu_seconds")}
+            b = {k: v for k, v in parallel["models"][name].items() if k not in ("seconds", "cpu_seconds")}
+            assert a == b, (pool, name)
+        assert parallel["models"]["box8"]["spatial_mtf"] != parallel["models"]["identity"]["spatial_mtf"]
+        assert sorted(msg for _, msg in seen) == sorted(f"{n}: {p} (fp32)" for n in named for p in chosen), pool
+        assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] < 1
+    assert probes.probe_pool() == "thread"  # the default; VAELAB_PROBE_POOL=process opts in
+    with pytest.raises(ValueError, match="pool must be"):
+        probes.run_probes(named, SIZE, FRAMES, probes=chosen, workers=2, pool="gpu")
     assert probes.probe_workers({"one": _Filter("identity")}) == 1
+
+
+class _DiesInAWorker(_Filter):
+    """Exits the process it runs in unless that is the one that built it: a worker killed (out of memory)."""
+
+    def __init__(self):
+        super().__init__("dies")
+        self.parent = os.getpid()
+
+    def filter(self, x):
+        if os.getpid() != self.parent:
+            os._exit(3)
+        return x
+
+
+class _HangsInAWorker(_DiesInAWorker):
+    """Waits forever in any process but the one that built it: a child stuck on a lock held at the fork."""
+
+    def filter(self, x):
+        if os.getpid() != self.parent:
+            import time
+
+            time.sleep(3600)
+        return x
+
+
+@pytest.mark.parametrize("broken", [_DiesInAWorker, _HangsInAWorker])
+def test_a_worker_process_that_dies_or_hangs_is_redone_in_threads_with_a_note(broken, monkeypatch):
+    monkeypatch.setattr(probes, "STALL_S", 1.0)
+    named = {"broken": broken(), "box8": BoxPool(8)}
+    report = probes.run_probes(named, SIZE, FRAMES, probes=("flat",), workers=2, pool="process")
+    j = report.to_json()
+    assert j["input"]["pool"] == "thread" and "BrokenProcessPool" in j["input"]["pool_note"]
+    assert j["models"]["broken"]["flat_field"]["off_dc_energy"] == 0.0  # measured, in this process
+    assert set(j["models"]) == set(named)

@@ -324,7 +324,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if bad:
             raise ValueError(f"--weights for {', '.join(bad)}, which is not among --models")
         loaded = {n: get_model(n, weights.get(n, "lab"), args.device) for n in names}
-        report = probes.run_probes(loaded, size, frames, probes=chosen, precision=args.precision,
+        report = probes.run_probes(loaded, size, frames, probes=chosen, precision=args.precision, pool=args.pool,
                                    progress=lambda p, msg: print(f"[{100 * p:3.0f}%] {msg}", file=sys.stderr))
     except (ValueError, models.WeightsError, OSError) as e:
         return _fail(str(e))
@@ -458,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="probe a released checkpoint for NAME (a local file/folder or Hugging Face repo id)")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _precision_flag(pr, "what the models run in (the JSON records it per model)", default="fp32")
+    pr.add_argument("--pool", choices=["thread", "process"], default=None,
+                    help="how models run at once on a CPU: worker threads (default) or forked worker processes "
+                         "(also VAELAB_PROBE_POOL); the numbers are the same, the seconds may differ")
     pr.add_argument("--json", help="write the report here")
     pr.set_defaults(func=cmd_probe)
     return p

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,9 @@ CONVENTIONS = {
                  "and decode (weights, norm statistics and softmax in fp32; decoders marked fp16_decoder_upcast "
                  "decode in fp32 under fp16; a batch with a non-finite fp16 output is recoded in fp32 and listed in "
                  "'precision_notes'); outputs are cast to float32 before any measurement",
+    "pool": "input.pool: how several models ran at once: serial, thread (worker threads in one interpreter) or "
+            "process (forked worker processes); each worker runs one torch thread; the measurements do not depend "
+            "on it, the seconds do",
     "receptive_field": "change[i][j] = mean |output frame i with input frame j perturbed - unperturbed output "
                        "frame i| (0-255 units); the perturbation adds a fixed +-0.25 random pattern to frame j; "
                        "latent: noise of 0.5 x the latent's std added to latent index j along axis 2 (parts of a "
@@ -583,6 +587,8 @@ class ProbeReport:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time of this process (shared machines)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model: device, precision, precision_notes
+    pool: str = "serial"  # how models ran at once: serial | thread | process
+    pool_note: str = ""  # why the pool fell back, if it did
 
     def to_json(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -593,7 +599,8 @@ class ProbeReport:
         return {"models": {n: clean(m) | {"card": self.cards.get(n, {}), "seconds": round(self.seconds.get(n, 0), 3),
                                               "cpu_seconds": round(self.cpu_seconds.get(n, 0), 3)}
                            | self.ran.get(n, {}) for n, m in self.models.items()},
-                "input": {"size": self.size, "frames": self.frames, "precision": self.precision},
+                "input": {"size": self.size, "frames": self.frames, "precision": self.precision, "pool": self.pool}
+                | ({"pool_note": self.pool_note} if self.pool_note else {}),
                 "conventions": dict(CONVENTIONS)}
 
 
@@ -616,25 +623,124 @@ def probe_workers(named_models: dict[str, Any]) -> int:
     """How many models to probe at once: on a CPU, one per core (each with one torch thread), because the
     probe clips are small (64 px) and one model's ops scale badly over two threads (measured: the nine-model
     suite took 29.0 s on two threads and 31.3 CPU-s on one); on a GPU, one."""
-    import os
-
     if len(named_models) < 2 or any(_device(m).type != "cpu" for m in named_models.values()):
         return 1
     return max(1, min(len(named_models), os.cpu_count() or 1, torch.get_num_threads()))
 
 
+def probe_pool() -> str:
+    """How concurrent models run by default: ``thread`` (worker threads in this interpreter), or ``process``
+    (forked worker processes sharing the loaded weights copy-on-write) where ``VAELAB_PROBE_POOL=process`` asks
+    for it and the OS can fork. Threads are the default: on an AVX2 CPU in fp32 both took 49-50 s for the
+    nine-model suite (docs/DIAGNOSTICS.md), and forking a busy server process is the riskier of the two. Where
+    the ops are fast (bf16 on AMX) the interpreter lock between a probe's small ops made two threaded models run
+    1.4x slower each than alone: processes do not share it."""
+    import multiprocessing
+
+    asked = os.environ.get("VAELAB_PROBE_POOL", "").strip().lower()
+    return "process" if asked == "process" and "fork" in multiprocessing.get_all_start_methods() else "thread"
+
+
+def _order(named_models: dict[str, Any]) -> list[str]:
+    """The most expensive first (video models, then the larger ones), so no worker is left with a long model at
+    the end while the others idle."""
+    return sorted(named_models, key=lambda n: (getattr(named_models[n].card, "kind", "") != "video",
+                                               -sum(p.numel() for p in named_models[n].parameters())))
+
+
+def _probe_model(name: str, model: Any, size: int, frames: int, probes: tuple[str, ...], precision: str,
+                 tick: Callable[[str], None], cpu_clock: Callable[[], float]
+                 ) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    """Every probe on one model: (measurements, what ran, wall s, CPU s); ``tick(message)`` before each probe."""
+    import time
+
+    t0, c0 = time.perf_counter(), cpu_clock()
+    out: dict[str, Any] = {}
+    with _running(precision) as run:
+        for p in probes:
+            tick(f"{name}: {p} ({run.precision})")
+            key, fn = _RUNNERS[p]
+            out[key] = fn(model, size, frames)
+    for k in list(_MEMO):  # list(): a snapshot, other workers insert meanwhile
+        if k[0] == id(model):
+            _MEMO.pop(k, None)
+    ran = {"device": str(_device(model)), "precision": run.precision, "precision_notes": sorted(set(run.notes))}
+    return out, ran, time.perf_counter() - t0, cpu_clock() - c0
+
+
+# What a forked worker reads from its parent's memory: the loaded models, the settings and the message queue
+# (set just before the pool forks, cleared after; only model names, messages and results cross processes).
+_FORK_JOB: dict[str, Any] = {}
+STALL_S = 300.0  # a worker process silent this long (no probe started, none finished) is killed: threads redo it
+
+
+def _child_started() -> None:
+    torch.set_num_threads(1)
+    _FORK_JOB["queue"].put(("pid", os.getpid()))
+
+
+def _probe_in_child(name: str) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    import time
+
+    job = _FORK_JOB
+    return _probe_model(name, job["models"][name], job["size"], job["frames"], job["probes"],
+                        job["precision"][name], lambda msg: job["queue"].put(("tick", msg)), time.process_time)
+
+
+def _run_in_processes(named_models: dict[str, Any], workers: int, job: dict[str, Any],
+                      tick: Callable[[str], None]) -> dict[str, tuple]:
+    """``_probe_model`` on every model in ``workers`` forked processes; ``tick`` gets each child's progress.
+    Raises ``BrokenProcessPool`` when a worker dies, or is killed after :data:`STALL_S` s of silence (a lock
+    held by another thread at the fork can leave a child waiting forever)."""
+    import multiprocessing
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("fork")
+    messages = ctx.SimpleQueue()
+    _FORK_JOB.clear()
+    _FORK_JOB.update(job, models=named_models, queue=messages)
+    pids: set[int] = set()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_child_started) as pool:
+            futures = {name: pool.submit(_probe_in_child, name) for name in _order(named_models)}
+            pending, heard = set(futures.values()), time.monotonic()
+            while pending:
+                finished, pending = wait(pending, timeout=0.2)
+                if finished:
+                    heard = time.monotonic()
+                while not messages.empty():
+                    kind, payload = messages.get()
+                    heard = time.monotonic()
+                    if kind == "pid":
+                        pids.add(payload)
+                    else:
+                        tick(payload)
+                if pending and time.monotonic() - heard > STALL_S:
+                    for pid in pids:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    heard = time.monotonic()  # the pool now breaks; f.result() below raises BrokenProcessPool
+            return {name: f.result() for name, f in futures.items()}
+    finally:
+        _FORK_JOB.clear()
+
+
 def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: int = DEFAULT_FRAMES,
                probes: tuple[str, ...] = PROBES,
                progress: Callable[[float, str], None] | None = None, precision: str = "fp32",
-               workers: int | None = None) -> ProbeReport:
+               workers: int | None = None, pool: str | None = None) -> ProbeReport:
     """Every probe in ``probes`` on every model ({name: loaded model}) in ``precision`` (``auto|fp32|bf16|fp16``,
     resolved per model's device; fp32, the default, is the float32 path with no autocast); plain data (see
     ``ProbeReport``). A precision the device cannot run (fp16 on a CPU) raises ValueError before any work.
-    ``workers`` models are probed at once, each with one torch thread (None: :func:`probe_workers`); the
-    numbers do not depend on it (every model's clips and measurements are its own)."""
+    ``workers`` models are probed at once, each with one torch thread (None: :func:`probe_workers`), in forked
+    processes or in threads (``pool``; None: :func:`probe_pool`); the numbers depend on neither (every model's
+    clips and measurements are its own)."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from ..device import requested_precision, resolve_precision
 
@@ -642,48 +748,49 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
     unknown = [p for p in probes if p not in _RUNNERS]
     if unknown:
         raise ValueError(f"unknown probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}")
+    if pool not in (None, "thread", "process"):
+        raise ValueError(f"pool must be thread or process (got {pool!r})")
     asked = requested_precision(precision, default="fp32")
     resolved = {name: resolve_precision(asked, _device(m), default="fp32") for name, m in named_models.items()}
     report = ProbeReport(size, frames, asked)
     steps = len(named_models) * len(probes)
     done, lock = 0, threading.Lock()
     workers = probe_workers(named_models) if workers is None else max(1, int(workers))
-    cpu_clock = time.thread_time if workers > 1 else time.process_time  # one torch thread per worker: its own CPU
+    pool = "serial" if workers == 1 else (pool or probe_pool())
+    report.pool = pool
 
-    def one(name: str, model: Any) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    def tick(message: str) -> None:
         nonlocal done
-        t0, c0 = time.perf_counter(), cpu_clock()
-        out: dict[str, Any] = {}
-        with _running(resolved[name]) as run:
-            for p in probes:
-                if progress:
-                    with lock:
-                        progress(done / max(steps, 1), f"{name}: {p} ({run.precision})")
-                key, fn = _RUNNERS[p]
-                out[key] = fn(model, size, frames)
-                with lock:
-                    done += 1
-        for k in list(_MEMO):  # list(): a snapshot, other workers insert meanwhile
-            if k[0] == id(model):
-                _MEMO.pop(k, None)
-        ran = {"device": str(_device(model)), "precision": run.precision, "precision_notes": sorted(set(run.notes))}
-        return out, ran, time.perf_counter() - t0, cpu_clock() - c0
+        with lock:
+            if progress:
+                progress(done / max(steps, 1), message)
+            done += 1
+
+    def one(name: str) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+        # one torch thread per worker thread: its own CPU clock; one after another: the process's
+        clock = time.thread_time if pool == "thread" else time.process_time
+        return _probe_model(name, named_models[name], size, frames, probes, resolved[name], tick, clock)
 
     global _MEMO_ON
     _MEMO_ON = True
     threads = torch.get_num_threads()
     try:
-        if workers > 1:
+        results: dict[str, tuple] | None = None
+        if pool == "process":
+            job = {"size": size, "frames": frames, "probes": probes, "precision": resolved}
+            try:
+                results = _run_in_processes(named_models, workers, job, tick)
+            except (BrokenProcessPool, OSError) as e:  # a worker died (memory), hung or could not start
+                report.pool = pool = "thread"
+                report.pool_note = f"worker processes failed ({type(e).__name__}: {e}); probed in threads"
+                done = 0
+        if results is None and pool == "thread":
             torch.set_num_threads(1)
-            with ThreadPoolExecutor(workers, thread_name_prefix="probe") as pool:
-                # the most expensive first (video models, then the larger ones), so no worker is left with a
-                # long model at the end while the other idles
-                order = sorted(named_models, key=lambda n: (named_models[n].card.kind != "video",
-                                                            -sum(p.numel() for p in named_models[n].parameters())))
-                futures = {name: pool.submit(one, name, named_models[name]) for name in order}
+            with ThreadPoolExecutor(workers, thread_name_prefix="probe") as ex:
+                futures = {name: ex.submit(one, name) for name in _order(named_models)}
                 results = {name: f.result() for name, f in futures.items()}
-        else:
-            results = {name: one(name, m) for name, m in named_models.items()}
+        if results is None:
+            results = {name: one(name) for name in named_models}
     finally:
         torch.set_num_threads(threads)
         _MEMO_ON = False

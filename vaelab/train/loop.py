@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         step += 1
         bar.update(1)
         rec = {"step": step, "lr": round(_lr_at(cfg, step - 1), 7), **({"image_batch": 1} if image_step else {}),
-               **{k: round(float(v), 5) for k, v in losses.items()}, "time_s": round(time.perf_counter() - t_start, 1)}
+               **{k: round(float(v.detach()) if torch.is_tensor(v) else float(v), 5) for k, v in losses.items()},
+               "time_s": round(time.perf_counter() - t_start, 1)}
         if step % 25 == 0:
             bar.set_postfix(loss=f"{float(total):.4f}")
             with log_path.open("a") as f:
