@@ -478,7 +478,9 @@ def test_tab_latent_space(tab_assets, small_clip):
     np.testing.assert_array_equal(umap2.data[0].x, umap_fig.data[0].x)
     # a point's patch: what the hover number leads to
     row = int(np.flatnonzero(sub.source == "video")[3])
-    img, caption = TL.latent_patch(view2, row)
+    out = TL.latent_patch(view2, row)
+    assert set(out) == set(TL.PATCH_OUTPUTS)
+    img, caption = out["patch"], out["patch_caption"]
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert f"**Point #{row}:** {sub.model[row]} · video" in caption and f"input frame {sub.frame[row]}" in caption
     for bad in (-1, len(sub), "x", None):

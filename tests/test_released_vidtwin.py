@@ -268,7 +268,7 @@ def test_browser_swap_tab_with_a_released_checkpoint(tmp_path, chromium_executab
                 notes = page.locator("#swap-notes")
                 expect(notes).to_contain_text("Released VidTwin: it reads 4 x 20 x 20 clips only",
                                               timeout=RENDER_TIMEOUT_MS)
-                expect(notes).to_contain_text("first 4 of 8 frames")
+                expect(notes).to_contain_text("first 4 of 8 frames", timeout=RENDER_TIMEOUT_MS)
                 page.wait_for_selector("#swap-frame-plot .js-plotly-plot", state="attached", timeout=RENDER_TIMEOUT_MS)
                 shot = os.environ.get("VAELAB_SCREENSHOT_DIR")
                 if shot:

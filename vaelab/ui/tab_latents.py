@@ -138,6 +138,7 @@ def _counts_md(report: L.LatentReport, sub: L.LatentSet) -> str:
 
 # Outputs of /latent_space, in the order the API returns them (the view is a gr.State: not in the API).
 OUTPUTS = ["status", "umap", "pca", "table", "compat", "bars", "view"]
+PATCH_OUTPUTS = ["patch", "patch_caption"]
 
 
 @zero_gpu
@@ -234,8 +235,8 @@ def _latent_space(clip_source, upload, example, frames, size, model_names, use_r
 
 
 def latent_patch(view, point):
-    """The input patch of one plotted point (its number is in the hover text): the frame with the latent
-    cell outlined and the cell enlarged, plus a caption."""
+    """The input patch of one plotted point (its number is in the hover text): ``{output name: value}``
+    (:data:`PATCH_OUTPUTS`): the frame with the latent cell outlined and the cell enlarged, and a caption."""
     if not isinstance(view, dict) or "set" not in view:
         raise gr.Error("Run the latent space first; then click a point or type its number.")
     sub: L.LatentSet = view["set"]
@@ -253,7 +254,7 @@ def latent_patch(view, point):
                f"y {int(sub.y[row])}, x {int(sub.x[row])}: input frame {frame}, pixels y {y0}-{y1 - 1}, "
                f"x {x0}-{x1 - 1} (left: outlined in the frame; right: enlarged with its neighbours)."
                + window + " The encoder's receptive field is larger than this cell.")
-    return img, caption
+    return {"patch": img, "patch_caption": caption}
 
 
 # A click on a plotted point fills the point number and presses "Show patch" (plotly's own click event;
@@ -341,9 +342,9 @@ def build(state: gr.State) -> None:
                                   "number from its hover text)", elem_id="latent-point", scale=1)
                 show = gr.Button("Show patch", elem_id="latent-show-patch", scale=0)
             with gr.Row():
-                patch = gr.Image(label="Input patch of the point", elem_id="latent-patch", interactive=False,
-                                 type="numpy", height=200, scale=1)
-                patch_caption = gr.Markdown(elem_id="latent-patch-caption")
+                c["patch"] = gr.Image(label="Input patch of the point", elem_id="latent-patch", interactive=False,
+                                      type="numpy", height=200, scale=1)
+                c["patch_caption"] = gr.Markdown(elem_id="latent-patch-caption")
     c["table"] = gr.Dataframe(label="Distances and per-channel mean ± std (all vectors)", elem_id="latent-table",
                               interactive=False)
     c["compat"] = gr.Dataframe(label="Decoder compatibility: sd-vae's decoder on each video model's latent frames",
@@ -359,6 +360,7 @@ def build(state: gr.State) -> None:
               [c[k] for k in OUTPUTS],
               concurrency_limit=1, concurrency_id="compute"
               ).then(None, None, None, js=CLICK_TO_PATCH_JS, api_visibility="private")
-    show.click(latent_patch, [view, point], [patch, patch_caption], concurrency_limit=4)
-    point.submit(latent_patch, [view, point], [patch, patch_caption], concurrency_limit=4,
+    patch_outputs = [c[k] for k in PATCH_OUTPUTS]
+    show.click(keyed(latent_patch, c), [view, point], patch_outputs, concurrency_limit=4)
+    point.submit(keyed(latent_patch, c), [view, point], patch_outputs, concurrency_limit=4,
                  api_visibility="undocumented")  # same function as /latent_patch; Enter in the box
