@@ -10,7 +10,8 @@ on) at short side 128, 16 frames:
   score and fast-motion score with each clip, ``analysis.swap``), and how far the Q-Former attention is from uniform (per query: its
   peak frame, its peak weight, uniform being 1/T);
 * walt: max |image latent - first-frame latent of a clip starting with that image| (the joint image-video
-  latent: exactly 0 by the causal design);
+  latent: exactly 0 by the causal design), and PSNR of every 4th frame coded alone as an image vs the same
+  frames coded inside the clip;
 * every family: held-out PSNR per clip (``metrics.psnr_per_frame`` of ``engine.run_model``).
 
 Existing entries for other families in the JSON are kept. TRAINING.md's "What each family shows" reads it.
@@ -79,6 +80,16 @@ def evidence(name: str, clips: dict[str, np.ndarray]) -> dict:
             z_video = model.encode(x).main
             z_image = model.encode(x[:, :, :1]).main
         out["image_equals_first_frame_latent_max_abs"] = float((z_video[:, :, :1] - z_image).abs().max())
+        # the joint image-video tokenizer: the same frames coded alone as images and inside the clip
+        joint = {}
+        for k, clip in clips.items():
+            idx = list(range(0, len(clip), 4))
+            as_video = metrics.psnr_per_frame(clip, engine.run_model(model, clip, precision="fp32").recon)[idx]
+            as_image = [metrics.psnr_per_frame(clip[i:i + 1], engine.run_model(model, clip[i:i + 1],
+                                                                               precision="fp32").recon)[0]
+                        for i in idx]
+            joint[k] = {"frames": idx, "as_image_db": _r(np.mean(as_image), 2), "in_video_db": _r(np.mean(as_video), 2)}
+        out["image_vs_video"] = joint
     return out
 
 

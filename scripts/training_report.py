@@ -99,6 +99,9 @@ def family_views() -> str:
         if "image_equals_first_frame_latent_max_abs" in ev:
             out.append(f"- Image latent vs first-frame latent: max |difference| "
                        f"{ev['image_equals_first_frame_latent_max_abs']:.3g}.")
+        for clip, j in ev.get("image_vs_video", {}).items():
+            out.append(f"- Frames {j['frames']} of {clip} coded alone as images: {j['as_image_db']:.2f} dB; the same "
+                       f"frames inside the clip: {j['in_video_db']:.2f} dB (one tokenizer for both).")
         for img in sorted(IMAGES.glob(f"{name}_*.png")):
             out += ["", f"![{img.stem}](img/{img.name})"]
         out.append("")
