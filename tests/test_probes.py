@@ -304,14 +304,19 @@ def test_cli_probe_writes_the_json_and_refuses_bad_settings(tmp_path):
     import sys
 
     require_lab_weights("litevae")
+    require_lab_weights("hvdm")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    env.pop("VAELAB_PRECISION", None)  # the default precision is what this test checks
+    for k in ("VAELAB_PRECISION", "VAELAB_THREADS", "VAELAB_PROBE_POOL"):
+        env.pop(k, None)  # the defaults are what this test checks
     out = tmp_path / "probe.json"
-    run = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae", "--frames", "5",
-                          "--size", "32", "--probes", "spatial,flat,colour", "--json", str(out)],
+    run = subprocess.run([sys.executable, "-m", "vaelab.cli", "probe", "--models", "litevae,hvdm", "--frames", "5",
+                          "--size", "32", "--probes", "spatial,flat,colour", "--pool", "process", "--json", str(out)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     j = json.loads(out.read_text())
+    # two real models in forked workers (one per core; one core: one after another)
+    assert j["input"]["pool"] == ("process" if (os.cpu_count() or 1) > 1 else "serial")
+    assert set(j["models"]) == {"litevae", "hvdm"} and "pool_note" not in j["input"]
     m = j["models"]["litevae"]
     assert set(m) >= {"spatial_mtf", "flat_field", "colour_chart"} and "receptive_field" not in m
     assert 0 < m["spatial_mtf"]["half_gain_freq"] <= 0.5 and "spatial_mtf" in j["conventions"]
