@@ -31,3 +31,26 @@ def test_shipped_weights_reproduce_their_record(name, heldout):
     for clip in heldout:
         assert ev[clip]["psnr"] == pytest.approx(rec["heldout"][clip]["psnr"], abs=TOLERANCE_DB), clip
     assert ev["mean_psnr"] > 15, "trained weights: random ones give ~5-10 dB"
+
+
+def test_training_docs_are_regenerated_from_the_records():
+    """README's model table and docs/TRAINING.md (targets, equal-budget plan, per-family sections) are what
+    scripts/training_report.py makes of the shipped records now: a record changed without regenerating them, or
+    a number edited by hand, fails. A target table built from the records knows which targets a record misses."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("training_report", root / "scripts" / "training_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    for path, text in report.render().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python scripts/training_report.py"
+    table = report.targets_table()
+    for card in models.available():
+        target, _ = report.psnr_target(card)
+        psnr = card.training.get("heldout", {}).get("mean_psnr")
+        if target is not None and psnr is not None:
+            row = next(r for r in table.splitlines() if r.startswith(f"| `{card.name}` |"))
+            reached = [c.strip() for c in row.split("|")][5]  # the "PSNR reached" column
+            assert (reached == "yes") == (psnr >= target), row
