@@ -43,9 +43,10 @@ def evidence(name: str, clips: dict[str, np.ndarray]) -> dict:
     rec = models.training_record(name)
     out: dict = {"weights": rec.get("recipe", {}).get("data_mix", "?"),
                  "pixel_frames": rec.get("pixel_frames"), "psnr": {}}
-    for k, clip in clips.items():
-        r = engine.run_model(model, clip, precision="fp32")
-        out["psnr"][k] = _r(np.mean(metrics.psnr_per_frame(clip, r.recon)), 2)
+    psnr_per_frame = {k: metrics.psnr_per_frame(clip, engine.run_model(model, clip, precision="fp32").recon)
+                      for k, clip in clips.items()}
+    for k, per_frame in psnr_per_frame.items():
+        out["psnr"][k] = _r(np.mean(per_frame), 2)
     if name == "hvdm":
         from vaelab.analysis.hvdm_view import hvdm_view
 
@@ -84,7 +85,7 @@ def evidence(name: str, clips: dict[str, np.ndarray]) -> dict:
         joint = {}
         for k, clip in clips.items():
             idx = list(range(0, len(clip), 4))
-            as_video = metrics.psnr_per_frame(clip, engine.run_model(model, clip, precision="fp32").recon)[idx]
+            as_video = psnr_per_frame[k][idx]  # the whole-clip run above
             as_image = [metrics.psnr_per_frame(clip[i:i + 1], engine.run_model(model, clip[i:i + 1],
                                                                                precision="fp32").recon)[0]
                         for i in idx]

@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -644,7 +645,7 @@ def probe_pool() -> str:
 def _order(named_models: dict[str, Any]) -> list[str]:
     """The most expensive first (video models, then the larger ones), so no worker is left with a long model at
     the end while the others idle."""
-    return sorted(named_models, key=lambda n: (getattr(named_models[n].card, "kind", "") != "video",
+    return sorted(named_models, key=lambda n: (named_models[n].card.kind != "video",
                                                -sum(p.numel() for p in named_models[n].parameters())))
 
 
@@ -652,8 +653,6 @@ def _probe_model(name: str, model: Any, size: int, frames: int, probes: tuple[st
                  tick: Callable[[str], None], cpu_clock: Callable[[], float]
                  ) -> tuple[dict[str, Any], dict[str, Any], float, float]:
     """Every probe on one model: (measurements, what ran, wall s, CPU s); ``tick(message)`` before each probe."""
-    import time
-
     t0, c0 = time.perf_counter(), cpu_clock()
     out: dict[str, Any] = {}
     with _running(precision) as run:
@@ -680,8 +679,6 @@ def _child_started() -> None:
 
 
 def _probe_in_child(name: str) -> tuple[dict[str, Any], dict[str, Any], float, float]:
-    import time
-
     job = _FORK_JOB
     return _probe_model(name, job["models"][name], job["size"], job["frames"], job["probes"],
                         job["precision"][name], lambda msg: job["queue"].put(("tick", msg)), time.process_time)
@@ -694,7 +691,6 @@ def _run_in_processes(named_models: dict[str, Any], workers: int, job: dict[str,
     held by another thread at the fork can leave a child waiting forever)."""
     import multiprocessing
     import signal
-    import time
     from concurrent.futures import ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("fork")
@@ -738,7 +734,6 @@ def run_probes(named_models: dict[str, Any], size: int = DEFAULT_SIZE, frames: i
     processes or in threads (``pool``; None: :func:`probe_pool`); the numbers depend on neither (every model's
     clips and measurements are its own)."""
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
