@@ -155,6 +155,45 @@ def targets_table() -> str:
     return "\n".join(out)
 
 
+AUDIT = ROOT / "docs" / "measurements" / "colour_audit.json"
+
+
+def colour_audit_table(data: dict) -> str:
+    """The markdown table of ``scripts/colour_audit.py``'s JSON: chroma kept and hue shift per family and class."""
+    def cell(v: dict) -> str:
+        if v.get("hue_shift_deg") is None:
+            return "- (no block)"
+        return f"{100 * v['chroma_ratio']:.0f} % · {v['hue_shift_deg']:+.0f}° ({v['blocks']})"
+
+    lines = ["| family | weights | all blocks: chroma kept · hue shift (blocks) | foliage | sky | skin-tone range | "
+             f"hue turned > {data['hue_limit_deg']:g}° |", "|---|---|---|---|---|---|---|"]
+    for name, m in data["models"].items():
+        a = m["all_sets"]
+        lines.append(f"| `{name}` | {m['version']} | {cell(a['all'])} | {cell(a['foliage'])} | {cell(a['sky'])} | "
+                     f"{cell(a['skin'])} | {', '.join(m['shifts_hue']) or 'none'} |")
+    return "\n".join(lines)
+
+
+def colour_audit_section() -> str:
+    """Issue #14's hue target ("no family shifts skin, sky or foliage to another hue"), from colour_audit.json."""
+    if not AUDIT.exists():
+        return ""
+    data = json.loads(AUDIT.read_text())
+    return "\n".join([
+        "## Colour audit: is colour kept, does any hue turn?", "",
+        "Delta E says how far a colour moved, not how: `python scripts/colour_audit.py` (JSON: "
+        "`docs/measurements/colour_audit.json`) measures, over every held-out set (clips, photos, colour chart; 17 "
+        "frames each, fp32, `engine.run_model`), how much of the input's CIELAB chroma the reconstruction keeps "
+        "(100 % = as colourful, 0 = grey) and the chroma-weighted mean turn of its hue angle (negative = towards "
+        "yellow/red for greens: `vaelab.metrics.chroma_and_hue`), for all 8x8 blocks and for the blocks in three "
+        "coarse CIELAB ranges (`vaelab.metrics.HUE_CLASSES`): foliage (yellow-green to green), sky (light cyan-blue "
+        "to blue) and the skin-tone range (muted orange to yellow; the held-out sets hold no people, so these "
+        "blocks are wood, leaves, sand and fur). A mean turn beyond "
+        f"{data['hue_limit_deg']:g}° counts as another hue. The Reconstruct table shows the same two numbers for "
+        "the user's clip (\"chroma kept · hue shift\").", "",
+        colour_audit_table(data), ""])
+
+
 def render() -> dict[Path, str]:
     """{file: its regenerated text}: the README with its model table, and docs/TRAINING.md."""
     rows, sections = [], []
@@ -221,7 +260,7 @@ def render() -> dict[Path, str]:
         "`nice -n 19 bash scripts/train_all.sh runs 2`. Until a family's v2 run has finished, its v1 weights "
         "below are what ships. The cost columns are measured (`python scripts/train_precision_table.py table` "
         "and `... fp32`, one thread, process CPU time); the hours assume 2 idle cores.\n\n" + v2_plan() + "\n\n"
-        + targets_table() + "\n\n" + family_views() + "\n" + "\n\n".join(sections) + "\n")}
+        + targets_table() + "\n\n" + colour_audit_section() + "\n" + family_views() + "\n" + "\n\n".join(sections) + "\n")}
 
 
 def main() -> None:

@@ -130,6 +130,7 @@ def test_reconstruct_upload_video(upload_result, small_clip):
         assert re.fullmatch(r"cpu (fp32|bf16)", r["ran on"]) and r["compression"].endswith("(float values)")
         mean, p95 = (float(v) for v in r["colour ΔE00 mean / p95"].split(" / "))
         assert 0 <= mean <= p95
+        assert re.fullmatch(r"(\d+ %|-) · ([+-]\d+°|-)", r["chroma kept · hue shift"]), r["chroma kept · hue shift"]
 
 
 def test_show_frame_uses_session_state(client, upload_result):

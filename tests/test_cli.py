@@ -58,6 +58,9 @@ def test_eval_writes_json_report(small_clip, tmp_path, empty_hub, capsys):
     assert r["lpips"] is None  # backbone not in the (empty) hub cache: reported as null, not guessed
     assert len(r["per_frame"]["psnr"]) == len(r["per_frame"]["ssim"]) == 3
     assert r["per_frame"]["lpips"] is None
+    assert 0 <= r["delta_e_mean"] <= r["delta_e_p95"] and len(r["per_frame"]["delta_e"]) == 3
+    assert r["chroma_ratio"] is None or r["chroma_ratio"] >= 0
+    assert {"delta_e", "chroma_ratio", "hue_shift_deg"} <= set(report["conventions"])
     assert len(r["latent_shape"]) == 4 and all(isinstance(v, int) and v > 0 for v in r["latent_shape"])
     assert r["compression"] > 1
     assert r["encode_s"] >= 0 and r["decode_s"] >= 0

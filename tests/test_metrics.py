@@ -229,6 +229,60 @@ def test_colour_stats_blocks_and_shift():
     assert m.colour_stats(grey, noisy)["delta_e_mean"] < 0.5 * m.delta_e_map(grey, noisy).mean()
 
 
+def _lab_clip(lab: np.ndarray) -> np.ndarray:
+    from skimage.color import lab2rgb
+
+    return np.rint(np.clip(lab2rgb(lab), 0, 1) * 255).astype(np.uint8)
+
+
+def test_chroma_ratio_and_hue_shift_name_greying_and_turning():
+    # a smooth field of colourful blocks (L 60, chroma 30-45, every hue), built in CIELAB so the truth is known
+    rng = np.random.default_rng(4)
+    hue = rng.uniform(0, 2 * np.pi, (2, 4, 5))
+    chroma = rng.uniform(30, 45, (2, 4, 5))
+
+    def clip(rot_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:
+        h = hue + np.radians(rot_deg)
+        lab = np.stack([np.full_like(h, 60.0), scale * chroma * np.cos(h), scale * chroma * np.sin(h)], -1)
+        return _lab_clip(lab.repeat(8, axis=1).repeat(8, axis=2))  # (2, 32, 40, 3): one colour per 8x8 block
+
+    ref = clip()
+    same = m.colour_stats(ref, ref)
+    assert same["chroma_ratio"] == pytest.approx(1.0) and same["hue_shift_deg"] == pytest.approx(0.0, abs=1e-9)
+    turned = m.colour_stats(ref, clip(rot_deg=25.0))
+    assert turned["hue_shift_deg"] == pytest.approx(25.0, abs=1.5) and turned["chroma_ratio"] == pytest.approx(1, abs=0.05)
+    assert m.colour_stats(ref, clip(rot_deg=-40.0))["hue_shift_deg"] == pytest.approx(-40.0, abs=1.5)
+    greyed = m.colour_stats(ref, clip(scale=0.25))
+    assert greyed["chroma_ratio"] == pytest.approx(0.25, abs=0.03) and abs(greyed["hue_shift_deg"]) < 2
+    # the hue of a fully greyed block is undefined: it is weighted out, not counted as a random turn
+    grey_out = np.repeat(ref.mean(axis=-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    st = m.colour_stats(ref, grey_out)
+    assert st["chroma_ratio"] < 0.05 and st["delta_e_mean"] > 10
+    # a grey input has no colour to keep or turn
+    grey = np.full((1, 16, 16, 3), 128, np.uint8)
+    assert m.colour_stats(grey, grey)["chroma_ratio"] is None and m.colour_stats(grey, grey)["hue_shift_deg"] is None
+    # ClipMetrics carries both
+    d = m.clip_metrics(ref, clip(rot_deg=25.0), with_lpips=False).to_dict()
+    assert d["hue_shift_deg"] == pytest.approx(turned["hue_shift_deg"]) and "chroma_ratio" in m.CONVENTIONS
+
+
+def test_hue_classes_find_foliage_and_measure_its_turn():
+    # green foliage-like blocks (h 130, C 40) and blue sky-like blocks (h 250, C 30, light), nothing skin-like
+    h = np.where(np.arange(20).reshape(4, 5) < 10, 130.0, 250.0)[None].repeat(2, 0)
+    c = np.where(h == 130.0, 40.0, 30.0)
+    L = np.where(h == 130.0, 50.0, 75.0)
+
+    def lab(turn_foliage: float) -> np.ndarray:
+        hh = np.radians(h + np.where(h == 130.0, turn_foliage, 0.0))
+        return np.stack([L, c * np.cos(hh), c * np.sin(hh)], -1)
+
+    ref, rec = lab(0.0), lab(-30.0)  # foliage turned towards yellow, sky kept
+    k = m.hue_classes(ref, rec)
+    assert k["foliage"]["blocks"] == 20 and k["sky"]["blocks"] == 20 and k["skin"]["blocks"] == 0
+    assert k["foliage"]["hue_shift_deg"] == pytest.approx(-30.0) and k["sky"]["hue_shift_deg"] == pytest.approx(0.0)
+    assert k["skin"]["hue_shift_deg"] is None and k["skin"]["chroma_ratio"] is None
+
+
 def test_delta_e_map_shape_and_clip_metrics_fields():
     rng = np.random.default_rng(3)
     ref = rng.integers(0, 256, (2, 12, 20, 3), dtype=np.uint8)

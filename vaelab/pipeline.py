@@ -31,6 +31,9 @@ class ModelResult:
         return {
             "psnr": round(m.psnr_mean, 3), "pooled_psnr": round(m.pooled_psnr, 3), "ssim": round(m.ssim_mean, 4),
             "lpips": None if m.lpips_mean is None else round(m.lpips_mean, 4),
+            "delta_e_mean": round(m.delta_e_mean, 3), "delta_e_p95": round(m.delta_e_p95, 3),
+            "chroma_ratio": None if m.chroma_ratio is None else round(m.chroma_ratio, 3),
+            "hue_shift_deg": None if m.hue_shift_deg is None else round(m.hue_shift_deg, 1),
             "latent_shape": [c, t, h, w], "compression": round(r.compression, 2), "params": r.params,
             "encode_s": round(r.encode_s, 4), "decode_s": round(r.decode_s, 4), "device": r.device,
             "precision": r.precision,
@@ -62,7 +65,8 @@ class Comparison:
             out["models"][name] = res.summary() | {
                 "per_frame": {"psnr": [round(v, 3) for v in m.psnr], "ssim": [round(v, 4) for v in m.ssim],
                               "lpips": None if m.lpips is None else [round(v, 4) for v in m.lpips],
-                              "flicker": [round(v, 3) for v in res.flicker]},
+                              "flicker": [round(v, 3) for v in res.flicker],
+                              "delta_e": [round(v, 3) for v in m.delta_e]},
                 **({"codebook": {k: v for k, v in res.extras["codebook"].items() if k != "counts"}}
                    if "codebook" in res.extras else {}),
                 **({"compatibility": {k: v for k, v in res.extras["compatibility"].items() if k != "per_frame"}}

@@ -22,11 +22,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .colour import (
+    CHROMA_MIN,
     COLOUR_BLOCK,
+    HUE_CLASSES,
+    chroma_and_hue,
     colour_stats,
     delta_e_blocks,
     delta_e_ciede2000,
     delta_e_map,
+    hue_classes,
     lab_blocks,
     rgb_to_lab,
 )
@@ -75,6 +79,15 @@ CONVENTIONS: dict[str, str] = {
         "of all frames; partial blocks at the right/bottom edge are left out; 1 is about a just-noticeable "
         "difference, > 5 a clearly different colour"
     ),
+    "chroma_ratio": (
+        "mean CIELAB chroma C*ab = hypot(a*, b*) of the reconstruction's colour blocks over the input's: 1 = as "
+        "colourful, 0 = grey; null when the input is grey (mean C*ab < 1)"
+    ),
+    "hue_shift_deg": (
+        f"circular mean of the CIELAB hue-angle change (reconstruction minus input, degrees) over the input's "
+        f"colour blocks with C*ab >= {CHROMA_MIN:g}, weighted by the smaller of the two chromas; positive = "
+        "counter-clockwise in the a*b* plane (e.g. red -> yellow -> green); null without a colourful block"
+    ),
 }
 
 
@@ -92,6 +105,8 @@ class ClipMetrics:
     delta_e: list[float]
     delta_e_mean: float
     delta_e_p95: float
+    chroma_ratio: float | None = None
+    hue_shift_deg: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe dict (floats, lists of floats, None)."""
@@ -132,7 +147,7 @@ def clip_metrics(
     )
 
 
-__all__ = ["COLOUR_BLOCK", "CONVENTIONS", "GROUP_POSITIONS", "PSNR_CAP", "ClipMetrics", "ClipReference", "SSIMReference", "border_jump_ratio",
+__all__ = ["CHROMA_MIN", "COLOUR_BLOCK", "HUE_CLASSES", "chroma_and_hue", "hue_classes", "CONVENTIONS", "GROUP_POSITIONS", "PSNR_CAP", "ClipMetrics", "ClipReference", "SSIMReference", "border_jump_ratio",
            "clip_metrics", "colour_stats", "delta_e_blocks", "delta_e_ciede2000", "delta_e_map", "error_maps",
            "frechet_distance", "lab_blocks", "lpips_per_frame", "lpips_status", "pooled_psnr", "psnr_by_group_position",
            "psnr_from_mse", "psnr_per_frame", "rgb_to_lab", "sliced_wasserstein", "ssim_per_frame",

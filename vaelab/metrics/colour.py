@@ -7,6 +7,7 @@ import numpy as np
 from ._common import _check, _frame_chunks
 
 COLOUR_BLOCK = 8
+CHROMA_MIN = 10.0  # C*ab a block of the input needs for its hue to count in the hue shift (10: a clear colour)
 
 
 # sRGB (linear) -> XYZ, D65; the same matrix and white point as skimage.color (rgb2xyz / xyz2lab).
@@ -96,13 +97,64 @@ def delta_e_map(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
     return out
 
 
+def chroma_and_hue(ref_lab: np.ndarray, rec_lab: np.ndarray) -> dict:
+    """Two numbers that name what Delta E alone does not: is the colour lost (greyed) or turned (another hue)?
+
+    ``chroma_ratio``: mean CIELAB chroma C*ab = hypot(a*, b*) of the reconstruction's blocks over the input's
+    (1 = as colourful, 0 = grey; None when the input is itself grey, mean C*ab < 1). ``hue_shift_deg``: the
+    circular mean of the hue-angle change h_ab(rec) - h_ab(ref) in degrees over the input's colourful blocks
+    (C*ab >= ``CHROMA_MIN``), each weighted by min(C*ab in, C*ab out) so a greyed block, whose hue is
+    undefined, does not count; positive = counter-clockwise in the a*b* plane (green -> cyan -> blue -> magenta
+    -> red -> yellow -> green); None without a colourful block."""
+    c_ref, c_rec = np.hypot(ref_lab[..., 1], ref_lab[..., 2]), np.hypot(rec_lab[..., 1], rec_lab[..., 2])
+    mean_ref = float(c_ref.mean())
+    ratio = float(c_rec.mean()) / mean_ref if mean_ref >= 1.0 else None
+    sel = c_ref >= CHROMA_MIN
+    w = np.minimum(c_ref, c_rec)[sel]
+    shift = None
+    if sel.any() and w.sum() > 1e-6:
+        d = (np.arctan2(rec_lab[..., 2], rec_lab[..., 1]) - np.arctan2(ref_lab[..., 2], ref_lab[..., 1]))[sel]
+        shift = float(np.degrees(np.arctan2((w * np.sin(d)).sum(), (w * np.cos(d)).sum())))
+    return {"chroma_ratio": ratio, "hue_shift_deg": shift}
+
+
+# Input blocks by what they show, from their CIELAB (L*, C*ab, h_ab in degrees) alone: coarse, stated ranges, so a
+# "foliage turned yellow" or "sky lost its blue" claim has a number. A block may be in no class.
+HUE_CLASSES = {
+    "foliage": {"hue": (95.0, 170.0), "chroma": (12.0, 200.0), "lightness": (10.0, 95.0)},  # yellow-green .. green
+    "sky": {"hue": (200.0, 290.0), "chroma": (8.0, 200.0), "lightness": (40.0, 100.0)},  # cyan-blue .. blue, light
+    "skin": {"hue": (25.0, 80.0), "chroma": (10.0, 45.0), "lightness": (30.0, 90.0)},  # orange-red .. yellow, muted
+}
+
+
+def hue_classes(ref_lab: np.ndarray, rec_lab: np.ndarray) -> dict[str, dict]:
+    """:func:`chroma_and_hue` restricted to the input blocks of each of :data:`HUE_CLASSES`, with their count:
+    ``{class: {"blocks": n, "chroma_ratio": r, "hue_shift_deg": d}}`` (ratio and shift None with no block)."""
+    L = ref_lab[..., 0]
+    c = np.hypot(ref_lab[..., 1], ref_lab[..., 2])
+    h = np.degrees(np.arctan2(ref_lab[..., 2], ref_lab[..., 1])) % 360.0
+    out = {}
+    for name, r in HUE_CLASSES.items():
+        sel = ((h >= r["hue"][0]) & (h < r["hue"][1]) & (c >= r["chroma"][0]) & (c <= r["chroma"][1])
+               & (L >= r["lightness"][0]) & (L <= r["lightness"][1]))
+        n = int(sel.sum())
+        stats = chroma_and_hue(ref_lab[sel], rec_lab[sel]) if n else {"chroma_ratio": None, "hue_shift_deg": None}
+        out[name] = {"blocks": n, **stats}
+    return out
+
+
 def colour_stats(ref: np.ndarray, rec: np.ndarray, block: int = COLOUR_BLOCK,
                  ref_lab: np.ndarray | None = None) -> dict:
-    """Clip colour fidelity: ``delta_e_mean``, ``delta_e_p95`` (over blocks and frames), ``delta_e`` per frame."""
-    de = delta_e_blocks(ref, rec, block, ref_lab)
+    """Clip colour fidelity: ``delta_e_mean``, ``delta_e_p95`` (over blocks and frames), ``delta_e`` per frame,
+    and :func:`chroma_and_hue` of the same blocks (``chroma_ratio``, ``hue_shift_deg``)."""
+    _check(ref, rec)
+    ref_lab = lab_blocks(ref, block) if ref_lab is None else ref_lab
+    rec_lab = lab_blocks(rec, block)
+    de = delta_e_ciede2000(ref_lab, rec_lab)
     flat = de.reshape(len(de), -1)
     return {
         "delta_e_mean": float(flat.mean()),
         "delta_e_p95": float(np.percentile(flat, 95)),
         "delta_e": [float(v) for v in flat.mean(axis=1)],
+        **chroma_and_hue(ref_lab, rec_lab),
     }

@@ -98,6 +98,8 @@ def evaluate(model: models.VAE, clips: dict[str, np.ndarray], max_frames: int | 
             m = clip_metrics(frames, res.recon, with_lpips=False)
             out[name] = {"psnr": round(m.psnr_mean, 3), "ssim": round(m.ssim_mean, 4),
                          "delta_e_mean": round(m.delta_e_mean, 3), "delta_e_p95": round(m.delta_e_p95, 3),
+                         "chroma_ratio": None if m.chroma_ratio is None else round(m.chroma_ratio, 3),
+                         "hue_shift_deg": None if m.hue_shift_deg is None else round(m.hue_shift_deg, 1),
                          "frames": int(len(frames)), "size": f"{frames.shape[2]}x{frames.shape[1]}"}
         else:
             from ..metrics import psnr_per_frame
@@ -273,6 +275,12 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
         # a latent with parts (VidTwin's structure and dynamics) is scaled as one: every part together
         model.config = dataclasses.replace(model.config, scaling_factor=round(float(1.0 / z.flatten().std()), 5))
     path = models.save_weights(model, models.lab_weights_path(cfg.model))
+    parent_sha = None
+    if model.parent is not None:  # trained against the parent's shipped weights: an older pinned copy is stale now
+        import hashlib
+
+        parent_sha = hashlib.sha256(models.lab_weights_path(model.parent).read_bytes()).hexdigest()
+        models.weights.parent_weights_path(cfg.model).unlink(missing_ok=True)
     # evaluate what we ship: the fp16 file read back
     shipped = models.load(cfg.model, weights=str(path), device="cpu")
     ev = evaluate(shipped, heldout, full=True)
@@ -297,6 +305,7 @@ def finalize(model: models.VAE, cfg: TrainConfig, wall_s: float, heldout: dict[s
         **({"heldout_sets": {name: evaluate(shipped, clips, full=True) for name, clips in heldout_sets(128).items()
                              if clips}} if cfg.data_mix == "v2" else {}),
         "weights_file": path.name,
+        **({"parent": {"model": model.parent, "weights_sha256": parent_sha}} if parent_sha else {}),
         "date": time.strftime("%Y-%m-%d"),
     }
     path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")

@@ -35,7 +35,8 @@ MAX_FILE_MB = limits.MAX_FILE_MB
 MAX_WORK_CPU, MAX_WORK_GPU = limits.RECONSTRUCT.work_cpu, limits.RECONSTRUCT.work_gpu
 
 TABLE_HEADERS = ["model", "ran on", "latent (C,T,H,W)", "compression", "params", "encode s", "decode s",
-                 "PSNR dB", "pooled PSNR dB", "SSIM", "LPIPS", "colour ΔE00 mean / p95"]
+                 "PSNR dB", "pooled PSNR dB", "SSIM", "LPIPS", "colour ΔE00 mean / p95",
+                 "chroma kept · hue shift"]
 # error map kinds: label -> (key, fixed colour range, colour-bar title, short name)
 ERROR_KINDS = {
     "|error| (mean over R, G, B; 0-255)": ("rgb", viz.ERROR_RANGE, viz.ERROR_COLORBAR_TITLE, "|error|"),
@@ -66,6 +67,14 @@ def precision_of(res: pipeline.ModelResult) -> str:
     return str(res.summary().get("precision") or "fp32")
 
 
+def chroma_hue_text(m) -> str:
+    """"14 % · -11°": how much of the input's colourfulness survives and how far its hues turn (CIELAB;
+    ``metrics.CONVENTIONS['chroma_ratio' / 'hue_shift_deg']``); "-" where the input has no colour to measure."""
+    kept = "-" if m.chroma_ratio is None else f"{100 * m.chroma_ratio:.0f} %"
+    turn = "-" if m.hue_shift_deg is None else f"{m.hue_shift_deg:+.0f}°"
+    return f"{kept} · {turn}"
+
+
 def table(comp: pipeline.Comparison) -> pd.DataFrame:
     t, h, w, _ = comp.frames.shape
     lpips_cell = "downloading" if comp.lpips_message.startswith("LPIPS: downloading") else "unavailable"
@@ -77,7 +86,7 @@ def table(comp: pipeline.Comparison) -> pd.DataFrame:
             compression_text(s, (t, h, w), res.extras.get("codebook")), f"{s['params'] / 1e6:.2f} M",
             round(s["encode_s"], 3), round(s["decode_s"], 3), round(s["psnr"], 2), round(s["pooled_psnr"], 2),
             round(s["ssim"], 4), lpips_cell if s["lpips"] is None else round(s["lpips"], 4),
-            f"{res.metrics.delta_e_mean:.2f} / {res.metrics.delta_e_p95:.2f}"])
+            f"{res.metrics.delta_e_mean:.2f} / {res.metrics.delta_e_p95:.2f}", chroma_hue_text(res.metrics)])
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
 

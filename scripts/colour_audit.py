@@ -1,0 +1,101 @@
+"""Colour audit of the shipped lab weights: is colour kept (chroma ratio) and does any hue turn (hue shift), on
+every held-out set, overall and for foliage, sky and skin blocks (``vaelab.metrics.HUE_CLASSES``).
+
+    python scripts/colour_audit.py [--models all] [--json docs/measurements/colour_audit.json]
+
+Issue #14's colour target says "no family shifts skin, sky or foliage to another hue": this measures it. Inference
+only (fp32, CPU, the first 17 frames of each held-out set at short side 128, ``engine.run_model`` as the app runs
+it); prints a markdown table for docs/TRAINING.md. Measurements live here, never in a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "measurements" / "colour_audit.json"
+HUE_LIMIT_DEG = 10.0  # a mean turn beyond this reads as another hue (the audit's "shifts", stated in the JSON)
+
+
+def _r(x, n=3):
+    return None if x is None else round(float(x), n)
+
+
+def audit(name: str, sets: dict[str, dict[str, np.ndarray]]) -> dict:
+    from vaelab import engine, metrics, models
+
+    model = models.load(name, device="cpu")
+    out: dict = {"weights": str(getattr(model, "weights_source", "lab")), "sets": {}}
+    pooled_ref, pooled_rec = [], []
+    for set_name, clips in sets.items():
+        ref_l, rec_l, de = [], [], []
+        for clip in clips.values():
+            rec = engine.run_model(model, clip, precision="fp32").recon
+            a, b = metrics.lab_blocks(clip), metrics.lab_blocks(rec)
+            ref_l.append(a.reshape(-1, 3))
+            rec_l.append(b.reshape(-1, 3))
+            de.append(metrics.delta_e_ciede2000(a, b).ravel())
+        a, b = np.concatenate(ref_l), np.concatenate(rec_l)
+        pooled_ref.append(a)
+        pooled_rec.append(b)
+        ch = metrics.chroma_and_hue(a, b)
+        out["sets"][set_name] = {"delta_e_mean": _r(np.concatenate(de).mean()),
+                                 "chroma_ratio": _r(ch["chroma_ratio"]), "hue_shift_deg": _r(ch["hue_shift_deg"], 1),
+                                 "classes": {k: {kk: _r(vv, 1 if kk == "hue_shift_deg" else 3) if kk != "blocks" else vv
+                                                 for kk, vv in v.items()}
+                                             for k, v in metrics.hue_classes(a, b).items()}}
+    a, b = np.concatenate(pooled_ref), np.concatenate(pooled_rec)
+    out["all_sets"] = {k: {kk: _r(vv, 1 if kk == "hue_shift_deg" else 3) if kk != "blocks" else vv
+                           for kk, vv in v.items()} for k, v in metrics.hue_classes(a, b).items()}
+    ch = metrics.chroma_and_hue(a, b)
+    out["all_sets"]["all"] = {"blocks": int(len(a)), "chroma_ratio": _r(ch["chroma_ratio"]),
+                              "hue_shift_deg": _r(ch["hue_shift_deg"], 1)}
+    shifted = [k for k in ("foliage", "sky", "skin") if out["all_sets"][k]["hue_shift_deg"] is not None
+               and abs(out["all_sets"][k]["hue_shift_deg"]) > HUE_LIMIT_DEG]
+    out["shifts_hue"] = shifted
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="all")
+    ap.add_argument("--json", default=str(OUT))
+    args = ap.parse_args()
+    import torch
+
+    from vaelab import models
+    from vaelab.train.data import heldout_sets
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    names = [n for n in models.names() if models.lab_weights_path(n).exists()] if args.models == "all" else args.models.split(",")
+    sets = heldout_sets(128)
+    path = Path(args.json)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["protocol"] = ("shipped lab weights, fp32, CPU, engine.run_model; held-out sets of vaelab.train.data."
+                        "heldout_sets(128) (17 frames each); CIELAB of 8x8 block means; chroma kept = mean C*ab out "
+                        "/ in; hue shift = chroma-weighted circular mean of the hue-angle change (vaelab.metrics."
+                        "chroma_and_hue); classes = vaelab.metrics.HUE_CLASSES; (n) = blocks in the class")
+    data["hue_limit_deg"] = HUE_LIMIT_DEG
+    data["hue_classes"] = __import__("vaelab.metrics", fromlist=["HUE_CLASSES"]).HUE_CLASSES
+    data.setdefault("models", {})
+    for name in names:
+        rec = json.loads(models.lab_weights_path(name).with_suffix(".json").read_text())
+        data["models"][name] = {"version": "v2" if rec.get("recipe", {}).get("data_mix") == "v2" else "v1",
+                                **audit(name, sets)}
+        print(name, json.dumps(data["models"][name]["all_sets"]), flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from training_report import colour_audit_table
+
+    print(colour_audit_table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
