@@ -498,8 +498,30 @@ class CVVAE(VAE):
         self.inflate_from_sd(parent.state_dict())
         self.attach_image_decoder(parent)
 
+    def trained_against(self) -> VAE | None:
+        """The image VAE these lab weights were trained against, when it is no longer the shipped sd-vae: loaded once
+        from ``weights.parent_weights_path`` (kept beside the weights when sd-vae was retrained after them); None
+        for any other weights or when the shipped sd-vae is still that parent."""
+        from .weights import parent_weights_path
+
+        if getattr(self, "weights_source", None) != "lab":
+            return None
+        cached = self.__dict__.get("_trained_against")
+        if cached is None:
+            path = parent_weights_path(self.card.name)
+            if not path.exists():
+                return None
+            from .families import load
+
+            cached = load(self.parent, weights=str(path), device="cpu")
+            cached.weights_source = f"{path.name} (the {self.parent} these weights were trained against)"
+            self.__dict__["_trained_against"] = cached  # outside the module tree, like the attached decoder
+        return cached
+
     def compatibility_with(self, x_bcthw: torch.Tensor, image_model: VAE | None) -> dict[str, Any]:
-        """:meth:`compatibility_psnr` with ``image_model`` as the frozen decoder (for the call), unless one is attached."""
+        """:meth:`compatibility_psnr` with ``image_model`` as the frozen decoder (for the call), unless one is attached.
+        Lab weights read by the image VAE they were trained against (:meth:`trained_against`) where that differs."""
+        image_model = self.trained_against() or image_model
         attach = self.image_vae is None
         if attach and image_model is None:
             return {"psnr": None, "reason": f"{self.card.name} needs an image decoder (pass the sd-vae)"}
@@ -513,11 +535,13 @@ class CVVAE(VAE):
                     self.detach_image_decoder()
         except ValueError as e:
             return {"psnr": None, "reason": str(e)}
-        return res | {"method": f"{self.card.name} compatibility_psnr"}
+        used = self.image_vae if not attach else image_model
+        return res | {"method": f"{self.card.name} compatibility_psnr",
+                      "image_model_weights": str(getattr(used, "weights_source", "lab"))}
 
     def diagnostics(self, x_bcthw: torch.Tensor, reference: Any) -> dict[str, Any]:
         """The compatibility meter on the first ``COMPAT_FRAMES`` frames, read by the lab image VAE it started from."""
-        image_vae = reference(self.parent)
+        image_vae = self.trained_against() or reference(self.parent)
         base = {"model": self.card.name, "image_model": image_vae.card.name}
         if self.released_architecture and getattr(image_vae, "weights_source", "lab") == "lab":
             return {"compatibility": base | {"psnr": None, "reason": (

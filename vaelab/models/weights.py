@@ -31,6 +31,13 @@ def lab_weights_path(name: str) -> Path:
     return ASSETS / "weights" / f"{name}.safetensors"
 
 
+def parent_weights_path(name: str) -> Path:
+    """The weights of the parent model (``VAE.parent``) that ``name``'s shipped lab weights were trained against,
+    kept beside them when the parent's own shipped weights have since been retrained (CV-VAE's latent space is
+    that of the exact image VAE it was inflated from and regularised by; a newer sd-vae cannot read it)."""
+    return ASSETS / "weights" / f"{name}.parent.safetensors"
+
+
 def training_record(name: str) -> dict[str, Any]:
     path = ASSETS / "weights" / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -129,5 +136,5 @@ def save_weights(model: VAE, path: str | Path, dtype: torch.dtype = torch.float1
     return path
 
 
-__all__ = ["ASSETS", "WeightsError", "lab_weights_path", "load_weights", "read_checkpoint", "save_weights",
+__all__ = ["ASSETS", "WeightsError", "lab_weights_path", "parent_weights_path", "load_weights", "read_checkpoint", "save_weights",
            "torch_load_tensors", "training_record", "use_assets"]
