@@ -24,6 +24,12 @@ def _command(name: str, steps: int, r: dict) -> str:
         cmd += f" --image-batch-share {r['image_batch_share']:g}"
     if r.get("captions") is False:
         cmd += " --no-captions"
+    if r.get("data_mix", "v1") != "v1":
+        cmd += f" --data-mix {r['data_mix']}"
+    if r.get("photo_share", 0.3) != 0.3:
+        cmd += f" --photo-share {r['photo_share']:g}"
+    if r.get("precision", "fp32") != "fp32":
+        cmd += f" --precision {r['precision']}"
     return cmd
 
 

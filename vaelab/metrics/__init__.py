@@ -80,13 +80,13 @@ CONVENTIONS: dict[str, str] = {
         "difference, > 5 a clearly different colour"
     ),
     "chroma_ratio": (
-        "mean CIELAB chroma C*ab = hypot(a*, b*) of the reconstruction's colour blocks over the input's: 1 = as "
-        "colourful, 0 = grey; null when the input is grey (mean C*ab < 1)"
+        "mean CIELAB chroma (C_ab = hypot(a, b)) of the reconstruction's colour blocks over the input's: 1 = as "
+        "colourful, 0 = grey; null when the input is grey (mean C_ab < 1)"
     ),
     "hue_shift_deg": (
         f"circular mean of the CIELAB hue-angle change (reconstruction minus input, degrees) over the input's "
-        f"colour blocks with C*ab >= {CHROMA_MIN:g}, weighted by the smaller of the two chromas; positive = "
-        "counter-clockwise in the a*b* plane (e.g. red -> yellow -> green); null without a colourful block"
+        f"colour blocks with C_ab >= {CHROMA_MIN:g}, weighted by the smaller of the two chromas; positive = "
+        "counter-clockwise in the (a, b) plane (e.g. red -> yellow -> green); null without a colourful block"
     ),
 }
 

@@ -37,6 +37,8 @@ MAX_WORK_CPU, MAX_WORK_GPU = limits.RECONSTRUCT.work_cpu, limits.RECONSTRUCT.wor
 TABLE_HEADERS = ["model", "ran on", "latent (C,T,H,W)", "compression", "params", "encode s", "decode s",
                  "PSNR dB", "pooled PSNR dB", "SSIM", "LPIPS", "colour ΔE00 mean / p95",
                  "chroma kept · hue shift"]
+# thirteen columns fit the page without a scroll bar when long cells wrap (compression, LPIPS) instead of widening
+TABLE_WIDTHS = ["8%", "7%", "9%", "10%", "6%", "6%", "6%", "6%", "7%", "6%", "9%", "10%", "10%"]
 # error map kinds: label -> (key, fixed colour range, colour-bar title, short name)
 ERROR_KINDS = {
     "|error| (mean over R, G, B; 0-255)": ("rgb", viz.ERROR_RANGE, viz.ERROR_COLORBAR_TITLE, "|error|"),
@@ -554,7 +556,7 @@ def build(state: gr.State) -> Reconstruct:
             c["enlarged"] = gr.Plot(elem_id="frame-plot", show_label=False)
     c["curves"] = gr.Plot(label="Per-frame metrics", elem_id="curves")
     c["table"] = gr.Dataframe(empty_table(), headers=TABLE_HEADERS, label="Per model", elem_id="table",
-                              interactive=False)
+                              interactive=False, wrap=True, column_widths=TABLE_WIDTHS)
     c["codebook"] = gr.Plot(label="VQGAN codebook usage", visible=False, elem_id="codebook")
     c["groups"] = gr.Plot(label="Temporal groups", visible=False, elem_id="group-psnr")
     c["notes"] = gr.Markdown(elem_id="vaelab-notes")
