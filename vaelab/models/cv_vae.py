@@ -500,21 +500,12 @@ class CVVAE(VAE):
 
     def trained_against(self) -> VAE | None:
         """The image VAE these lab weights were trained against, when it is no longer the shipped sd-vae: loaded once
-        from ``weights.parent_weights_path`` (kept beside the weights when sd-vae was retrained after them); None
-        for any other weights or when the shipped sd-vae is still that parent."""
-        from .weights import parent_weights_path
-
-        if getattr(self, "weights_source", None) != "lab":
-            return None
+        from ``weights.parent_weights_path`` (kept beside the weights when sd-vae was retrained after them; the
+        loader is set by ``families.load``); None for any other weights or when the shipped sd-vae is that parent."""
         cached = self.__dict__.get("_trained_against")
-        if cached is None:
-            path = parent_weights_path(self.card.name)
-            if not path.exists():
-                return None
-            from .families import load
-
-            cached = load(self.parent, weights=str(path), device="cpu")
-            cached.weights_source = f"{path.name} (the {self.parent} these weights were trained against)"
+        loader = self.__dict__.get("_trained_against_loader")
+        if cached is None and loader is not None:
+            cached = loader()
             self.__dict__["_trained_against"] = cached  # outside the module tree, like the attached decoder
         return cached
 

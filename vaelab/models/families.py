@@ -19,7 +19,7 @@ from ..device import auto_device
 from . import metadata, official
 from .base import VAE, ModelCard, WeightsError
 from .config import ModelConfig
-from .weights import lab_weights_path, load_weights, read_checkpoint, training_record
+from .weights import lab_weights_path, load_weights, parent_weights_path, read_checkpoint, training_record
 
 # name -> (module, class), every family we implement. Order is the order shown in the app.
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -75,6 +75,14 @@ def build(name: str, config: ModelConfig | dict[str, Any] | None = None) -> VAE:
     return family_class(name)(config)
 
 
+def _pinned_parent(name: str, parent: str) -> VAE:
+    """The parent ``name``'s lab weights were trained against, from ``parent_weights_path`` (CPU; moved on use)."""
+    path = parent_weights_path(name)
+    model = load(parent, weights=str(path), device="cpu")
+    model.weights_source = f"{path.name} (the {parent} these weights were trained against)"
+    return model
+
+
 def load(name: str, weights: str | Path | None = "lab", device: str | torch.device | None = None) -> VAE:
     """Family ``name`` with ``weights`` ("lab", "random"/None, or a published checkpoint: see ``registry.load``),
     in eval mode on ``device`` (default: ``vaelab.device.auto_device``)."""
@@ -94,6 +102,8 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
         model, notes = _load_published(name, cls, weights)
     model.weights_source = str(weights)
     model.weights_notes = notes
+    if weights == "lab" and model.parent is not None and parent_weights_path(name).exists():
+        model.__dict__["_trained_against_loader"] = lambda: _pinned_parent(name, model.parent)
     model.eval().requires_grad_(False)
     return model.to(auto_device() if device is None else device)
 
