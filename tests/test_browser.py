@@ -63,9 +63,15 @@ def set_slider(page, elem_id: str, value: int) -> None:
     from playwright.sync_api import expect
 
     box = page.locator(f"#{elem_id} input[type=number]")
+    slider = page.locator(f"#{elem_id} input[type=range]")
     box.fill(str(value))
     box.press("Enter")
-    expect(page.locator(f"#{elem_id} input[type=range]")).to_have_value(str(value))
+    try:
+        expect(slider).to_have_value(str(value), timeout=5000)
+    except AssertionError:  # a late re-render of the tab (its defaults arriving) reset the slider: type it again
+        box.fill(str(value))
+        box.press("Enter")
+        expect(slider).to_have_value(str(value), timeout=15000)
 
 
 def choose_models(page, keep: list[str], group: str = "#models") -> None:

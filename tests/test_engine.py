@@ -58,15 +58,17 @@ def test_tiling_with_overlap_hides_seams_that_butted_tiles_show():
     m = models.load("sd-vae", device="cpu")
     frames = pipeline.load_input(None, "bikes", frames=1, size=128).frames
     untiled = engine.run_model(m, frames).recon.astype(float)
-    butted = engine.run_model(m, frames, tile=64, overlap=0)
-    blended = engine.run_model(m, frames, tile=64, overlap=16)
+    # 96 px tiles (12x12 latents): at 64 px (8x8 latents) the v2 sd-vae's GroupNorm and mid-block attention see so
+    # little of the frame that a blended tiling departs 5.6 levels from the untiled decode (v1: 2.4), seams or not
+    butted = engine.run_model(m, frames, tile=96, overlap=0)
+    blended = engine.run_model(m, frames, tile=96, overlap=16)
     assert "seam_score" not in engine.run_model(m, frames).extras
     assert butted.extras["seam_score"] > 2 * blended.extras["seam_score"]
     assert blended.extras["seam_score"] < 2 * max(blended.extras["seam_score_input"], 1.0)
     # tiles stay close to the untiled result on average (the seams are local): within a few uint8 levels
     for r in (butted, blended):
         assert np.abs(r.recon.astype(float) - untiled).mean() < 4
-    assert any("tiled: 64 px tiles, 16 px overlap" in n for n in blended.notes)
+    assert any("tiled: 96 px tiles, 16 px overlap" in n for n in blended.notes)
 
 
 @pytest.mark.parametrize("name", ["walt", "iv-vae"])
