@@ -26,6 +26,17 @@ def _r(x, n=3):
     return None if x is None else round(float(x), n)
 
 
+def _rounded(stats: dict) -> dict:
+    """``chroma_and_hue`` / ``hue_classes`` numbers as the JSON keeps them (block counts as they are)."""
+    return {k: v if k == "blocks" else _r(v, 1 if k == "hue_shift_deg" else 3) for k, v in stats.items()}
+
+
+def _classes(a: np.ndarray, b: np.ndarray) -> dict:
+    from vaelab import metrics
+
+    return {k: _rounded(v) for k, v in metrics.hue_classes(a, b).items()}
+
+
 def audit(name: str, sets: dict[str, dict[str, np.ndarray]]) -> dict:
     from vaelab import engine, metrics, models
 
@@ -43,21 +54,12 @@ def audit(name: str, sets: dict[str, dict[str, np.ndarray]]) -> dict:
         a, b = np.concatenate(ref_l), np.concatenate(rec_l)
         pooled_ref.append(a)
         pooled_rec.append(b)
-        ch = metrics.chroma_and_hue(a, b)
         out["sets"][set_name] = {"delta_e_mean": _r(np.concatenate(de).mean()),
-                                 "chroma_ratio": _r(ch["chroma_ratio"]), "hue_shift_deg": _r(ch["hue_shift_deg"], 1),
-                                 "classes": {k: {kk: _r(vv, 1 if kk == "hue_shift_deg" else 3) if kk != "blocks" else vv
-                                                 for kk, vv in v.items()}
-                                             for k, v in metrics.hue_classes(a, b).items()}}
+                                 **_rounded(metrics.chroma_and_hue(a, b)), "classes": _classes(a, b)}
     a, b = np.concatenate(pooled_ref), np.concatenate(pooled_rec)
-    out["all_sets"] = {k: {kk: _r(vv, 1 if kk == "hue_shift_deg" else 3) if kk != "blocks" else vv
-                           for kk, vv in v.items()} for k, v in metrics.hue_classes(a, b).items()}
-    ch = metrics.chroma_and_hue(a, b)
-    out["all_sets"]["all"] = {"blocks": int(len(a)), "chroma_ratio": _r(ch["chroma_ratio"]),
-                              "hue_shift_deg": _r(ch["hue_shift_deg"], 1)}
-    shifted = [k for k in ("foliage", "sky", "skin") if out["all_sets"][k]["hue_shift_deg"] is not None
-               and abs(out["all_sets"][k]["hue_shift_deg"]) > HUE_LIMIT_DEG]
-    out["shifts_hue"] = shifted
+    out["all_sets"] = _classes(a, b) | {"all": _rounded({"blocks": int(len(a)), **metrics.chroma_and_hue(a, b)})}
+    out["shifts_hue"] = [k for k in ("foliage", "sky", "skin") if out["all_sets"][k]["hue_shift_deg"] is not None
+                         and abs(out["all_sets"][k]["hue_shift_deg"]) > HUE_LIMIT_DEG]
     return out
 
 
@@ -68,11 +70,12 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from vaelab import models
+    from vaelab import metrics, models
     from vaelab.train.data import heldout_sets
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    names = [n for n in models.names() if models.lab_weights_path(n).exists()] if args.models == "all" else args.models.split(",")
+    names = ([n for n in models.all_names() if models.lab_weights_path(n).exists()] if args.models == "all"
+             else args.models.split(","))
     sets = heldout_sets(128)
     path = Path(args.json)
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -81,10 +84,10 @@ def main() -> int:
                         "/ in; hue shift = chroma-weighted circular mean of the hue-angle change (vaelab.metrics."
                         "chroma_and_hue); classes = vaelab.metrics.HUE_CLASSES; (n) = blocks in the class")
     data["hue_limit_deg"] = HUE_LIMIT_DEG
-    data["hue_classes"] = __import__("vaelab.metrics", fromlist=["HUE_CLASSES"]).HUE_CLASSES
+    data["hue_classes"] = metrics.HUE_CLASSES
     data.setdefault("models", {})
     for name in names:
-        rec = json.loads(models.lab_weights_path(name).with_suffix(".json").read_text())
+        rec = models.training_record(name)
         data["models"][name] = {"version": "v2" if rec.get("recipe", {}).get("data_mix") == "v2" else "v1",
                                 **audit(name, sets)}
         print(name, json.dumps(data["models"][name]["all_sets"]), flush=True)

@@ -60,6 +60,8 @@ def test_shipped_cv_vae_is_read_by_the_image_vae_it_was_trained_against(heldout)
     """CV-VAE's idea is a video latent an image decoder can read: that decoder is the exact sd-vae the weights were
     inflated from. When sd-vae is retrained after cv-vae, the old one ships beside cv-vae
     (``cv-vae.parent.safetensors``) and the meter must use it; the newer sd-vae would read the latent as noise."""
+    import hashlib
+
     import torch
 
     if not models.lab_weights_path("cv-vae").exists():
@@ -69,8 +71,6 @@ def test_shipped_cv_vae_is_read_by_the_image_vae_it_was_trained_against(heldout)
     x = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     with torch.no_grad():
         r = cv.compatibility_with(x, sd)
-    import hashlib
-
     pinned = models.weights.parent_weights_path("cv-vae")
     recorded = models.training_record("cv-vae").get("parent", {}).get("weights_sha256")
     if recorded:  # the record names its parent's file; it is the pinned copy, else the shipped sd-vae

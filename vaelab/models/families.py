@@ -103,7 +103,7 @@ def load(name: str, weights: str | Path | None = "lab", device: str | torch.devi
     model.weights_source = str(weights)
     model.weights_notes = notes
     if weights == "lab" and model.parent is not None and parent_weights_path(name).exists():
-        model.__dict__["_trained_against_loader"] = lambda: _pinned_parent(name, model.parent)
+        model.__dict__["_trained_against_loader"] = lambda parent=model.parent: _pinned_parent(name, parent)
     model.eval().requires_grad_(False)
     return model.to(auto_device() if device is None else device)
 
